@@ -1,0 +1,128 @@
+"""The Starlette application: wiring of store, broker, presence and the hub, plus routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.broker import Broker
+from hub.broker_memory import MemoryBroker
+from hub.config import Settings
+from hub.presence import Presence
+from hub.presence_memory import MemoryPresence
+from hub.service import Hub
+from storage.embedded import EmbeddedPostgres
+from storage.pg_store import PgStore
+
+from . import announce, ops, sessions, ws
+from .auth import Authenticator
+from .errors import ApiError, error_response
+from .openapi import openapi_route
+
+log = logging.getLogger("hub")
+
+
+async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
+    if settings.redis_url:
+        from hub.broker_redis import RedisBroker
+        from hub.presence_redis import RedisPresence
+
+        broker = RedisBroker(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            sharded=settings.redis_sharded,
+            node_id=settings.node_id or None,
+        )
+        presence: Presence = RedisPresence(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            node_id=broker.node_id,
+            ttl=settings.presence_ttl,
+        )
+        return broker, presence
+    return MemoryBroker(node_id=settings.node_id or None), MemoryPresence()
+
+
+def _extra_routes() -> list[Any]:
+    """Routes of later features (pages, records); each module is optional while it is built."""
+    found: list[Any] = []
+    for module_name in ("handlers.pages", "handlers.records", "handlers.summary"):
+        try:
+            module = __import__(module_name, fromlist=["routes"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        found.extend(module.routes)
+    return found
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    settings.validate()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        embedded: EmbeddedPostgres | None = None
+        dsn = settings.database_url
+        if not dsn:
+            embedded = EmbeddedPostgres(settings.data_dir)
+            dsn = embedded.start()
+        store = await PgStore.connect(dsn, settings.db_pool_min, settings.db_pool_max)
+        broker, presence = await build_backends(settings)
+        hub = Hub(settings, store, broker, presence)
+        await hub.start()
+        app.state.hub = hub
+        app.state.store = store
+        if settings.dev_mode:
+            log.warning(
+                "DEV MODE: the hub is OPEN; anyone can connect and act as any role without a token. "
+                "Never expose a dev-mode hub."
+            )
+        log.info(
+            "hub ready",
+            extra={
+                "node_id": hub.node_id,
+                "database": "embedded" if embedded else "DATABASE_URL",
+                "broker": "redis" if settings.redis_url else "in-process",
+            },
+        )
+        try:
+            yield
+        finally:
+            await hub.drain()
+            await hub.stop()
+            await store.close()
+            if embedded is not None:
+                embedded.stop()
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # A dependency failed mid-request (database down): a retryable 503, never a 500.
+        log.exception("request failed", extra={"path": request.url.path})
+        return error_response(503, "unavailable", "the hub could not complete the request; try again")
+
+    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes(), openapi_route]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
+    )
+    app.state.settings = settings
+    app.state.auth = Authenticator(settings)
+    return app

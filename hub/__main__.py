@@ -1,0 +1,55 @@
+"""`python -m hub serve` starts the hub; `python -m hub token ...` prints a token."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hub")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the hub")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--no-links", action="store_true", help="don't print the page links")
+
+    token = commands.add_parser("token", help="print a signed token (uses HUB_SECRET)")
+    token.add_argument("--account", required=True)
+    token.add_argument("--user", required=True)
+    token.add_argument("--role", required=True, choices=("participant", "instructor", "observer", "admin"))
+    token.add_argument("--session", action="append", dest="sessions", help="restrict to this session id")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    token.add_argument("--name", help="display name")
+    token.add_argument("--kid", help="signing key id (with HUB_SECRETS)")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from handlers.server import serve as run
+
+        run(args.host, args.port, links=not args.no_links)
+        return 0
+
+    from handlers.auth import Authenticator
+    from hub.config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not settings.secret_keys:
+        print("error: HUB_SECRET is not set; tokens cannot be signed", file=sys.stderr)
+        return 2
+    print(
+        Authenticator(settings).issue(
+            args.account, args.user, args.role, args.sessions, args.ttl, args.name, args.kid
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

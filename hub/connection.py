@@ -1,0 +1,176 @@
+"""One client connection: who it is, its bounded outgoing queue, and its writer.
+
+Fan-out never awaits a member: `offer` appends to the member's queue and returns. The
+connection's own writer task drains the queue onto the socket. A member whose queue is
+full cannot keep up; it is closed with `slow_consumer` so that it resumes with `since`
+instead of holding memory for the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .close_codes import CloseCode, reason
+
+log = logging.getLogger("hub.connection")
+_ids = itertools.count(1)
+
+
+class Transport(Protocol):
+    async def send_text(self, payload: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass
+class Principal:
+    """Who is connected: filled by the auth hook."""
+
+    account_id: str
+    user_id: str
+    role: str
+    name: str
+    sessions: list[str] | None = None  # session ids the token may open; None = any
+    expires_at: float | None = None  # unix time
+
+    @property
+    def actor(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "name": self.name, "role": self.role}
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int):
+        self.rate = rate
+        self.capacity = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class Connection:
+    transport: Transport
+    principal: Principal
+    session_id: str
+    queue_size: int
+    on_closed: Any = None  # callable(code) for metrics
+    conn_id: str = field(default_factory=lambda: f"c{next(_ids)}")
+    last_seq: int = 0
+    last_seen: float = field(default_factory=time.monotonic)
+    errors: int = 0
+    closed: bool = False
+    close_code: int | None = None
+    # While replaying `since`, live events wait here instead of the socket queue.
+    replaying: bool = False
+    held: list[tuple[int, str]] = field(default_factory=list)
+    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(50.0, 100))
+    strikes: int = 0
+
+    def __post_init__(self) -> None:
+        self._queue: deque[str] = deque()
+        self._ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def role(self) -> str:
+        return self.principal.role
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.conn_id}")
+
+    def offer(self, payload: str) -> bool:
+        """Queue a frame without waiting; close the connection if it cannot keep up."""
+        if self.closed:
+            return False
+        if len(self._queue) >= self.queue_size:
+            self.close_soon(CloseCode.SLOW_CONSUMER)
+            return False
+        self._queue.append(payload)
+        self._ready.set()
+        return True
+
+    async def put(self, payload: str) -> None:
+        """Queue a frame, waiting for room first: for replays, which may be long."""
+        while len(self._queue) >= self.queue_size // 2 and not self.closed:
+            self._drained.clear()
+            await self._drained.wait()
+        self.offer(payload)
+
+    def push_event(self, seq: int, payload: str) -> None:
+        """Deliver a log event exactly once, in seq order (the room guarantees the order)."""
+        if self.replaying:
+            if len(self.held) >= self.queue_size:
+                self.close_soon(CloseCode.SLOW_CONSUMER)
+                return
+            self.held.append((seq, payload))
+            return
+        if seq > self.last_seq:
+            self.last_seq = seq
+            self.offer(payload)
+
+    def finish_replay(self) -> None:
+        held, self.held = self.held, []
+        self.replaying = False
+        for seq, payload in held:
+            self.push_event(seq, payload)
+
+    def close_soon(self, code: CloseCode) -> None:
+        """Close after what is queued has been written (or at once for slow consumers)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = int(code)
+        if code == CloseCode.SLOW_CONSUMER:
+            self._queue.clear()
+        self._ready.set()
+
+    async def wait_closed(self, timeout: float) -> None:
+        if self._writer is not None:
+            await asyncio.wait({self._writer}, timeout=timeout)
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                while self._queue:
+                    await self.transport.send_text(self._queue.popleft())
+                self._drained.set()
+                if self.closed:
+                    break
+                self._ready.clear()
+                await self._ready.wait()
+        except Exception as exc:  # the peer went away mid-write; the reader side notices too
+            log.debug("writer stopped", extra={"conn": self.conn_id, "error": repr(exc)})
+            self.closed = True
+            return
+        code = CloseCode(self.close_code or CloseCode.NORMAL)
+        if self.on_closed is not None:
+            self.on_closed(code)
+        try:
+            await self.transport.close(int(code), reason(code))
+        except Exception:
+            pass
+
+    async def stop(self) -> None:
+        self.closed = True
+        self._drained.set()
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            try:
+                await self._writer
+            except (asyncio.CancelledError, Exception):
+                pass

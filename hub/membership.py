@@ -1,0 +1,351 @@
+"""Joining and leaving a room: welcome, resume, presence, and the frames members send.
+
+Join: register the connection in the room with live events held back, send `welcome`,
+replay the log after `since`, then release what was held (the seq filter drops what the
+replay already sent). Leave: the presence entry outlives the socket by a short grace, so
+a client that reconnects at once causes neither `participant_left` nor a new join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from .close_codes import CloseCode
+from .committer import CommitFailed, CommitOverloaded, PendingAppend
+from .connection import Connection
+from .events import (
+    TERMINAL_STATUSES,
+    EventError,
+    envelope,
+    error_message,
+    iso,
+    parse_client_frame,
+)
+from .events import now_iso as iso_now
+from .presence import participant_list
+from .room import Room
+from .store import AppendRequest, AppendResult, SessionRecord
+
+if TYPE_CHECKING:
+    from .service import Hub
+
+log = logging.getLogger("hub.membership")
+
+_ERROR_TEXT = {
+    "not_found": "the session does not exist",
+    "conflict": "the session's status does not allow this event",
+}
+
+
+def member_key(conn: Connection) -> str:
+    return conn.principal.user_id
+
+
+class Membership:
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self.settings = hub.settings
+        self._leaving: dict[tuple[int, str, str], asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self) -> None:
+        self.hub.supervisor.loop("presence-refresh", self._refresh_loop)
+
+    async def stop(self) -> None:
+        for handle in self._leaving.values():
+            handle.cancel()
+        self._leaving.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # join
+
+    async def join(self, conn: Connection, session: SessionRecord, since: int | None) -> bool:
+        """Bring `conn` into the session's room. False: it was refused and is closing."""
+        hub = self.hub
+        room_key = str(session.pk)
+        key = member_key(conn)
+        is_participant = conn.role == "participant"
+        ended = session.status in TERMINAL_STATUSES
+        members = await hub.presence.members(room_key)
+        if is_participant and not ended and key not in members:
+            present = len(participant_list(members))
+            if present >= session.max_participants:
+                self._refuse(conn, "conflict", "the session is full", CloseCode.SESSION_FULL)
+                return False
+
+        room = await hub.open_room(session)
+        conn.replaying = True
+        conn.start()
+        room.add(conn)
+        hub.metrics.connections.inc()
+
+        first = False
+        if not ended:
+            info = {
+                "participant_id": conn.principal.user_id,
+                "name": conn.principal.name,
+                "role": conn.role,
+                "joined_at": iso_now(),
+            }
+            # A reconnect within the grace finds its old entry still present: no new join.
+            first = await hub.presence.add(room_key, key, conn.conn_id, info)
+            members = await hub.presence.members(room_key)
+
+        fresh = await hub.store.get_session_by_pk(session.pk) or session
+        head = max(fresh.head_seq, room.head)
+        resume = self._resume_info(since, head, fresh.retained_from)
+        conn.offer(self._welcome(conn, fresh, members, head, resume))
+        if since is not None and not resume["recovered"]:
+            conn.offer(
+                error_message(
+                    session.session_id,
+                    "resume_unavailable",
+                    "events after 'since' cannot be replayed; refetch the session content",
+                    details=resume,
+                ).decode()
+            )
+        start_after = since if since is not None and resume["recovered"] else head
+        if since is None:
+            start_after = room.head
+        await self._replay(conn, session, start_after, head)
+        conn.last_seq = max(conn.last_seq, start_after)
+        conn.finish_replay()
+
+        if ended:
+            conn.close_soon(CloseCode.SESSION_ENDED)
+        elif first and is_participant:
+            count = len(participant_list(members))
+            data = {
+                "participant_id": conn.principal.user_id,
+                "name": conn.principal.name,
+                "participant_count": count,
+            }
+            self._background(hub.append(fresh, "participant_joined", data, conn.principal.actor))
+        return True
+
+    @staticmethod
+    def _resume_info(since: int | None, head: int, retained_from: int) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "since": since,
+            "recovered": True,
+            "reason": None,
+            "head_seq": head,
+            "retained_from": retained_from,
+        }
+        if since is None:
+            return info
+        if since > head:
+            info.update(recovered=False, reason="ahead_of_log")
+        elif since < head and since + 1 < retained_from:
+            info.update(recovered=False, reason="trimmed")
+        return info
+
+    def _welcome(
+        self,
+        conn: Connection,
+        session: SessionRecord,
+        members: dict[str, dict[str, Any]],
+        head: int,
+        resume: dict[str, Any],
+    ) -> str:
+        participants = participant_list(members)
+        data = {
+            "role": conn.role,
+            "participant_count": len(participants),
+            "participants": [
+                {"participant_id": p["participant_id"], "name": p["name"]} for p in participants
+            ],
+            "instructors": [
+                {"participant_id": p["participant_id"], "name": p["name"]}
+                for p in participant_list(members, "instructor")
+            ],
+            "status": session.status,
+            "current_technique": session.current_technique,
+            "head_seq": head,
+            "title": session.title,
+            "session_type": session.session_type,
+            "max_participants": session.max_participants,
+            "started_at": iso(session.started_at) if session.started_at else None,
+            "resume": resume,
+            "heartbeat_interval": self.settings.heartbeat_interval,
+            "idle_timeout": self.settings.idle_timeout,
+            "connection_id": conn.conn_id,
+        }
+        return envelope("welcome", session.session_id, data, actor=conn.principal.actor).decode()
+
+    async def _replay(self, conn: Connection, session: SessionRecord, after: int, upto: int) -> None:
+        page = self.settings.replay_page
+        while after < upto and not conn.closed:
+            rows = await self.hub._fetch_payloads(session, after, upto)
+            for seq, payload in rows:
+                await conn.put(payload)
+                conn.last_seq = seq
+            if len(rows) < page:
+                break
+            after = rows[-1][0]
+
+    # leave
+
+    async def leave(self, conn: Connection, session: SessionRecord) -> None:
+        hub = self.hub
+        room = hub.rooms.get(session.pk)
+        if room is not None and conn.conn_id in room.members:
+            room.remove(conn)
+            hub.metrics.connections.dec()
+            hub.schedule_release(room)
+        await conn.stop()
+        key = member_key(conn)
+        grace = self.settings.presence_grace
+        if conn.close_code in (CloseCode.SESSION_ENDED, CloseCode.SERVER_SHUTDOWN):
+            grace = 0.0
+        loop = asyncio.get_running_loop()
+        self._leaving[(session.pk, key, conn.conn_id)] = loop.call_later(
+            grace, lambda: self._background(self._finish_leave(conn, session, key))
+        )
+
+    async def _finish_leave(self, conn: Connection, session: SessionRecord, key: str) -> None:
+        hub = self.hub
+        self._leaving.pop((session.pk, key, conn.conn_id), None)
+        room_key = str(session.pk)
+        gone = await hub.presence.remove(room_key, key, conn.conn_id)
+        if not gone or conn.role != "participant":
+            return
+        members = await hub.presence.members(room_key)
+        data = {
+            "participant_id": conn.principal.user_id,
+            "name": conn.principal.name,
+            "participant_count": len(participant_list(members)),
+        }
+        result = await hub.append(session, "participant_left", data, conn.principal.actor)
+        if result.error not in (None, "conflict"):
+            log.warning("participant_left not stored", extra={"error": result.error})
+
+    # frames from members
+
+    def handle_frame(self, conn: Connection, room: Room, raw: str | bytes) -> None:
+        conn.last_seen = time.monotonic()
+        if not conn.bucket.take():
+            conn.strikes += 1
+            if conn.strikes >= self.settings.rate_limit_strikes:
+                self.hub.metrics.closes.labels("rate_limited").inc()
+                conn.close_soon(CloseCode.RATE_LIMITED)
+            else:
+                self._reply_error(conn, room, "rate_limited", "too many messages; slow down")
+            return
+        try:
+            event = parse_client_frame(raw, conn.role)
+        except EventError as exc:
+            self._reply_error(conn, room, exc.code, exc.message, exc.client_id, exc.details)
+            return
+        if event is None:
+            data = {"server_time": iso_now()}
+            conn.offer(envelope("pong", room.session_id, data).decode())
+            return
+        data = event.data
+        if event.type == "session_ended":
+            data = {**data, "status": "completed"}  # cancelling is an HTTP operation
+        request = AppendRequest(
+            room.session_pk,
+            event.type,
+            data,
+            conn.principal.actor,
+            dedupe_key=f"{conn.principal.user_id}\x1f{event.client_id}",
+        )
+        pending = PendingAppend(request, origin=conn, client_id=event.client_id)
+        try:
+            future = self.hub.submit(pending)
+        except CommitOverloaded as exc:
+            self._reply_error(conn, room, "unavailable", str(exc), event.client_id)
+            return
+        future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
+
+    def _after_commit(
+        self, conn: Connection, room: Room, client_id: str, future: asyncio.Future[AppendResult]
+    ) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if isinstance(exc, CommitFailed):
+            message = "the event could not be stored; send it again"
+            self._reply_error(conn, room, "unavailable", message, client_id)
+            return
+        if exc is not None:
+            log.error("unexpected commit failure", exc_info=exc)
+            self._reply_error(conn, room, "unavailable", "internal error; send it again", client_id)
+            return
+        result = future.result()
+        if result.error is not None:
+            message = _ERROR_TEXT.get(result.error, result.error)
+            if result.error == "conflict":
+                message = f"the session is {result.status}; this event is not allowed now"
+            self._reply_error(conn, room, result.error, message, client_id, {"status": result.status})
+
+    def _reply_error(
+        self,
+        conn: Connection,
+        room: Room,
+        code: str,
+        message: str,
+        client_id: Any = None,
+        details: Any = None,
+    ) -> None:
+        self.hub.metrics.frames_refused.labels(code).inc()
+        conn.errors += 1
+        conn.offer(error_message(room.session_id, code, message, client_id, details).decode())
+        if conn.errors >= self.settings.max_errors_per_connection:
+            self.hub.metrics.closes.labels("too_many_errors").inc()
+            conn.close_soon(CloseCode.TOO_MANY_ERRORS)
+
+    def _refuse(self, conn: Connection, code: str, message: str, close: CloseCode) -> None:
+        conn.start()
+        conn.offer(error_message(conn.session_id, code, message).decode())
+        conn.close_soon(close)
+
+    # background
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                exc = t.exception()
+                if not isinstance(exc, CommitFailed | CommitOverloaded):
+                    log.error("membership task failed", exc_info=exc)
+
+        task.add_done_callback(done)
+
+    async def _refresh_loop(self) -> None:
+        """Keep this process's presence alive and sweep members of dead processes."""
+        interval = max(self.settings.presence_ttl / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            await self.hub.presence.refresh()
+            for room in list(self.hub.rooms.values()):
+                for info in await self.hub.presence.reap(str(room.session_pk)):
+                    await self._emit_reaped(room, info)
+
+    async def _emit_reaped(self, room: Room, info: dict[str, Any]) -> None:
+        if info.get("role") != "participant":
+            return
+        session = await self.hub.store.get_session_by_pk(room.session_pk)
+        if session is None or session.status in TERMINAL_STATUSES:
+            return
+        members = await self.hub.presence.members(str(room.session_pk))
+        data = {
+            "participant_id": info.get("participant_id"),
+            "name": info.get("name"),
+            "participant_count": len(participant_list(members)),
+            "reason": "connection_lost",
+        }
+        actor = {
+            "user_id": info.get("participant_id"),
+            "name": info.get("name"),
+            "role": "participant",
+        }
+        await self.hub.append(session, "participant_left", data, actor)

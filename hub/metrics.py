@@ -1,0 +1,62 @@
+"""Prometheus metrics, one registry per hub instance (tests run several in a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class HubMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("hub_connections", "Open WebSocket connections", registry=r)
+        self.rooms = Gauge("hub_rooms", "Rooms with members on this process", registry=r)
+        self.events_in = Counter("hub_events_in_total", "Events accepted into the log", ["type"], registry=r)
+        self.events_out = Counter("hub_events_out_total", "Event frames queued to members", registry=r)
+        self.frames_refused = Counter(
+            "hub_frames_refused_total", "Client frames answered with error", ["code"], registry=r
+        )
+        self.persist_latency = Histogram(
+            "hub_persist_seconds",
+            "Time to write one event batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "hub_persist_batch_size",
+            "Events per group commit",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=r,
+        )
+        self.persist_failures = Counter(
+            "hub_persist_failures_total", "Event batches that failed to store", registry=r
+        )
+        self.broker_latency = Histogram(
+            "hub_broker_publish_seconds",
+            "Time to publish one event to the broker",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.broker_failures = Counter(
+            "hub_broker_publish_failures_total", "Broker publishes that failed", registry=r
+        )
+        self.broker_reconnects = Counter(
+            "hub_broker_reconnects_total", "Broker (Redis) reconnects", registry=r
+        )
+        self.gap_repairs = Counter(
+            "hub_gap_repairs_total", "Events read from the log to fill a gap", registry=r
+        )
+        self.closes = Counter(
+            "hub_connection_closes_total", "Connections closed by the hub", ["reason"], registry=r
+        )
+        self.slow_consumers = Counter(
+            "hub_slow_consumer_closes_total", "Connections closed as slow consumers", registry=r
+        )
+        self.background_failures = Counter(
+            "hub_background_task_failures_total", "Background task crashes", ["task"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,56 @@
+"""The presence seam: who is in each room, across every hub process.
+
+A member is a user in a room (`member_key`), present while at least one of its
+connections is registered on any process. Guarantees the hub relies on:
+
+- **Once per member.** `add` answers True only for the connection that made the member
+  present, `remove` only for the one that made it absent, however many processes
+  race; the hub emits `participant_joined` / `participant_left` on exactly those.
+- **Agreement.** `members` answers the same on every process once `add`/`remove` have
+  returned (within a second for a networked implementation).
+- **Liveness.** Entries of a process that stops refreshing (it died) expire after the
+  TTL; `reap` removes expired members, answering each exactly once across processes
+  so that one process emits their `participant_left`.
+- **Failure.** Methods raise `PresenceUnavailable` when the backend is unreachable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class PresenceUnavailable(Exception):
+    pass
+
+
+class Presence(Protocol):
+    async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
+        """Register a connection; True when the member was absent before."""
+        ...
+
+    async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
+        """Unregister a connection; True when the member has no connection left."""
+        ...
+
+    async def connection_count(self, room: str, member_key: str) -> int:
+        """Connections the member holds in the room, on every process."""
+        ...
+
+    async def members(self, room: str) -> dict[str, dict[str, Any]]:
+        """Every present member's info, by member key."""
+        ...
+
+    async def refresh(self) -> None:
+        """Extend the TTL of every entry this process registered."""
+        ...
+
+    async def reap(self, room: str) -> list[dict[str, Any]]:
+        """Remove members whose every connection expired; answer their info."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def participant_list(members: dict[str, dict[str, Any]], role: str = "participant") -> list[dict]:
+    listed = [info for info in members.values() if info.get("role") == role]
+    return sorted(listed, key=lambda info: (info.get("joined_at", ""), info.get("participant_id")))

@@ -1,0 +1,52 @@
+"""In-process presence for a single hub process."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+
+class MemoryPresence:
+    def __init__(self) -> None:
+        # room -> member_key -> conn_id set; room -> member_key -> info
+        self._conns: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self._info: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+
+    async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
+        conns = self._conns[room][member_key]
+        first = not conns
+        conns.add(conn_id)
+        if first:
+            self._info[room][member_key] = info
+        return first
+
+    async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
+        members = self._conns.get(room)
+        if members is None or member_key not in members:
+            return False
+        conns = members[member_key]
+        conns.discard(conn_id)
+        if conns:
+            return False
+        del members[member_key]
+        self._info[room].pop(member_key, None)
+        if not members:
+            self._conns.pop(room, None)
+            self._info.pop(room, None)
+        return True
+
+    async def connection_count(self, room: str, member_key: str) -> int:
+        return len(self._conns.get(room, {}).get(member_key, ()))
+
+    async def members(self, room: str) -> dict[str, dict[str, Any]]:
+        return dict(self._info.get(room, {}))
+
+    async def refresh(self) -> None:
+        return None
+
+    async def reap(self, room: str) -> list[dict[str, Any]]:
+        return []  # a single process never outlives its own entries
+
+    async def close(self) -> None:
+        self._conns.clear()
+        self._info.clear()

@@ -1,0 +1,303 @@
+"""The hub: rooms on this process, the write path, and the background work around them.
+
+Write path: a client frame is validated (`hub.events`), queued for group commit
+(`hub.committer`), and once PostgreSQL has it the commit listener, in seq order, acks the
+sender, delivers to this process's room and hands the event to the broker for the
+others. Nothing is acknowledged or delivered before it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from .broker import Broker, BrokerUnavailable, session_channel
+from .close_codes import CloseCode
+from .committer import CommitFailed, CommitOverloaded, GroupCommitter, PendingAppend
+from .config import Settings
+from .connection import Connection
+from .events import envelope, iso
+from .metrics import HubMetrics
+from .presence import Presence
+from .room import Room
+from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEvent
+from .supervisor import Supervisor
+
+log = logging.getLogger("hub")
+
+_ENDED_PREFIX = '{"type":"session_ended"'  # orjson keeps key order: "type" is first
+
+
+def encode_stored(session_id: str, event: StoredEvent) -> str:
+    return envelope(
+        event.type, session_id, event.data, seq=event.seq, ts=iso(event.ts), actor=event.actor
+    ).decode()
+
+
+class Hub:
+    def __init__(self, settings: Settings, store: Store, broker: Broker, presence: Presence):
+        self.settings = settings
+        self.store = store
+        self.broker = broker
+        self.presence = presence
+        self.node_id = broker.node_id or uuid.uuid4().hex[:12]
+        self.metrics = HubMetrics()
+        self.rooms: dict[int, Room] = {}
+        self._opening: dict[int, asyncio.Future[Room]] = {}
+        self._outbox: deque[tuple[str, int, bytes]] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._outbox_max = 50_000
+        self.committer = GroupCommitter(
+            store,
+            self._on_committed,
+            batch_max=settings.commit_batch_max,
+            queue_max=settings.commit_queue_max,
+            observer=self._observe_batch,
+        )
+        self.supervisor = Supervisor(self.metrics)
+        self.accepting = True
+        self.user_connections: dict[tuple[str, str], int] = {}
+        # Membership (presence, join/leave events, grace) is its own concept:
+        from .membership import Membership
+
+        self.membership = Membership(self)
+
+    # life cycle
+
+    async def start(self) -> None:
+        await self.broker.start()
+        self.broker.on_resubscribed(self._on_resubscribed)
+        self.committer.start()
+        self.supervisor.watch("group-commit", self.committer.task)
+        self.supervisor.loop("broker-publisher", self._publish_loop)
+        self.supervisor.loop("sweeper", self._sweep_loop)
+        self.supervisor.loop("head-check", self._head_check_loop)
+        self.membership.start()
+
+    async def drain(self) -> None:
+        """SIGTERM: stop accepting, flush accepted events, send everyone elsewhere."""
+        self.accepting = False
+        await self.committer.drain(self.settings.drain_timeout)
+        deadline = time.monotonic() + 2.0
+        while self._outbox and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        conns = [c for room in self.rooms.values() for c in room.members.values()]
+        for conn in conns:
+            conn.close_soon(CloseCode.SERVER_SHUTDOWN)
+        await asyncio.gather(*(c.wait_closed(2.0) for c in conns), return_exceptions=True)
+
+    async def stop(self) -> None:
+        self.accepting = False
+        await self.membership.stop()
+        await self.supervisor.stop()
+        await self.committer.close()
+        for room in list(self.rooms.values()):
+            room.close()
+            for conn in list(room.members.values()):
+                await conn.stop()
+        self.rooms.clear()
+        await self.broker.close()
+        await self.presence.close()
+
+    def readiness(self) -> dict[str, Any]:
+        failures = self.supervisor.failures()
+        return {
+            "broker": self.broker.healthy(),
+            "broker_error": self.broker.last_error(),
+            "commit_error": self.committer.last_error,
+            "background_failures": failures,
+        }
+
+    # rooms
+
+    async def open_room(self, session: SessionRecord) -> Room:
+        room = self.rooms.get(session.pk)
+        if room is not None and room.next_seq is not None:
+            if room.release_handle is not None:
+                room.release_handle.cancel()
+                room.release_handle = None
+            return room
+        opening = self._opening.get(session.pk)
+        if opening is not None:
+            return await asyncio.shield(opening)
+        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
+        self._opening[session.pk] = future
+        try:
+            room = Room(
+                session.pk,
+                session.session_id,
+                session.account_id,
+                fetch=functools.partial(self._fetch_payloads, session),
+                gap_repair_delay=self.settings.gap_repair_delay,
+                on_repair=self.metrics.gap_repairs.inc,
+                on_event=self._after_delivery,
+            )
+            self.rooms[session.pk] = room
+            await self.broker.subscribe(session_channel(session.pk), self._broker_handler(room))
+            fresh = await self.store.get_session_by_pk(session.pk)
+            room.set_head(fresh.head_seq if fresh else session.head_seq)
+            self.metrics.rooms.set(len(self.rooms))
+            future.set_result(room)
+            return room
+        except BaseException as exc:
+            self.rooms.pop(session.pk, None)
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: the caller gets the raise below
+            raise
+        finally:
+            self._opening.pop(session.pk, None)
+
+    def schedule_release(self, room: Room) -> None:
+        if room.members or room.release_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        room.release_handle = loop.call_later(
+            self.settings.room_linger, lambda: asyncio.ensure_future(self._release(room))
+        )
+
+    async def _release(self, room: Room) -> None:
+        room.release_handle = None
+        if room.members or self.rooms.get(room.session_pk) is not room:
+            return
+        del self.rooms[room.session_pk]
+        room.close()
+        self.metrics.rooms.set(len(self.rooms))
+        try:
+            await self.broker.unsubscribe(session_channel(room.session_pk))
+        except Exception:
+            log.warning("unsubscribe failed", extra={"session": room.session_id})
+
+    def _broker_handler(self, room: Room) -> Any:
+        node_id = self.node_id
+
+        def handle(origin: str, seq: int, payload: bytes) -> None:
+            if origin != node_id:
+                room.deliver(seq, payload.decode())
+
+        return handle
+
+    def _on_resubscribed(self, channel: str) -> None:
+        for room in self.rooms.values():
+            if session_channel(room.session_pk) == channel:
+                room.request_repair()
+
+    async def _fetch_payloads(
+        self, session: SessionRecord, after: int, upto: int | None
+    ) -> list[tuple[int, str]]:
+        events = await self.store.read_events(session.pk, after, self.settings.replay_page, upto)
+        return [(e.seq, encode_stored(session.session_id, e)) for e in events]
+
+    def _after_delivery(self, room: Room, seq: int, payload: str) -> None:
+        self.metrics.events_out.inc(len(room.members))
+        if payload.startswith(_ENDED_PREFIX):
+            for conn in list(room.members.values()):
+                conn.close_soon(CloseCode.SESSION_ENDED)
+
+    # the write path
+
+    def submit(self, pending: PendingAppend) -> asyncio.Future[AppendResult]:
+        return self.committer.submit(pending)
+
+    async def append(
+        self,
+        session: SessionRecord,
+        event_type: str,
+        data: dict[str, Any],
+        actor: dict[str, Any] | None,
+        dedupe_key: str | None = None,
+    ) -> AppendResult:
+        """Store one event written by the hub itself (HTTP, presence); deliver it."""
+        request = AppendRequest(session.pk, event_type, data, actor, dedupe_key)
+        return await self.committer.submit(PendingAppend(request))
+
+    def _on_committed(self, pending: PendingAppend, result: AppendResult) -> None:
+        if result.error is not None or result.seq is None or result.ts is None:
+            return
+        request = pending.request
+        room = self.rooms.get(request.session_pk)
+        session_id = room.session_id if room else None
+        if session_id is None:
+            session_id = getattr(pending.origin, "session_id", None) or pending.client_id or ""
+        payload = envelope(
+            request.type,
+            session_id,
+            result.data if result.data is not None else request.data,
+            seq=result.seq,
+            ts=iso(result.ts),
+            actor=request.actor,
+        )
+        text = payload.decode()
+        conn = pending.origin
+        if isinstance(conn, Connection):
+            ack = {"id": pending.client_id, "seq": result.seq, "duplicate": result.duplicate}
+            conn.offer(envelope("ack", session_id, ack).decode())
+        if not result.duplicate:
+            self.metrics.events_in.labels(request.type).inc()
+        if room is not None:
+            room.deliver(result.seq, text)
+        # Duplicates are published again: the first attempt may have died before publishing.
+        self._enqueue_publish(session_channel(request.session_pk), result.seq, payload)
+
+    def _enqueue_publish(self, channel: str, seq: int, payload: bytes) -> None:
+        if len(self._outbox) >= self._outbox_max:
+            self._outbox.popleft()  # others repair it from the log
+            self.metrics.broker_failures.inc()
+        self._outbox.append((channel, seq, payload))
+        self._outbox_ready.set()
+
+    async def _publish_loop(self) -> None:
+        while True:
+            if not self._outbox:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+            channel, seq, payload = self._outbox.popleft()
+            started = time.perf_counter()
+            try:
+                await self.broker.publish(channel, seq, payload)
+            except BrokerUnavailable:
+                self.metrics.broker_failures.inc()  # other processes repair from the log
+                continue
+            self.metrics.broker_latency.observe(time.perf_counter() - started)
+
+    def _observe_batch(self, size: int, seconds: float, ok: bool) -> None:
+        self.metrics.batch_size.observe(size)
+        if ok:
+            self.metrics.persist_latency.observe(seconds)
+        else:
+            self.metrics.persist_failures.inc()
+
+    # background checks
+
+    async def _sweep_loop(self) -> None:
+        """Close idle connections and those whose token expired."""
+        while True:
+            await asyncio.sleep(1.0)
+            now_mono, now_wall = time.monotonic(), time.time()
+            for room in list(self.rooms.values()):
+                for conn in list(room.members.values()):
+                    if now_mono - conn.last_seen > self.settings.idle_timeout:
+                        self.metrics.closes.labels("idle_timeout").inc()
+                        conn.close_soon(CloseCode.IDLE_TIMEOUT)
+                    elif conn.principal.expires_at and now_wall >= conn.principal.expires_at:
+                        self.metrics.closes.labels("token_expired").inc()
+                        conn.close_soon(CloseCode.TOKEN_EXPIRED)
+
+    async def _head_check_loop(self) -> None:
+        """Catch a lost last event: compare each room with the log's head, in one query."""
+        while True:
+            await asyncio.sleep(1.0)
+            rooms = [r for r in self.rooms.values() if r.next_seq is not None]
+            if not rooms:
+                continue
+            heads = await self.store.heads([r.session_pk for r in rooms])
+            for room in rooms:
+                if heads.get(room.session_pk, 0) >= (room.next_seq or 0):
+                    room.request_repair()
+
+
+__all__ = ["CommitFailed", "CommitOverloaded", "Hub", "encode_stored"]

@@ -1,0 +1,75 @@
+"""Per-session metrics derived from the log alone, so they can be rebuilt at any time.
+
+A pure fold over stored events: the content endpoint's `include_metrics`, the live
+listing and the summaries all read the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from statistics import mean
+from typing import Any
+
+from .store import StoredEvent
+
+
+def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
+    by_type: Counter[str] = Counter()
+    counts: list[int] = []
+    hrv_values: list[float] = []
+    improvements: list[float] = []
+    responders: set[str] = set()
+    joined: set[str] = set()
+    prompt_times: dict[int, Any] = {}
+    response_seconds: list[float] = []
+    started = ended = None
+    last_count = 0
+    for event in events:
+        by_type[event.type] += 1
+        data = event.data or {}
+        actor = event.actor or {}
+        if event.type in ("participant_joined", "participant_left"):
+            count = data.get("participant_count")
+            if isinstance(count, int):
+                counts.append(count)
+                last_count = count
+            if event.type == "participant_joined" and data.get("participant_id"):
+                joined.add(str(data["participant_id"]))
+        elif event.type == "hrv_update":
+            if isinstance(data.get("hrv"), int | float):
+                hrv_values.append(float(data["hrv"]))
+            if isinstance(data.get("improvement"), int | float):
+                improvements.append(float(data["improvement"]))
+        elif event.type == "hrv_milestone" and isinstance(data.get("improvement"), int | float):
+            improvements.append(float(data["improvement"]))
+        elif event.type == "prompt":
+            prompt_times[event.seq] = event.ts
+        elif event.type == "response":
+            if actor.get("user_id"):
+                responders.add(str(actor["user_id"]))
+            prompt_seq = data.get("prompt_seq")
+            if isinstance(prompt_seq, int) and prompt_seq in prompt_times:
+                response_seconds.append((event.ts - prompt_times[prompt_seq]).total_seconds())
+        elif event.type == "session_started":
+            started = event.ts
+        elif event.type == "session_ended":
+            ended = event.ts
+    peak = max(counts, default=0)
+    duration = (ended - started).total_seconds() if started and ended else None
+    return {
+        "message_count": sum(by_type.values()),
+        "events_by_type": dict(sorted(by_type.items())),
+        "participants_peak": peak,
+        "participants_average": round(mean(counts), 2) if counts else 0,
+        "participants_total": len(joined),
+        "participants_at_end": last_count,
+        "prompts": by_type["prompt"],
+        "responses": by_type["response"],
+        "engagement_rate": round(len(responders) / len(joined), 4) if joined else 0.0,
+        "completion_rate": round(last_count / peak, 4) if peak and ended else None,
+        "average_hrv": round(mean(hrv_values), 2) if hrv_values else None,
+        "average_hrv_improvement": round(mean(improvements), 2) if improvements else None,
+        "average_response_seconds": round(mean(response_seconds), 3) if response_seconds else None,
+        "duration_seconds": duration,
+    }

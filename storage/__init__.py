@@ -1,0 +1,1 @@
+"""Durable storage: the asyncpg store, its SQL migrations and the embedded PostgreSQL."""

@@ -1,0 +1,215 @@
+"""PostgreSQL implementation of the store seam (`hub.store.Store`) on asyncpg."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from hub.store import AppendRequest, AppendResult, SessionExists, SessionRecord, StoredEvent
+
+from .migrate import apply_migrations
+
+log = logging.getLogger("hub.storage")
+
+_SESSION_COLUMNS = (
+    "id, account_id, session_id, title, session_type, status, instructor, max_participants,"
+    " head_seq, retained_from, current_technique, scheduled_start, started_at, ended_at,"
+    " created_at, updated_at, attributes"
+)
+_SESSION_FIELDS = (
+    "session_id",
+    "title",
+    "session_type",
+    "instructor",
+    "max_participants",
+    "scheduled_start",
+    "attributes",
+    "created_by",
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Binary jsonb: a version byte, then the JSON text; orjson on both sides.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: b"\x01" + orjson.dumps(value),
+        decoder=lambda raw: orjson.loads(raw[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+def _session(row: asyncpg.Record) -> SessionRecord:
+    return SessionRecord(
+        pk=row["id"],
+        account_id=row["account_id"],
+        session_id=row["session_id"],
+        title=row["title"],
+        session_type=row["session_type"],
+        status=row["status"],
+        instructor=row["instructor"],
+        max_participants=row["max_participants"],
+        head_seq=row["head_seq"],
+        retained_from=row["retained_from"],
+        current_technique=row["current_technique"],
+        scheduled_start=row["scheduled_start"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        attributes=row["attributes"] or {},
+    )
+
+
+class PgStore:
+    """Sessions and the event log in PostgreSQL; one pool per hub process."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, min_size: int = 2, max_size: int = 10) -> PgStore:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def ping(self) -> None:
+        async with self.pool.acquire(timeout=2) as conn:
+            await conn.fetchval("SELECT 1", timeout=2)
+
+    # sessions
+
+    async def create_session(self, account_id: str, fields: dict[str, Any]) -> SessionRecord:
+        values = [fields.get(name) for name in _SESSION_FIELDS]
+        values[_SESSION_FIELDS.index("attributes")] = fields.get("attributes") or {}
+        columns = ", ".join(_SESSION_FIELDS)
+        placeholders = ", ".join(f"${i + 2}" for i in range(len(_SESSION_FIELDS)))
+        try:
+            row = await self.pool.fetchrow(
+                f"INSERT INTO hub_sessions (account_id, {columns}) VALUES ($1, {placeholders})"
+                f" RETURNING {_SESSION_COLUMNS}",
+                account_id,
+                *values,
+            )
+        except asyncpg.UniqueViolationError:
+            raise SessionExists(fields.get("session_id")) from None
+        except asyncpg.ForeignKeyViolationError:
+            # First session of an account nobody has registered yet: register it.
+            await self.pool.execute(
+                "INSERT INTO hub_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                account_id,
+            )
+            return await self.create_session(account_id, fields)
+        return _session(row)
+
+    async def get_session(self, account_id: str, session_id: str) -> SessionRecord | None:
+        row = await self.pool.fetchrow(
+            f"SELECT {_SESSION_COLUMNS} FROM hub_sessions WHERE account_id = $1 AND session_id = $2",
+            account_id,
+            session_id,
+        )
+        return _session(row) if row else None
+
+    async def get_session_by_pk(self, pk: int) -> SessionRecord | None:
+        row = await self.pool.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM hub_sessions WHERE id = $1", pk)
+        return _session(row) if row else None
+
+    async def list_sessions(
+        self,
+        account_id: str | None,
+        statuses: Sequence[str] | None = None,
+        session_type: str | None = None,
+        limit: int = 100,
+        after_pk: int | None = None,
+    ) -> list[SessionRecord]:
+        rows = await self.pool.fetch(
+            f"SELECT {_SESSION_COLUMNS} FROM hub_sessions"
+            " WHERE ($1::text IS NULL OR account_id = $1)"
+            " AND ($2::text[] IS NULL OR status = ANY($2))"
+            " AND ($3::text IS NULL OR session_type = $3)"
+            " AND ($4::bigint IS NULL OR id > $4)"
+            " ORDER BY id LIMIT $5",
+            account_id,
+            list(statuses) if statuses is not None else None,
+            session_type,
+            after_pk,
+            limit,
+        )
+        return [_session(row) for row in rows]
+
+    # the log
+
+    async def append_batch(self, items: Sequence[AppendRequest]) -> list[AppendResult]:
+        if not items:
+            return []
+        rows = await self.pool.fetch(
+            "SELECT * FROM hub_append_events($1, $2, $3, $4, $5)",
+            [item.session_pk for item in items],
+            [item.type for item in items],
+            [item.actor for item in items],
+            [item.data for item in items],
+            [item.dedupe_key for item in items],
+        )
+        return [
+            AppendResult(
+                seq=row["out_seq"],
+                ts=row["out_ts"],
+                data=row["out_data"],
+                duplicate=row["out_duplicate"],
+                error=row["out_error"],
+                status=row["out_status"],
+            )
+            for row in rows
+        ]
+
+    async def read_events(
+        self, session_pk: int, after_seq: int, limit: int, upto_seq: int | None = None
+    ) -> list[StoredEvent]:
+        rows = await self.pool.fetch(
+            "SELECT seq, type, ts, actor, data FROM hub_events"
+            " WHERE session_pk = $1 AND seq > $2 AND ($3::bigint IS NULL OR seq <= $3)"
+            " ORDER BY seq LIMIT $4",
+            session_pk,
+            after_seq,
+            upto_seq,
+            limit,
+        )
+        return [
+            StoredEvent(session_pk, row["seq"], row["type"], row["ts"], row["actor"], row["data"])
+            for row in rows
+        ]
+
+    async def count_events(self, session_pk: int) -> int:
+        count = await self.pool.fetchval("SELECT count(*) FROM hub_events WHERE session_pk = $1", session_pk)
+        return int(count)
+
+    async def heads(self, session_pks: Sequence[int]) -> dict[int, int]:
+        rows = await self.pool.fetch(
+            "SELECT id, head_seq FROM hub_sessions WHERE id = ANY($1)", list(session_pks)
+        )
+        return {row["id"]: row["head_seq"] for row in rows}
+
+    async def trim_log(self, session_pk: int, before_seq: int) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE hub_sessions SET retained_from = GREATEST(retained_from, $2) WHERE id = $1",
+                session_pk,
+                before_seq,
+            )
+            status = await conn.execute(
+                "DELETE FROM hub_events WHERE session_pk = $1 AND seq < $2", session_pk, before_seq
+            )
+        return int(status.split()[-1])
