@@ -1,0 +1,132 @@
+"""Shared fixtures: real PostgreSQL and Redis, a fresh database and key prefix per test,
+and real hub processes on free ports.
+
+Services come from DATABASE_URL / REDIS_URL (defaults: the local ones). When one is
+down the fixture tries to start it; under CI=true a missing service fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import redis
+
+from tests.support import HubProcess, admin_dsn, database_dsn, start_hub
+
+BASE_DSN = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _service_missing(what: str, error: Exception) -> None:
+    message = f"{what} is not reachable ({error})"
+    if IN_CI:
+        pytest.fail(message + "; CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+def _try_start_postgres() -> None:
+    subprocess.run(
+        "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+        shell=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def _try_start_redis() -> None:
+    subprocess.run(
+        "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no"
+        " --dir /var/lib/redis --logfile /var/log/redis/ci.log",
+        shell=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_base() -> str:
+    import asyncio
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(admin_dsn(BASE_DSN), timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception:
+        _try_start_postgres()
+        try:
+            asyncio.run(probe())
+        except Exception as exc:
+            _service_missing("PostgreSQL", exc)
+    return BASE_DSN
+
+
+@pytest.fixture(scope="session")
+def redis_base() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
+    except Exception:
+        _try_start_redis()
+        try:
+            redis.Redis.from_url(REDIS_URL, socket_timeout=3).ping()
+        except Exception as exc:
+            _service_missing("Redis", exc)
+    return REDIS_URL
+
+
+@pytest.fixture
+async def database(pg_base: str) -> AsyncIterator[str]:
+    """A fresh, empty database for this test; dropped afterwards."""
+    name = f"hubtest_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_dsn(pg_base))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield database_dsn(pg_base, name)
+    admin = await asyncpg.connect(admin_dsn(pg_base))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_base: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"hubtest:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_base)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def hub_factory(database: str) -> Iterator[object]:
+    """Start real hub processes (`python -m hub serve`) on free ports; all are stopped after."""
+    started: list[HubProcess] = []
+
+    def factory(**env: str) -> HubProcess:
+        merged = {"HUB_DEV": "1", "DATABASE_URL": database, **env}
+        process = start_hub(merged)
+        started.append(process)
+        return process
+
+    yield factory
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def hub(hub_factory: object) -> HubProcess:
+    """One dev-mode hub process on its own database with the in-process broker."""
+    return hub_factory()  # type: ignore[operator, no-any-return]
