@@ -58,7 +58,7 @@ class HubProcess:
 
     def start(self, timeout: float = 30.0) -> HubProcess:
         env = {**os.environ, **self.env}
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it until it stops
+        log = open(self.log_path, "ab")  # the child process writes to it until it stops
         self.proc = subprocess.Popen(
             [
                 sys.executable,
