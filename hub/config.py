@@ -53,8 +53,8 @@ class Settings:
     outbound_queue_size: int = 2048
     max_frame_bytes: int = 64 * 1024
     max_errors_per_connection: int = 50
-    rate_limit_per_second: float = 50.0
-    rate_limit_burst: int = 100
+    rate_limit_per_second: float = 100.0
+    rate_limit_burst: int = 200
     rate_limit_strikes: int = 200
     max_connections_per_user: int = 20
     allowed_origins: list[str] = field(default_factory=list)
@@ -100,8 +100,8 @@ class Settings:
             outbound_queue_size=_int("HUB_OUTBOUND_QUEUE", 2048),
             max_frame_bytes=_int("HUB_MAX_FRAME_BYTES", 64 * 1024),
             max_errors_per_connection=_int("HUB_MAX_ERRORS", 50),
-            rate_limit_per_second=_float("HUB_RATE_LIMIT", 50.0),
-            rate_limit_burst=_int("HUB_RATE_BURST", 100),
+            rate_limit_per_second=_float("HUB_RATE_LIMIT", 100.0),
+            rate_limit_burst=_int("HUB_RATE_BURST", 200),
             rate_limit_strikes=_int("HUB_RATE_STRIKES", 200),
             max_connections_per_user=_int("HUB_MAX_CONNECTIONS_PER_USER", 20),
             allowed_origins=_list("HUB_ALLOWED_ORIGINS"),

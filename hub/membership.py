@@ -13,6 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from .close_codes import CloseCode
 from .committer import CommitFailed, CommitOverloaded, PendingAppend
 from .connection import Connection
@@ -234,7 +236,8 @@ class Membership:
                 self.hub.metrics.closes.labels("rate_limited").inc()
                 conn.close_soon(CloseCode.RATE_LIMITED)
             else:
-                self._reply_error(conn, room, "rate_limited", "too many messages; slow down")
+                message = "too many messages; slow down"
+                self._reply_error(conn, room, "rate_limited", message, _client_id_of(raw))
             return
         try:
             event = parse_client_frame(raw, conn.role)
@@ -349,3 +352,13 @@ class Membership:
             "role": "participant",
         }
         await self.hub.append(session, "participant_left", data, actor)
+
+
+def _client_id_of(raw: str | bytes) -> Any:
+    """The frame's id, if it has a usable one, so a refusal can name what it refused."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    client_id = message.get("id") if isinstance(message, dict) else None
+    return client_id if isinstance(client_id, str) and len(client_id) <= 100 else None

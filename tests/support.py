@@ -168,8 +168,8 @@ class LiveClient:
         except websockets.ConnectionClosed:
             pass
         finally:
-            rcvd = self.ws.close_rcvd
-            self.close_code = rcvd.code if rcvd is not None else 1006
+            code = self.ws.close_code
+            self.close_code = code if code is not None else 1006
 
     async def next(self, timeout: float = 5.0) -> dict[str, Any]:
         return await asyncio.wait_for(self._inbox.get(), timeout)
