@@ -15,7 +15,7 @@ broker that keeps these promises, and no stronger ones are assumed:
 - **Subscription.** Messages published before `subscribe` returns may or may not arrive.
   After a reconnect the broker resubscribes every channel it held and calls the
   `on_resubscribed` callback for each, so the hub can repair what was published while it
-  was away.
+  was away. `on_reconnected` callbacks run once per reconnect (the hub counts them).
 - **Failure.** `publish` raises `BrokerUnavailable` when it cannot hand the message over;
   the caller counts it and relies on repair. `healthy()` says whether the broker is
   connected now; background failures are logged and surface in `/readyz`.
@@ -29,6 +29,7 @@ from typing import Protocol
 
 MessageHandler = Callable[[str, int, bytes], None]  # (origin node id, seq, payload)
 ResubscribedCallback = Callable[[str], None]  # channel
+ReconnectedCallback = Callable[[], None]
 
 
 class BrokerUnavailable(Exception):
@@ -57,6 +58,8 @@ class Broker(Protocol):
         ...
 
     def on_resubscribed(self, callback: ResubscribedCallback) -> None: ...
+
+    def on_reconnected(self, callback: ReconnectedCallback) -> None: ...
 
     def healthy(self) -> bool: ...
 

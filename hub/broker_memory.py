@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections import defaultdict
 
-from .broker import MessageHandler, ResubscribedCallback
+from .broker import MessageHandler, ReconnectedCallback, ResubscribedCallback
 
 log = logging.getLogger("hub.broker")
 
@@ -52,6 +52,9 @@ class MemoryBroker:
 
     def on_resubscribed(self, callback: ResubscribedCallback) -> None:
         self._callbacks.append(callback)
+
+    def on_reconnected(self, callback: ReconnectedCallback) -> None:
+        return None  # never disconnects
 
     def healthy(self) -> bool:
         return True

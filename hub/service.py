@@ -72,6 +72,7 @@ class Hub:
     async def start(self) -> None:
         await self.broker.start()
         self.broker.on_resubscribed(self._on_resubscribed)
+        self.broker.on_reconnected(self.metrics.broker_reconnects.inc)
         self.committer.start()
         self.supervisor.watch("group-commit", self.committer.task)
         self.supervisor.loop("broker-publisher", self._publish_loop)

@@ -1,0 +1,215 @@
+"""One Redis subscriber connection, spoken in RESP2 directly.
+
+Why not redis-py's PubSub: it reconnects and resubscribes on its own, which hides exactly
+the moment the hub must know about (messages published while it was away are lost and
+must be repaired). This link never reconnects: when the socket fails, `run()` raises and
+the owner (`RedisBroker`) decides what happens next.
+
+Liveness: while running, a PING goes out every `health_interval` seconds; if nothing at
+all has been read for three intervals the connection is declared dead and closed (a peer
+that vanished without a FIN would otherwise keep us "connected" forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+Dispatch = Callable[[bytes, bytes], None]  # (channel, message)
+
+_MESSAGE = {b"message", b"smessage"}
+_SUBSCRIBED = {b"subscribe", b"ssubscribe"}
+
+
+class RedisReplyError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"unsupported Redis URL scheme {parts.scheme!r}")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=parts.scheme == "rediss",
+        )
+
+
+def encode_command(*args: bytes | str) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class SubscriberLink:
+    def __init__(
+        self,
+        address: RedisAddress,
+        sharded: bool,
+        dispatch: Dispatch,
+        health_interval: float = 5.0,
+        connect_timeout: float = 2.0,
+    ):
+        self.address = address
+        self.sharded = sharded
+        self._dispatch = dispatch
+        self._health_interval = health_interval
+        self._connect_timeout = connect_timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[bytes, asyncio.Future[None]] = {}
+        self._last_read = time.monotonic()
+        self.connected = False
+
+    async def connect(self) -> None:
+        context = ssl.create_default_context() if self.address.tls else None
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.address.host, self.address.port, ssl=context),
+            self._connect_timeout,
+        )
+        if self.address.password is not None:
+            creds = (
+                [self.address.username, self.address.password]
+                if self.address.username
+                else [self.address.password]
+            )
+            self._write(encode_command("AUTH", *creds))
+            reply = await asyncio.wait_for(self._read(), self._connect_timeout)
+            if isinstance(reply, RedisReplyError):
+                raise reply
+        self._last_read = time.monotonic()
+        self.connected = True
+
+    async def close(self) -> None:
+        self.connected = False
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("subscriber connection closed"))
+                future.exception()  # retrieved: nobody may be waiting any more
+        self._pending.clear()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    # subscriptions
+
+    async def subscribe(self, channel: str, timeout: float) -> None:
+        """Subscribe and wait for Redis to confirm (read by `run`)."""
+        future = self._expect(channel.encode())
+        self._send_subscribe([channel])
+        await asyncio.wait_for(asyncio.shield(future), timeout)
+
+    async def subscribe_many(self, channels: Iterable[str], timeout: float) -> None:
+        """Subscribe before `run` starts: reads the confirmations itself."""
+        names = list(channels)
+        futures = [self._expect(name.encode()) for name in names]
+        self._send_subscribe(names)
+
+        async def confirmations() -> None:
+            while not all(f.done() for f in futures):
+                self._handle(await self._read())
+
+        await asyncio.wait_for(confirmations(), timeout)
+
+    def unsubscribe(self, channel: str) -> None:
+        self._write(encode_command("SUNSUBSCRIBE" if self.sharded else "UNSUBSCRIBE", channel))
+
+    def _send_subscribe(self, names: list[str]) -> None:
+        if self.sharded:
+            # Redis Cluster wants one slot per SSUBSCRIBE: one channel per command.
+            self._write(b"".join(encode_command("SSUBSCRIBE", name) for name in names))
+        else:
+            for start in range(0, len(names), 500):
+                self._write(encode_command("SUBSCRIBE", *names[start : start + 500]))
+
+    def _expect(self, name: bytes) -> asyncio.Future[None]:
+        future = self._pending.get(name)
+        if future is None or future.done():
+            future = asyncio.get_running_loop().create_future()
+            self._pending[name] = future
+        return future
+
+    # reading
+
+    async def run(self) -> None:
+        """Read and dispatch until the connection fails (raises) or is closed (returns)."""
+        pinger = asyncio.create_task(self._ping_loop(), name="redis-subscriber-ping")
+        try:
+            while self.connected:
+                self._handle(await self._read())
+        finally:
+            pinger.cancel()
+            await asyncio.gather(pinger, return_exceptions=True)
+
+    def _handle(self, frame: Any) -> None:
+        self._last_read = time.monotonic()
+        if isinstance(frame, list) and len(frame) == 3:
+            kind = frame[0]
+            if kind in _MESSAGE:
+                self._dispatch(frame[1], frame[2])
+                return
+            if kind in _SUBSCRIBED:
+                future = self._pending.pop(frame[1], None)
+                if future is not None and not future.done():
+                    future.set_result(None)
+                return
+        if isinstance(frame, RedisReplyError):
+            raise frame  # e.g. MOVED or NOPERM: this connection cannot serve us
+        # pong, unsubscribe confirmations: nothing to do
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._health_interval)
+            if time.monotonic() - self._last_read > 3 * self._health_interval:
+                # Silent for too long: drop it; `run` then fails and the owner reconnects.
+                if self._writer is not None:
+                    self._writer.transport.abort()
+                return
+            self._write(encode_command("PING"))
+
+    def _write(self, data: bytes) -> None:
+        if self._writer is None or self._writer.is_closing():
+            raise ConnectionError("subscriber connection is closed")
+        self._writer.write(data)
+
+    async def _read(self) -> Any:
+        assert self._reader is not None
+        line = await self._reader.readuntil(b"\r\n")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"*":
+            return [await self._read() for _ in range(int(rest))]
+        if kind == b"$":
+            size = int(rest)
+            if size < 0:
+                return None
+            data = await self._reader.readexactly(size + 2)
+            return data[:-2]
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return RedisReplyError(rest.decode(errors="replace"))
+        raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
