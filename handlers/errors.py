@@ -1,7 +1,8 @@
 """HTTP error shape and JSON body reading, shared by every endpoint.
 
 Errors are `{"error": {"code", "message", "details"}}`. Bodies are read with a size cap
-(413) and must be JSON objects (400 for broken JSON, 422 for a wrong shape).
+(413) and must be JSON objects (400 for broken JSON, 422 for a wrong shape or for content
+PostgreSQL cannot store: NUL characters, nesting deeper than `hub.safe_json.MAX_DEPTH`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+
+from hub.safe_json import json_problem
 
 
 class ApiError(Exception):
@@ -51,6 +54,12 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(422, "invalid", "request body must be a JSON object")
+    # Valid JSON that PostgreSQL cannot store (NUL, absurd nesting) is refused here, whole,
+    # instead of failing half-way through a write.
+    problem = json_problem(body, "body")
+    if problem is not None:
+        field, reason = problem
+        raise ApiError(422, "invalid", f"{field} {reason}", {"field": field})
     return body
 
 

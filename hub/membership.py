@@ -29,6 +29,7 @@ from .events import (
 from .events import now_iso as iso_now
 from .presence import participant_list
 from .room import Room
+from .safe_json import json_problem
 from .store import AppendRequest, AppendResult, SessionRecord
 
 if TYPE_CHECKING:
@@ -236,11 +237,23 @@ class Membership:
                 self.hub.metrics.closes.labels("rate_limited").inc()
                 conn.close_soon(CloseCode.RATE_LIMITED)
             else:
+                # Not counted towards HUB_MAX_ERRORS: sustained abuse ends in 3508, not 3507.
                 message = "too many messages; slow down"
-                self._reply_error(conn, room, "rate_limited", message, _client_id_of(raw))
+                self._reply_error(conn, room, "rate_limited", message, _client_id_of(raw), counted=False)
             return
+        if conn.strikes and conn.bucket.tokens >= conn.bucket.capacity - 1:
+            conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
         try:
             event = parse_client_frame(raw, conn.role)
+            # Valid JSON PostgreSQL cannot store (NUL, deep nesting) would fail the whole batch.
+            unsafe = json_problem(event.data) if event is not None else None
+            if unsafe is None and event is not None:
+                unsafe = json_problem(event.client_id, "id")
+            if unsafe is not None:
+                field, why = unsafe
+                error = EventError("invalid", f"{field} {why}", {"field": field})
+                error.client_id = event.client_id if event is not None else None
+                raise error
         except EventError as exc:
             self._reply_error(conn, room, exc.code, exc.message, exc.client_id, exc.details)
             return
@@ -295,9 +308,10 @@ class Membership:
         message: str,
         client_id: Any = None,
         details: Any = None,
+        counted: bool = True,
     ) -> None:
         self.hub.metrics.frames_refused.labels(code).inc()
-        conn.errors += 1
+        conn.errors += 1 if counted else 0
         conn.offer(error_message(room.session_id, code, message, client_id, details).decode())
         if conn.errors >= self.settings.max_errors_per_connection:
             self.hub.metrics.closes.labels("too_many_errors").inc()
