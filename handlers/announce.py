@@ -37,6 +37,10 @@ async def live_announce(request: Request) -> Response:
             raise ApiError(404, "not_found", f"session '{session_id[:100]}' not found")
         targets = [record]
     else:
+        # Announcing to every live session of the account is the admin's; others name one.
+        if principal.role != "admin":
+            message = "announcing to every live session needs the admin role; name a session_id"
+            raise ApiError(403, "forbidden", message, {"field": "session_id"})
         targets = [
             r
             for r in await hub.store.list_sessions(principal.account_id, LIVE_STATUSES, limit=10_000)

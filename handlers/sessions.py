@@ -18,10 +18,11 @@ from hub.store import SessionExists, SessionRecord, StoredEvent
 
 from .auth import AuthError, bearer_token, can_open
 from .errors import ApiError, json_response, query_flag, query_int, read_json_object
-from .session_fields import session_json, session_types, validate_create
+from .session_fields import SESSION_ID_PATTERN, session_json, session_types, validate_create
 
 WRITERS = ("instructor", "admin")
 LIVE_STATUSES = ("in_progress", "paused")
+STATUSES = ("scheduled", "in_progress", "paused", "completed", "cancelled")
 _MAX_REPLAY = 50_000
 
 
@@ -34,19 +35,21 @@ def caller(request: Request, roles: tuple[str, ...] | None = None) -> Principal:
     try:
         principal: Principal = request.app.state.auth.from_request(request, bearer_token(request))
     except AuthError as exc:
-        raise ApiError(
-            exc.status, "unauthorized" if exc.status == 401 else "forbidden", exc.message
-        ) from None
+        raise ApiError(exc.status, exc.code, exc.message) from None
     if roles is not None and principal.role not in roles:
-        raise ApiError(403, "forbidden", f"role '{principal.role}' may not do this")
+        needed = " or ".join(roles)
+        raise ApiError(403, "forbidden", f"role '{principal.role}' may not do this; it needs {needed}")
     return principal
 
 
 async def load_session(request: Request, principal: Principal) -> SessionRecord:
     session_id = request.path_params["session_id"]
-    record = await hub_of(request).store.get_session(principal.account_id, session_id)
-    # Another account's session, or one outside the token's list, is simply not there.
-    if record is None or not can_open(principal, session_id):
+    record = None
+    # Another account's session, or one outside the token's list, is simply not there;
+    # neither is an id no session can have (PostgreSQL text cannot even hold NUL).
+    if can_open(principal, session_id) and SESSION_ID_PATTERN.match(session_id):
+        record = await hub_of(request).store.get_session(principal.account_id, session_id)
+    if record is None:
         raise ApiError(404, "not_found", f"session '{session_id[:100]}' not found")
     return record
 
@@ -87,6 +90,8 @@ async def list_sessions(request: Request) -> Response:
     hub = hub_of(request)
     status = request.query_params.get("status")
     statuses = [s for s in status.split(",") if s] if status else None
+    if statuses and not set(statuses) <= set(STATUSES):
+        raise ApiError(422, "invalid", "status must be a comma-separated list of " + ", ".join(STATUSES))
     session_type = request.query_params.get("session_type") or request.query_params.get("type")
     if session_type is not None and session_type not in session_types():
         raise ApiError(422, "invalid", "session_type must be one of " + ", ".join(session_types()))

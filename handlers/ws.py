@@ -7,6 +7,7 @@ close code (a refused handshake only shows an HTTP 403 to browsers).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -15,6 +16,7 @@ from hub.close_codes import CloseCode, reason
 from hub.connection import Connection, Principal, TokenBucket
 from hub.events import error_message
 from hub.service import Hub
+from hub.store import SessionRecord
 
 from .auth import AuthError, can_open, websocket_token
 
@@ -57,73 +59,104 @@ def _role_allowed(principal: Principal, requested: str) -> bool:
     return requested == principal.role
 
 
-async def live_updates(websocket: WebSocket) -> None:
-    hub: Hub = websocket.app.state.hub
-    settings = hub.settings
-    params = websocket.query_params
-    token, subprotocol = websocket_token(websocket)
-    await websocket.accept(subprotocol=subprotocol)
-    session_id = params.get("session_id", "")
-    role = params.get("role", "")
-    if not hub.accepting:
-        await _refuse(
-            websocket, session_id, CloseCode.SERVER_SHUTDOWN, "unavailable", "the hub is shutting down"
+class Refusal(Exception):
+    """Why a connection is turned away: the close code, the error code, the message."""
+
+    def __init__(self, close: CloseCode, code: str, message: str):
+        super().__init__(message)
+        self.close = close
+        self.code = code
+        self.message = message
+
+
+def _text_param(params: Any, name: str, low: int, high: int) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not low <= len(value) <= high or "\x00" in value:
+        raise Refusal(
+            CloseCode.BAD_REQUEST, "invalid", f"{name} must be {low} to {high} characters, without NUL"
         )
-        return
-    if settings.allowed_origins:
-        origin = websocket.headers.get("origin")
-        if origin is not None and origin not in settings.allowed_origins:
-            await _refuse(websocket, session_id, CloseCode.FORBIDDEN, "forbidden", "origin not allowed")
-            return
-    if not session_id or len(session_id) > 100:
-        await _refuse(websocket, session_id, CloseCode.BAD_REQUEST, "invalid", "session_id is required")
-        return
+    return str(value)
+
+
+def _parse_query(params: Any) -> tuple[str, str, int | None, str | None]:
+    """(session_id, role, since, name) from the query string, or Refusal(bad_request)."""
+    session_id = _text_param(params, "session_id", 1, 100)
+    if session_id is None:
+        raise Refusal(CloseCode.BAD_REQUEST, "invalid", "session_id is required")
+    role = params.get("role", "")
     if role not in CONNECT_ROLES:
-        message = "role must be one of participant, instructor, observer"
-        await _refuse(websocket, session_id, CloseCode.BAD_REQUEST, "invalid", message)
-        return
+        message = "role must be one of " + ", ".join(CONNECT_ROLES)
+        raise Refusal(CloseCode.BAD_REQUEST, "invalid", message)
     since: int | None = None
     if params.get("since") not in (None, ""):
-        try:
-            since = int(params["since"])
-            if since < 0:
-                raise ValueError
-        except ValueError:
-            message = "since must be a whole number ≥ 0"
-            await _refuse(websocket, session_id, CloseCode.BAD_REQUEST, "invalid", message)
-            return
-    name = params.get("name")
-    if name is not None and not 1 <= len(name) <= 100:
-        message = "name must be 1 to 100 characters"
-        await _refuse(websocket, session_id, CloseCode.BAD_REQUEST, "invalid", message)
-        return
+        raw = params["since"]
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+            raise Refusal(CloseCode.BAD_REQUEST, "invalid", "since must be a whole number ≥ 0")
+        since = int(raw)
+    name = _text_param(params, "name", 1, 100)
+    _text_param(params, "user_id", 1, 100)  # dev mode names the user with it
+    return session_id, role, since, name
+
+
+async def _admit(
+    websocket: WebSocket, hub: Hub, token: str | None
+) -> tuple[Principal, SessionRecord, int | None]:
+    """Everything that decides whether this connection may join: Refusal if not."""
+    if not hub.accepting:
+        raise Refusal(CloseCode.SERVER_SHUTDOWN, "unavailable", "the hub is shutting down")
+    session_id, role, since, name = _parse_query(websocket.query_params)
     try:
         principal = websocket.app.state.auth.from_request(websocket, token, role_hint=role)
     except AuthError as exc:
-        code = CloseCode.UNAUTHORIZED if exc.status == 401 else CloseCode.FORBIDDEN
-        await _refuse(websocket, session_id, code, "unauthorized", exc.message)
-        return
+        close = CloseCode.UNAUTHORIZED if exc.status == 401 else CloseCode.FORBIDDEN
+        raise Refusal(close, exc.code, exc.message) from None
     if not _role_allowed(principal, role):
         message = f"the token's role '{principal.role}' may not connect as '{role}'"
-        await _refuse(websocket, session_id, CloseCode.FORBIDDEN, "forbidden", message)
-        return
+        raise Refusal(CloseCode.FORBIDDEN, "forbidden", message)
     if name and token:
         principal.name = name
     principal.role = role  # the connection acts in the role it asked for
-    session = await hub.store.get_session(principal.account_id, session_id)
-    if session is None or not can_open(principal, session_id):
-        await _refuse(websocket, session_id, CloseCode.NOT_FOUND, "not_found", "session not found")
+    # Another account's session, or one outside the token's list, is simply not there.
+    session = None
+    if can_open(principal, session_id):
+        session = await hub.store.get_session(principal.account_id, session_id)
+    if session is None:
+        raise Refusal(CloseCode.NOT_FOUND, "not_found", f"session '{session_id}' not found")
+    user_key = (principal.account_id, principal.user_id)
+    if hub.user_connections.get(user_key, 0) >= hub.settings.max_connections_per_user:
+        message = (
+            f"too many connections for this user (at most {hub.settings.max_connections_per_user}, "
+            "HUB_MAX_CONNECTIONS_PER_USER)"
+        )
+        raise Refusal(CloseCode.TOO_MANY_CONNECTIONS, "rate_limited", message)
+    return principal, session, since
+
+
+async def live_updates(websocket: WebSocket) -> None:
+    hub: Hub = websocket.app.state.hub
+    settings = hub.settings
+    token, subprotocol = websocket_token(websocket)
+    await websocket.accept(subprotocol=subprotocol)
+    session_id = websocket.query_params.get("session_id", "")[:100].replace("\x00", "")
+    try:
+        principal, session, since = await _admit(websocket, hub, token)
+    except Refusal as refusal:
+        await _refuse(websocket, session_id, refusal.close, refusal.code, refusal.message)
+        return
+    except Exception:
+        # The database is unreachable: the client may try again (3004 is in the reconnect range).
+        log.exception("connection not admitted", extra={"session": session_id})
+        message = "the hub could not check this connection; try again"
+        await _refuse(websocket, session_id, CloseCode.INTERNAL_ERROR, "unavailable", message)
         return
     user_key = (principal.account_id, principal.user_id)
-    if hub.user_connections.get(user_key, 0) >= settings.max_connections_per_user:
-        message = "too many connections for this user"
-        await _refuse(websocket, session_id, CloseCode.TOO_MANY_CONNECTIONS, "rate_limited", message)
-        return
 
     conn = Connection(
         StarletteTransport(websocket),
         principal,
-        session_id,
+        session.session_id,
         settings.outbound_queue_size,
         on_closed=lambda code: _count_close(hub, code),
         bucket=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),

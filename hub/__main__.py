@@ -26,14 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--kid", help="signing key id (with HUB_SECRETS)")
 
     args = parser.parse_args(argv)
+    from hub.config import ConfigError, Settings
+
     if args.command == "serve":
         from handlers.server import serve as run
 
-        run(args.host, args.port, links=not args.no_links)
+        try:
+            run(args.host, args.port, links=not args.no_links)
+        except ConfigError as exc:  # one clear line instead of a traceback
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
 
-    from handlers.auth import Authenticator
-    from hub.config import ConfigError, Settings
+    from handlers.auth import Authenticator, AuthError
 
     try:
         settings = Settings.from_env()
@@ -43,11 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     if not settings.secret_keys:
         print("error: HUB_SECRET is not set; tokens cannot be signed", file=sys.stderr)
         return 2
-    print(
-        Authenticator(settings).issue(
+    if args.ttl <= 0:
+        print("error: --ttl must be a positive number of seconds", file=sys.stderr)
+        return 2
+    try:
+        token_text = Authenticator(settings).issue(
             args.account, args.user, args.role, args.sessions, args.ttl, args.name, args.kid
         )
-    )
+    except AuthError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    print(token_text)
     return 0
 
 
