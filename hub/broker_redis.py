@@ -79,6 +79,7 @@ class RedisBroker:
         self._error: str | None = None
         self._connected_once = asyncio.Event()
         self.reconnects = 0
+        self.client_name = f"hub-sub-{self.node_id}".replace(" ", "_")
 
     # life cycle
 
@@ -167,7 +168,13 @@ class RedisBroker:
     async def _listen_forever(self) -> None:
         attempt = 0
         while True:
-            link = SubscriberLink(self._address, self.sharded, self._dispatch, self._health_interval)
+            link = SubscriberLink(
+                self._address,
+                self.sharded,
+                self._dispatch,
+                self._health_interval,
+                name=self.client_name,
+            )
             try:
                 await link.connect()
                 self._link = link

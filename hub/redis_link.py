@@ -69,8 +69,10 @@ class SubscriberLink:
         dispatch: Dispatch,
         health_interval: float = 5.0,
         connect_timeout: float = 2.0,
+        name: str | None = None,
     ):
         self.address = address
+        self.name = name  # CLIENT SETNAME: lets operators (and tests) find this connection
         self.sharded = sharded
         self._dispatch = dispatch
         self._health_interval = health_interval
@@ -94,6 +96,11 @@ class SubscriberLink:
                 else [self.address.password]
             )
             self._write(encode_command("AUTH", *creds))
+            reply = await asyncio.wait_for(self._read(), self._connect_timeout)
+            if isinstance(reply, RedisReplyError):
+                raise reply
+        if self.name:
+            self._write(encode_command("CLIENT", "SETNAME", self.name))
             reply = await asyncio.wait_for(self._read(), self._connect_timeout)
             if isinstance(reply, RedisReplyError):
                 raise reply

@@ -1,0 +1,178 @@
+"""Presence in Redis, shared by every hub process (keeps the promises of `hub.presence`).
+
+Per room, three keys (all under the deployment's key prefix):
+
+- `<p>presence:<room>:conns`: sorted set of `member_key \\x1f conn_id`, scored by the
+  time (Redis server clock, ms) at which the connection's entry expires;
+- `<p>presence:<room>:counts`: hash member_key → live connection count;
+- `<p>presence:<room>:info`: hash member_key → the member's info (JSON).
+
+Every change runs as one Lua script, so `add` answers True to exactly one connection
+however many processes race, `remove` and `reap` likewise, and the three keys never
+disagree. Expiry uses the Redis server's clock, so hub hosts need no synchronised clocks.
+
+Liveness: an entry lives `ttl * 2/3` past its last refresh and the hub refreshes (and
+reaps) every `ttl / 3`; a dead process's members are therefore reaped at most `ttl`
+after it died, while a live process has `ttl / 3` of slack for a late refresh. Whole
+room keys expire after `4 * ttl` without any refresh, so abandoned rooms leave nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .presence import PresenceUnavailable
+
+log = logging.getLogger("hub.presence")
+
+SEP = "\x1f"
+
+# KEYS: conns, counts, info. ARGV: field, member_key, info json, life ms, key ttl ms
+_ADD = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local added = redis.call('ZADD', KEYS[1], now + ARGV[4], ARGV[1])
+local first = 0
+if added == 1 then
+  if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
+    redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+    first = 1
+  end
+end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+return first
+"""
+
+# KEYS: conns, counts, info. ARGV: field, member_key
+_REMOVE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: conns, counts, info. ARGV: life ms, key ttl ms, then (field, member_key, info)*
+# Extends this process's entries; one that was reaped meanwhile (the process stalled
+# past its TTL) is registered again, since its connection is in fact alive.
+_REFRESH = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local expires = now + ARGV[1]
+for i = 3, #ARGV, 3 do
+  if redis.call('ZADD', KEYS[1], expires, ARGV[i]) == 1 then
+    if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
+      redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
+    end
+  end
+end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+return 0
+"""
+
+# KEYS: conns, counts, info. Returns the info of every member whose last entry expired.
+_REAP = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local gone = {}
+for _, field in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], field)
+  local member = string.sub(field, 1, string.find(field, '\\31', 1, true) - 1)
+  if redis.call('HINCRBY', KEYS[2], member, -1) <= 0 then
+    redis.call('HDEL', KEYS[2], member)
+    local info = redis.call('HGET', KEYS[3], member)
+    redis.call('HDEL', KEYS[3], member)
+    if info then table.insert(gone, info) end
+  end
+end
+return gone
+"""
+
+
+class RedisPresence:
+    def __init__(self, url: str, prefix: str = "hub:", node_id: str = "", ttl: float = 15.0):
+        self.prefix = prefix
+        self.node_id = node_id
+        self.ttl = ttl
+        self._life_ms = max(int(ttl * 1000 * 2 / 3), 1)
+        self._key_ttl_ms = int(ttl * 4000)
+        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        self._add = self._client.register_script(_ADD)
+        self._remove = self._client.register_script(_REMOVE)
+        self._refresh = self._client.register_script(_REFRESH)
+        self._reap = self._client.register_script(_REAP)
+        # What this process registered: room -> field -> (member_key, info json)
+        self._mine: dict[str, dict[str, tuple[str, str]]] = {}
+
+    def _keys(self, room: str) -> list[str]:
+        base = f"{self.prefix}presence:{room}:"
+        return [base + "conns", base + "counts", base + "info"]
+
+    async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
+        field = member_key + SEP + conn_id
+        encoded = orjson.dumps(info).decode()
+        self._mine.setdefault(room, {})[field] = (member_key, encoded)
+        args = [field, member_key, encoded, self._life_ms, self._key_ttl_ms]
+        try:
+            return bool(await self._add(keys=self._keys(room), args=args))
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+
+    async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
+        field = member_key + SEP + conn_id
+        mine = self._mine.get(room)
+        if mine is not None:
+            mine.pop(field, None)
+            if not mine:
+                del self._mine[room]
+        try:
+            return bool(await self._remove(keys=self._keys(room), args=[field, member_key]))
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+
+    async def connection_count(self, room: str, member_key: str) -> int:
+        try:
+            raw = await self._client.hget(self._keys(room)[1], member_key)
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+        return max(int(raw), 0) if raw is not None else 0
+
+    async def members(self, room: str) -> dict[str, dict[str, Any]]:
+        try:
+            raw = await self._client.hgetall(self._keys(room)[2])
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+        return {key.decode(): orjson.loads(value) for key, value in raw.items()}
+
+    async def refresh(self) -> None:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for room, entries in list(self._mine.items()):
+                    args: list[Any] = [self._life_ms, self._key_ttl_ms]
+                    for field, (member_key, info) in entries.items():
+                        args.extend((field, member_key, info))
+                    await self._refresh(keys=self._keys(room), args=args, client=pipe)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+
+    async def reap(self, room: str) -> list[dict[str, Any]]:
+        try:
+            gone = await self._reap(keys=self._keys(room))
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+        if gone:
+            log.info("presence entries expired", extra={"room": room, "members": len(gone)})
+        return [orjson.loads(info) for info in gone]
+
+    async def close(self) -> None:
+        self._mine.clear()
+        await self._client.aclose()

@@ -1,0 +1,103 @@
+"""The presence contract (hub/presence.py), run against the in-memory and the Redis presence.
+
+"Processes" are separate presence objects; in memory they are one object (a single
+process), in Redis separate clients on one key prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from hub.presence_memory import MemoryPresence
+from hub.presence_redis import RedisPresence
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def processes(request: Any) -> AsyncIterator[Callable[..., Any]]:
+    made: list[Any] = []
+    shared = MemoryPresence()
+
+    def make(node: str = "n", ttl: float = 15.0) -> Any:
+        if request.param == "memory":
+            return shared
+        presence = RedisPresence(
+            request.getfixturevalue("redis_base"),
+            prefix=request.getfixturevalue("redis_prefix"),
+            node_id=node,
+            ttl=ttl,
+        )
+        made.append(presence)
+        return presence
+
+    make.kind = request.param  # type: ignore[attr-defined]
+    yield make
+    for presence in made:
+        await presence.close()
+
+
+def info(user: str, role: str = "participant") -> dict[str, Any]:
+    return {"participant_id": user, "name": user.title(), "role": role, "joined_at": "t"}
+
+
+async def test_add_and_remove_answer_true_once_per_member(processes):
+    a, b = processes("a"), processes("b")
+    assert await a.add("1", "bob", "c1", info("bob")) is True
+    assert await b.add("1", "bob", "c2", info("bob")) is False
+    assert await a.connection_count("1", "bob") == 2
+    assert await b.remove("1", "bob", "c2") is False
+    assert await b.remove("1", "bob", "c2") is False  # twice: nothing more to remove
+    assert await a.remove("1", "bob", "c1") is True
+    assert await a.connection_count("1", "bob") == 0
+    assert await b.members("1") == {}
+
+
+async def test_members_agree_across_processes(processes):
+    a, b = processes("a"), processes("b")
+    await a.add("1", "bob", "c1", info("bob"))
+    await b.add("1", "sarah", "c2", info("sarah", "instructor"))
+    await b.add("2", "eve", "c3", info("eve"))
+    expected = {"bob": info("bob"), "sarah": info("sarah", "instructor")}
+    assert await a.members("1") == expected
+    assert await b.members("1") == expected
+    assert list(await a.members("2")) == ["eve"]
+
+
+async def test_racing_joins_and_leaves_yield_one_true_each(processes):
+    a, b = processes("a"), processes("b")
+    adds = [(a if i % 2 else b).add("1", "bob", f"c{i}", info("bob")) for i in range(20)]
+    assert sum(await asyncio.gather(*adds)) == 1
+    removes = [(b if i % 2 else a).remove("1", "bob", f"c{i}") for i in range(20)]
+    assert sum(await asyncio.gather(*removes)) == 1
+    assert await a.members("1") == {}
+
+
+async def test_entries_of_a_process_that_stops_refreshing_are_reaped_once(processes):
+    if processes.kind == "memory":
+        pytest.skip("a single process never outlives its own entries")
+    dead, live, other = processes("dead", ttl=0.6), processes("live", ttl=0.6), processes("o", ttl=0.6)
+    await dead.add("1", "bob", "c1", info("bob"))
+    await dead.add("1", "amy", "c2", info("amy"))
+    await live.add("1", "amy", "c3", info("amy"))  # amy is still here through `live`
+    await live.add("1", "sam", "c4", info("sam"))
+    for _ in range(6):  # `live` refreshes, `dead` does not
+        await asyncio.sleep(0.15)
+        await live.refresh()
+    reaped = await asyncio.gather(live.reap("1"), other.reap("1"), live.reap("1"))
+    gone = [member["participant_id"] for batch in reaped for member in batch]
+    assert gone == ["bob"]
+    assert sorted(await other.members("1")) == ["amy", "sam"]
+    assert await other.connection_count("1", "amy") == 1
+
+
+async def test_refresh_keeps_a_quiet_process_present(processes):
+    a = processes("a", ttl=0.45)
+    await a.add("1", "bob", "c1", info("bob"))
+    for _ in range(5):
+        await asyncio.sleep(0.15)
+        await a.refresh()
+        assert await a.reap("1") == []
+    assert list(await a.members("1")) == ["bob"]
