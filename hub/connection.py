@@ -137,6 +137,8 @@ class Connection:
         self.close_code = int(code)
         if code == CloseCode.SLOW_CONSUMER:
             self._queue.clear()
+        if self.on_closed is not None:
+            self.on_closed(code)  # counted now: the close frame may wait on a stalled peer
         self._ready.set()
 
     async def wait_closed(self, timeout: float) -> None:
@@ -158,10 +160,10 @@ class Connection:
             self.closed = True
             return
         code = CloseCode(self.close_code or CloseCode.NORMAL)
-        if self.on_closed is not None:
-            self.on_closed(code)
         try:
-            await self.transport.close(int(code), reason(code))
+            # A peer that never reads would hold the close frame forever; the ASGI server's
+            # ping timeout then drops the socket.
+            await asyncio.wait_for(self.transport.close(int(code), reason(code)), timeout=10)
         except Exception:
             pass
 
