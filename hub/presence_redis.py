@@ -97,6 +97,10 @@ return gone
 """
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisPresence:
     def __init__(self, url: str, prefix: str = "hub:", node_id: str = "", ttl: float = 15.0):
         self.prefix = prefix
@@ -120,7 +124,7 @@ class RedisPresence:
         field = member_key + SEP + conn_id
         encoded = orjson.dumps(info).decode()
         self._mine.setdefault(room, {})[field] = (member_key, encoded)
-        args = [field, member_key, encoded, self._life_ms, self._key_ttl_ms]
+        args: list[Any] = [field, member_key, encoded, self._life_ms, self._key_ttl_ms]
         try:
             return bool(await self._add(keys=self._keys(room), args=args))
         except (RedisError, OSError) as exc:
@@ -150,7 +154,7 @@ class RedisPresence:
             raw = await self._client.hgetall(self._keys(room)[2])
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
-        return {key.decode(): orjson.loads(value) for key, value in raw.items()}
+        return {_text(key): orjson.loads(value) for key, value in raw.items()}
 
     async def refresh(self) -> None:
         try:
