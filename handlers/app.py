@@ -20,6 +20,7 @@ from hub.presence_memory import MemoryPresence
 from hub.service import Hub
 from storage.embedded import EmbeddedPostgres
 from storage.pg_store import PgStore
+from storage.records_store import RecordsStore
 
 from . import announce, ops, sessions, ws
 from .auth import Authenticator
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store = await PgStore.connect(dsn, settings.db_pool_min, settings.db_pool_max)
         broker, presence = await build_backends(settings)
         hub = Hub(settings, store, broker, presence)
+        hub.attach_records(RecordsStore(store.pool))
         await hub.start()
         app.state.hub = hub
         app.state.store = store

@@ -24,6 +24,7 @@ from .connection import Connection
 from .events import envelope, iso
 from .metrics import HubMetrics
 from .presence import Presence
+from .records_worker import ProjectionStore, RecordsWorker
 from .room import Room
 from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEvent
 from .supervisor import Supervisor
@@ -66,6 +67,11 @@ class Hub:
         from .membership import Membership
 
         self.membership = Membership(self)
+        # Session records projected from the log (hub/records_worker.py); attached by the app.
+        self.records: RecordsWorker | None = None
+
+    def attach_records(self, store: ProjectionStore) -> None:
+        self.records = RecordsWorker(store)
 
     # life cycle
 
@@ -79,6 +85,8 @@ class Hub:
         self.supervisor.loop("sweeper", self._sweep_loop)
         self.supervisor.loop("head-check", self._head_check_loop)
         self.membership.start()
+        if self.records is not None:
+            self.supervisor.loop("records-projector", self.records.run)
 
     async def drain(self) -> None:
         """SIGTERM: stop accepting, flush accepted events, send everyone elsewhere."""
@@ -239,6 +247,8 @@ class Hub:
             conn.offer(envelope("ack", session_id, ack).decode())
         if not result.duplicate:
             self.metrics.events_in.labels(request.type).inc()
+            if self.records is not None:
+                self.records.notify(request.session_pk)
         if room is not None:
             room.deliver(result.seq, text)
         # Duplicates are published again: the first attempt may have died before publishing.

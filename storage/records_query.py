@@ -1,0 +1,69 @@
+"""A small builder for the records' list queries: every list pages by a cursor and
+filters by status, type and time, and the optional filters must stay bind parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class Page:
+    """One list request: `cursor` is the last key of the previous page."""
+
+    limit: int = 50
+    cursor: int | None = None
+    after: datetime | None = None  # created (or happened) at or after
+    before: datetime | None = None  # created (or happened) before
+    status: str | None = None
+    type: str | None = None
+
+
+@dataclass
+class Where:
+    parts: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+
+    def add(self, sql: str, *values: Any) -> Where:
+        """`sql` names its parameters `{0}`, `{1}`, ... in the order of `values`."""
+        numbers = []
+        for value in values:
+            self.args.append(value)
+            numbers.append(f"${len(self.args)}")
+        self.parts.append(sql.format(*numbers))
+        return self
+
+    def add_if(self, sql: str, value: Any) -> Where:
+        if value is not None:
+            self.add(sql, value)
+        return self
+
+    def page(self, key: str, time_column: str, page: Page) -> Where:
+        self.add_if(f"{key} > {{0}}", page.cursor)
+        self.add_if(f"{time_column} >= {{0}}", page.after)
+        self.add_if(f"{time_column} < {{0}}", page.before)
+        return self
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.parts) if self.parts else "true"
+
+    def limit(self, page: Page) -> str:
+        # One extra row tells the caller whether there is a next page.
+        self.args.append(page.limit + 1)
+        return f"LIMIT ${len(self.args)}"
+
+
+async def fetch_page(
+    conn: asyncpg.Pool | asyncpg.Connection, select: str, where: Where, key: str, page: Page
+) -> tuple[list[asyncpg.Record], int | None]:
+    """Rows of one page in key order, and the cursor of the next page (or None)."""
+    limit = where.limit(page)
+    rows = await conn.fetch(f"{select} WHERE {where.sql} ORDER BY {key} {limit}", *where.args)
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    key_name = key.rsplit(".", 1)[-1]
+    return rows, (rows[-1][key_name] if more and rows else None)
