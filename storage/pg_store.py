@@ -93,8 +93,11 @@ class PgStore:
     # sessions
 
     async def create_session(self, account_id: str, fields: dict[str, Any]) -> SessionRecord:
-        values = [fields.get(name) for name in _SESSION_FIELDS]
-        values[_SESSION_FIELDS.index("attributes")] = fields.get("attributes") or {}
+        defaults = {"session_type": "live", "max_participants": 100, "attributes": {}}
+        values = [
+            fields.get(name) if fields.get(name) is not None else defaults.get(name)
+            for name in _SESSION_FIELDS
+        ]
         columns = ", ".join(_SESSION_FIELDS)
         placeholders = ", ".join(f"${i + 2}" for i in range(len(_SESSION_FIELDS)))
         try:

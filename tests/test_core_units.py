@@ -1,0 +1,133 @@
+"""The I/O-free core, tested without sockets: frame parsing, room ordering, close codes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+
+from hub.close_codes import CloseCode, should_reconnect
+from hub.connection import Connection, Principal
+from hub.events import DURABLE_TYPES, SENDABLE_BY_ROLE, EventError, parse_client_frame
+from hub.room import Room
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.frames: list[str] = []
+        self.closed_with: int | None = None
+
+    async def send_text(self, payload: str) -> None:
+        self.frames.append(payload)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = code
+
+
+def _member(queue_size: int = 100) -> tuple[Connection, RecordingTransport]:
+    transport = RecordingTransport()
+    principal = Principal("default", "u1", "observer", "U")
+    conn = Connection(transport, principal, "s1", queue_size)
+    conn.start()
+    return conn, transport
+
+
+@pytest.mark.parametrize(
+    ("frame", "role", "code"),
+    [
+        (b"{", "participant", "invalid"),
+        (b"42", "participant", "invalid"),
+        (b'{"id": "1"}', "participant", "invalid"),
+        (b'{"type": 7, "id": "1"}', "participant", "invalid"),
+        (b'{"type": "welcome", "id": "1"}', "participant", "invalid"),
+        (b'{"type": "prompt", "id": "1", "data": {"text": "x"}}', "participant", "forbidden"),
+        (b'{"type": "participant_joined", "id": "1", "data": {}}', "instructor", "forbidden"),
+        (b'{"type": "response", "id": "1", "data": {"text": "x"}}', "observer", "forbidden"),
+        (b'{"type": "response", "data": {"text": "x"}}', "participant", "invalid"),
+        (b'{"type": "response", "id": "", "data": {"text": "x"}}', "participant", "invalid"),
+        (b'{"type": "response", "id": "1", "data": []}', "participant", "invalid"),
+        (b'{"type": "technique_changed", "id": "1", "data": {"technique": ""}}', "instructor", "invalid"),
+        (
+            b'{"type": "technique_changed", "id": "1", "data": {"technique": "Box", "duration": 0}}',
+            "instructor",
+            "invalid",
+        ),
+        (b'{"type": "hrv_milestone", "id": "1", "data": {"improvement": 250}}', "instructor", "invalid"),
+        (
+            b'{"type": "feedback", "id": "1", "data": {"message_seq": 3, "feedback_type": "love"}}',
+            "participant",
+            "invalid",
+        ),
+        (b'{"type": "session_update", "id": "1", "data": {}}', "instructor", "invalid"),
+        (b'{"type": "hrv_update", "id": "1", "data": {"hrv": true}}', "participant", "invalid"),
+    ],
+)
+def test_bad_frames_are_refused_with_their_code(frame, role, code):
+    with pytest.raises(EventError) as refused:
+        parse_client_frame(frame, role)
+    assert refused.value.code == code
+
+
+def test_good_frames_parse_and_heartbeat_is_not_an_event():
+    assert parse_client_frame(b'{"type": "heartbeat"}', "observer") is None
+    event = parse_client_frame(
+        b'{"type": "hrv_update", "id": "a", "data": {"hrv": 61.5, "extra": 1}}', "participant"
+    )
+    assert event is not None and event.type == "hrv_update" and event.data == {"hrv": 61.5, "extra": 1}
+
+
+def test_every_sendable_type_is_durable_and_observers_send_nothing():
+    for role, types in SENDABLE_BY_ROLE.items():
+        assert types <= DURABLE_TYPES, role
+    assert SENDABLE_BY_ROLE["observer"] == frozenset()
+
+
+async def test_room_delivers_in_seq_order_once_and_repairs_gaps_from_the_log():
+    log = {seq: f'{{"seq":{seq}}}' for seq in range(1, 11)}
+    fetched: list[tuple[int, int | None]] = []
+
+    async def fetch(after: int, upto: int | None) -> list[tuple[int, str]]:
+        fetched.append((after, upto))
+        return [(s, p) for s, p in sorted(log.items()) if s > after and (upto is None or s <= upto)]
+
+    room = Room(1, "s1", "default", fetch, gap_repair_delay=0.01)
+    room.set_head(2)
+    conn, transport = _member()
+    room.add(conn)
+    for seq in (3, 3, 5, 4, 2, 9):  # duplicate, out of order, old, and a gap (6-8)
+        room.deliver(seq, log[seq])
+    await asyncio.sleep(0.1)
+    # 6-8 come from the log, then the repair reads on to the log's head (10)
+    assert [orjson.loads(f)["seq"] for f in transport.frames] == [3, 4, 5, 6, 7, 8, 9, 10]
+    assert fetched and fetched[0] == (5, 8)
+    room.close()
+
+
+async def test_a_member_that_cannot_keep_up_is_closed_as_slow_consumer():
+    conn, transport = _member(queue_size=3)
+    conn._writer.cancel()  # the socket never drains
+    for seq in range(1, 6):
+        conn.push_event(seq, "{}")
+    assert conn.closed and conn.close_code == CloseCode.SLOW_CONSUMER
+
+
+def test_close_code_table_matches_the_protocol_doc():
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    rows = dict(re.findall(r"^\| (\d{4}) \| `?([a-z_ ]+?)`? \|", doc, flags=re.M))
+    for code in CloseCode:
+        if code.value >= 3000:
+            assert rows.get(str(code.value)) == code.name.lower(), code
+    assert should_reconnect(CloseCode.SLOW_CONSUMER) and should_reconnect(CloseCode.SERVER_SHUTDOWN)
+    assert should_reconnect(1006) and should_reconnect(1012)
+    for terminal in (
+        CloseCode.UNAUTHORIZED,
+        CloseCode.FORBIDDEN,
+        CloseCode.SESSION_ENDED,
+        CloseCode.MESSAGE_TOO_BIG,
+    ):
+        assert not should_reconnect(terminal)
