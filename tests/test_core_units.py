@@ -109,7 +109,7 @@ async def test_room_delivers_in_seq_order_once_and_repairs_gaps_from_the_log():
 
 
 async def test_a_member_that_cannot_keep_up_is_closed_as_slow_consumer():
-    conn, transport = _member(queue_size=3)
+    conn, _transport = _member(queue_size=3)
     conn._writer.cancel()  # the socket never drains
     for seq in range(1, 6):
         conn.push_event(seq, "{}")
