@@ -1,0 +1,68 @@
+"""The browser pages: /participant, /instructor, /dashboard and the files under /static.
+
+Everything the pages need is in `static/` (plain ES modules, HTML, CSS; no build step,
+nothing fetched from elsewhere). The pages talk to the same hub that serves them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+# Only our own origin: scripts, styles and sockets. No inline script, no third party.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": _CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _page(filename: str) -> object:
+    async def endpoint(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / filename, media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+    return endpoint
+
+
+async def index(request: Request) -> Response:
+    return RedirectResponse("/dashboard", status_code=307)
+
+
+class _StaticFiles(StaticFiles):
+    """Static files with the right module MIME type and revalidation on every load."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])  # type: ignore[call-overload]
+                path = str(scope.get("path", ""))
+                if path.endswith(".js"):
+                    headers = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+                    headers.append((b"content-type", b"text/javascript; charset=utf-8"))
+                headers.append((b"cache-control", b"no-cache"))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_headers)  # type: ignore[arg-type]
+
+
+routes = [
+    Route("/", index, methods=["GET"]),
+    Route("/participant", _page("participant.html"), methods=["GET"]),  # type: ignore[arg-type]
+    Route("/instructor", _page("instructor.html"), methods=["GET"]),  # type: ignore[arg-type]
+    Route("/dashboard", _page("dashboard.html"), methods=["GET"]),  # type: ignore[arg-type]
+    Mount("/static", app=_StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+]

@@ -1,0 +1,181 @@
+// The monitoring dashboard: every live session with participant counts and event rates
+// (polled), and one session's event feed watched read-only as an observer.
+import { connect } from "./hub-client.js";
+import { HrvChart } from "./hrv-chart.js";
+import { $, api, appendFeed, bindConnection, clock, feedItem, h, pageToken, query } from "./ui.js";
+
+/** @typedef {import("./hub-client.js").HubMessage} HubMessage */
+
+const POLL_MS = 2000;
+const RATE_WINDOW_MS = 60000;
+
+const state = {
+  /** @type {Map<string, {t: number, head: number}[]>} head_seq history per session */
+  heads: new Map(),
+  /** @type {string | null} */
+  watching: null,
+  /** @type {import("./hub-client.js").HubClient | null} */
+  client: null,
+  /** @type {HrvChart | null} */
+  chart: null,
+  lastOk: 0,
+};
+
+/** events per minute over the last minute, from head_seq samples */
+function rate(/** @type {string} */ id, /** @type {number} */ head) {
+  const now = Date.now();
+  const samples = state.heads.get(id) || [];
+  samples.push({ t: now, head });
+  while (samples.length > 2 && now - samples[0].t > RATE_WINDOW_MS) samples.shift();
+  state.heads.set(id, samples);
+  const first = samples[0];
+  const span = now - first.t;
+  if (span < 1000) return null;
+  return ((head - first.head) * 60000) / span;
+}
+
+async function poll() {
+  try {
+    const live = await api("GET", "/api/v2/sessions/live");
+    state.lastOk = Date.now();
+    render(live.sessions);
+    $("poll-status").dataset.state = "open";
+    $("poll-status").textContent = `Updated ${clock(null)}`;
+  } catch (err) {
+    $("poll-status").dataset.state = "closed";
+    $("poll-status").textContent = `Hub unreachable (${/** @type {Error} */ (err).message})`;
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+/** @param {any[]} sessions */
+function render(sessions) {
+  const body = $("sessions-body");
+  const rows = [];
+  let participants = 0;
+  let totalRate = 0;
+  for (const s of sessions) {
+    const r = rate(s.session_id, s.head_seq);
+    participants += s.participant_count;
+    totalRate += r || 0;
+    const watching = state.watching === s.session_id;
+    rows.push(
+      h(
+        "tr",
+        { dataset: { sessionId: s.session_id }, "aria-selected": watching ? "true" : "false" },
+        h("td", { class: "title-cell", "data-label": "Session" }, s.title, h("br"), h("span", { class: "mono muted" }, s.session_id)),
+        h("td", { "data-label": "Status" }, s.status.replace("_", " ")),
+        h("td", { class: "num participants", "data-label": "Participants" }, String(s.participant_count)),
+        h("td", { class: "num", "data-label": "Events" }, String(s.head_seq)),
+        h("td", { class: "num rate", "data-label": "Events/min" }, r === null ? "…" : r.toFixed(1)),
+        h("td", { "data-label": "Technique" }, s.current_technique ? s.current_technique.technique : "–"),
+        h(
+          "td",
+          { "data-label": "Watch" },
+          h(
+            "button",
+            {
+              type: "button",
+              class: watching ? "" : "secondary",
+              "aria-label": `Watch ${s.title} (${s.session_id})`,
+              onclick: () => watch(s.session_id, s.title, s.head_seq),
+            },
+            watching ? "Watching" : "Watch",
+          ),
+        ),
+      ),
+    );
+  }
+  body.replaceChildren(...rows);
+  $("no-sessions").hidden = sessions.length > 0;
+  $("live-count").textContent = String(sessions.length);
+  $("total-participants").textContent = String(participants);
+  $("total-rate").textContent = totalRate.toFixed(1);
+  for (const id of [...state.heads.keys()]) {
+    if (!sessions.some((s) => s.session_id === id)) state.heads.delete(id);
+  }
+}
+
+async function pollMetrics() {
+  try {
+    const res = await fetch("/metrics");
+    if (res.ok) {
+      const text = await res.text();
+      $("m-connections").textContent = metric(text, "hub_connections") ?? "–";
+      $("m-slow").textContent = metric(text, "hub_slow_consumer_closes_total") ?? "–";
+    }
+  } catch {
+    /* the sessions poll reports the hub as unreachable */
+  } finally {
+    setTimeout(pollMetrics, 5000);
+  }
+}
+
+/** Sum of a Prometheus metric's samples. @param {string} text @param {string} name */
+function metric(text, name) {
+  let sum = null;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const m = line.match(/^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/);
+    if (m && m[1] === name) sum = (sum ?? 0) + Number(m[3]);
+  }
+  return sum === null ? null : String(Math.round(sum));
+}
+
+/** @param {string} sessionId @param {string} title @param {number} head */
+function watch(sessionId, title, head) {
+  stopWatching();
+  state.watching = sessionId;
+  const url = new URL(location.href);
+  url.searchParams.set("watch", sessionId);
+  history.replaceState(null, "", url);
+  $("watch").hidden = false;
+  $("watch-title").textContent = `Watching ${title || sessionId}`;
+  $("feed").replaceChildren();
+  $("conn-log").replaceChildren();
+  state.chart = state.chart || new HrvChart($("hrv-chart"), $("hrv-legend"));
+  state.chart.clear();
+  // Observers are read-only; start 50 events back so the feed is not empty.
+  const client = connect(sessionId, "observer", "dashboard", pageToken(), { since: head ? Math.max(0, head - 50) : null });
+  state.client = client;
+  /** @type {any} */ (window).hubClient = client;
+  bindConnection(client, $("badge"), $("banner"), (change) => {
+    const text =
+      change.state === "resuming" && change.code
+        ? `closed ${change.code} ${change.reason || ""} → reconnecting in ${((change.delay || 0) / 1000).toFixed(1)} s`
+        : `${change.state}${change.reason ? ` (${change.reason})` : ""}${change.lastSeq != null ? ` at seq ${change.lastSeq}` : ""}`;
+    appendFeed($("conn-log"), h("li", { dataset: { state: change.state } }, `${clock(null)} ${text}`), 50);
+    $("w-reconnects").textContent = String(client.stats.reconnects);
+  });
+  client.on("event", (/** @type {HubMessage} */ msg) => {
+    $("w-seq").textContent = String(msg.seq);
+    $("w-dups").textContent = String(client.stats.duplicatesDropped);
+    if (msg.type === "hrv_update" && msg.actor) {
+      state.chart?.add(msg.actor.user_id, msg.actor.name, Number(msg.data.hrv), Date.parse(msg.ts));
+    }
+    appendFeed($("feed"), feedItem(msg));
+  });
+  client.on("welcome", (/** @type {HubMessage} */ msg) => {
+    $("w-seq").textContent = String(msg.data.head_seq);
+  });
+}
+
+function stopWatching() {
+  if (state.client) state.client.close();
+  state.client = null;
+  state.watching = null;
+  $("watch").hidden = true;
+}
+
+$("stop-watch").addEventListener("click", () => {
+  stopWatching();
+  const url = new URL(location.href);
+  url.searchParams.delete("watch");
+  history.replaceState(null, "", url);
+});
+
+const initial = query().get("watch");
+if (initial) watch(initial, initial, 0);
+poll();
+pollMetrics();

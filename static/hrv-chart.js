@@ -1,0 +1,147 @@
+// A small HRV chart drawn on a canvas by the page itself: one line per participant,
+// time on x (the last few minutes), RMSSD in ms on y.
+
+const COLOURS = ["#0b5cad", "#b35c00", "#0f6b3a", "#a0006b", "#6b3fa0", "#8a6d00", "#a11a1a", "#00707a"];
+
+export class HrvChart {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {HTMLElement | null} legend
+   * @param {{windowMs?: number, maxPoints?: number}} [options]
+   */
+  constructor(canvas, legend, options = {}) {
+    this.canvas = canvas;
+    this.legend = legend;
+    this.windowMs = options.windowMs ?? 5 * 60 * 1000;
+    this.maxPoints = options.maxPoints ?? 300;
+    /** @type {Map<string, {name: string, colour: string, points: {t: number, v: number}[]}>} */
+    this.series = new Map();
+    this.scheduled = false;
+    if (typeof ResizeObserver !== "undefined") new ResizeObserver(() => this.draw()).observe(canvas);
+    this.draw();
+  }
+
+  /**
+   * @param {string} key      participant id
+   * @param {string} name     shown in the legend
+   * @param {number} value    HRV (ms)
+   * @param {number} [t]      epoch ms; default now
+   */
+  add(key, name, value, t = Date.now()) {
+    if (!Number.isFinite(value)) return;
+    let s = this.series.get(key);
+    if (!s) {
+      s = { name, colour: COLOURS[this.series.size % COLOURS.length], points: [] };
+      this.series.set(key, s);
+      this.renderLegend();
+    }
+    s.points.push({ t, v: value });
+    if (s.points.length > this.maxPoints) s.points.splice(0, s.points.length - this.maxPoints);
+    this.schedule();
+  }
+
+  clear() {
+    this.series.clear();
+    this.renderLegend();
+    this.draw();
+  }
+
+  schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.draw();
+    });
+  }
+
+  renderLegend() {
+    if (!this.legend) return;
+    this.legend.replaceChildren();
+    for (const s of this.series.values()) {
+      const item = document.createElement("span");
+      item.style.setProperty("--c", s.colour);
+      item.textContent = s.name;
+      this.legend.append(item);
+    }
+  }
+
+  draw() {
+    const canvas = this.canvas;
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth || 300;
+    const height = canvas.clientHeight || 180;
+    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+    }
+    const ctx = canvas.getContext("2d");
+    if (!ctx) return;
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const pad = { left: 40, right: 10, top: 10, bottom: 22 };
+    const plotW = Math.max(10, width - pad.left - pad.right);
+    const plotH = Math.max(10, height - pad.top - pad.bottom);
+
+    const all = [...this.series.values()].flatMap((s) => s.points);
+    const now = Date.now();
+    const latest = all.length ? Math.max(now, ...all.map((p) => p.t)) : now;
+    const start = latest - this.windowMs;
+    const visible = all.filter((p) => p.t >= start);
+    const top = visible.length ? niceCeil(Math.max(...visible.map((p) => p.v)) * 1.1) : 100;
+
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.fillStyle = "#4a5360";
+    ctx.strokeStyle = "#d5dae0";
+    ctx.lineWidth = 1;
+    for (let i = 0; i <= 4; i++) {
+      const v = (top * i) / 4;
+      const y = pad.top + plotH - (plotH * i) / 4;
+      ctx.beginPath();
+      ctx.moveTo(pad.left, y);
+      ctx.lineTo(pad.left + plotW, y);
+      ctx.stroke();
+      ctx.textAlign = "right";
+      ctx.textBaseline = "middle";
+      ctx.fillText(String(Math.round(v)), pad.left - 6, y);
+    }
+    ctx.textAlign = "left";
+    ctx.textBaseline = "alphabetic";
+    ctx.fillText(`ms · last ${Math.round(this.windowMs / 60000)} min`, pad.left, height - 5);
+
+    if (!visible.length) {
+      ctx.textAlign = "center";
+      ctx.fillText("no HRV readings yet", pad.left + plotW / 2, pad.top + plotH / 2);
+      this.canvas.setAttribute("aria-label", "HRV chart: no readings yet");
+      return;
+    }
+    const x = (/** @type {number} */ t) => pad.left + ((t - start) / this.windowMs) * plotW;
+    const y = (/** @type {number} */ v) => pad.top + plotH - (v / top) * plotH;
+    const summary = [];
+    for (const s of this.series.values()) {
+      const pts = s.points.filter((p) => p.t >= start);
+      if (!pts.length) continue;
+      ctx.strokeStyle = s.colour;
+      ctx.fillStyle = s.colour;
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      pts.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p.v)) : ctx.moveTo(x(p.t), y(p.v))));
+      ctx.stroke();
+      for (const p of pts) {
+        ctx.beginPath();
+        ctx.arc(x(p.t), y(p.v), 3, 0, Math.PI * 2);
+        ctx.fill();
+      }
+      summary.push(`${s.name} ${pts[pts.length - 1].v} ms`);
+    }
+    this.canvas.setAttribute("aria-label", `HRV chart, latest: ${summary.join(", ")}`);
+  }
+}
+
+/** @param {number} v */
+function niceCeil(v) {
+  if (v <= 0) return 10;
+  const mag = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * mag >= v) return m * mag;
+  return 10 * mag;
+}
