@@ -35,6 +35,7 @@ class CommitFailed(Exception):
 @dataclass
 class PendingAppend:
     request: AppendRequest
+    session_id: str  # the public id, for the envelope (the request carries the pk)
     origin: Any = None  # the sending connection, or None for events the hub writes itself
     client_id: str | None = None
     future: asyncio.Future[AppendResult] = field(default_factory=lambda: asyncio.Future())

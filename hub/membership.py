@@ -271,7 +271,7 @@ class Membership:
             conn.principal.actor,
             dedupe_key=f"{conn.principal.user_id}\x1f{event.client_id}",
         )
-        pending = PendingAppend(request, origin=conn, client_id=event.client_id)
+        pending = PendingAppend(request, room.session_id, origin=conn, client_id=event.client_id)
         try:
             future = self.hub.submit(pending)
         except CommitOverloaded as exc:

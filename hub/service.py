@@ -222,16 +222,14 @@ class Hub:
     ) -> AppendResult:
         """Store one event written by the hub itself (HTTP, presence); deliver it."""
         request = AppendRequest(session.pk, event_type, data, actor, dedupe_key)
-        return await self.committer.submit(PendingAppend(request))
+        return await self.committer.submit(PendingAppend(request, session.session_id))
 
     def _on_committed(self, pending: PendingAppend, result: AppendResult) -> None:
         if result.error is not None or result.seq is None or result.ts is None:
             return
         request = pending.request
         room = self.rooms.get(request.session_pk)
-        session_id = room.session_id if room else None
-        if session_id is None:
-            session_id = getattr(pending.origin, "session_id", None) or pending.client_id or ""
+        session_id = pending.session_id
         payload = envelope(
             request.type,
             session_id,

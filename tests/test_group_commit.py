@@ -28,10 +28,10 @@ async def test_a_burst_shares_round_trips_and_gets_gap_free_seqs(database):
         )
         for session in (first, second):
             start = AppendRequest(session.pk, "session_started", {}, None)
-            await committer.submit(PendingAppend(start))
+            await committer.submit(PendingAppend(start, session.session_id))
         batches.clear()
         futures = [
-            committer.submit(PendingAppend(AppendRequest(pk, "announcement", {"message": str(i)}, None)))
+            committer.submit(PendingAppend(AppendRequest(pk, "announcement", {"message": str(i)}, None), "x"))
             for i in range(500)
             for pk in (first.pk, second.pk)
         ]
