@@ -241,7 +241,8 @@ class Hub:
         text = payload.decode()
         conn = pending.origin
         if isinstance(conn, Connection):
-            ack = {"id": pending.client_id, "seq": result.seq, "duplicate": result.duplicate}
+            # A resent id gets exactly the first ack again (the contract's idempotency).
+            ack = {"id": pending.client_id, "seq": result.seq}
             conn.offer(envelope("ack", session_id, ack).decode())
         if not result.duplicate:
             self.metrics.events_in.labels(request.type).inc()

@@ -77,8 +77,7 @@ async def test_resent_id_is_acked_once_and_stored_once(hub):
     instructor = await LiveClient.connect(hub.ws_url(session_id, "instructor", name="Sarah"))
     first = await instructor.request("prompt", {"text": "How do you feel?"}, client_id="p-1")
     again = await instructor.request("prompt", {"text": "How do you feel?"}, client_id="p-1")
-    assert first["data"]["seq"] == again["data"]["seq"]
-    assert again["data"]["duplicate"] is True
+    assert first["data"] == again["data"] == {"id": "p-1", "seq": first["data"]["seq"]}
     await instructor.close()
     reconnected = await LiveClient.connect(hub.ws_url(session_id, "instructor", name="Sarah"))
     third = await reconnected.request("prompt", {"text": "How do you feel?"}, client_id="p-1")
