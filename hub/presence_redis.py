@@ -2,7 +2,8 @@
 
 Per room, three keys (all under the deployment's key prefix):
 
-- `<p>presence:<room>:conns`: sorted set of `member_key \\x1f conn_id`, scored by the
+- `<p>presence:<room>:conns`: sorted set of `member_key \\x1f node_id \\x1f conn_id`
+  (connection ids are only unique within a process), scored by the
   time (Redis server clock, ms) at which the connection's entry expires;
 - `<p>presence:<room>:counts`: hash member_key → live connection count;
 - `<p>presence:<room>:info`: hash member_key → the member's info (JSON).
@@ -116,12 +117,15 @@ class RedisPresence:
         # What this process registered: room -> field -> (member_key, info json)
         self._mine: dict[str, dict[str, tuple[str, str]]] = {}
 
+    def _field(self, member_key: str, conn_id: str) -> str:
+        return f"{member_key}{SEP}{self.node_id}{SEP}{conn_id}"
+
     def _keys(self, room: str) -> list[str]:
         base = f"{self.prefix}presence:{room}:"
         return [base + "conns", base + "counts", base + "info"]
 
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
-        field = member_key + SEP + conn_id
+        field = self._field(member_key, conn_id)
         encoded = orjson.dumps(info).decode()
         self._mine.setdefault(room, {})[field] = (member_key, encoded)
         args: list[Any] = [field, member_key, encoded, self._life_ms, self._key_ttl_ms]
@@ -131,7 +135,7 @@ class RedisPresence:
             raise PresenceUnavailable(str(exc)) from exc
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
-        field = member_key + SEP + conn_id
+        field = self._field(member_key, conn_id)
         mine = self._mine.get(room)
         if mine is not None:
             mine.pop(field, None)

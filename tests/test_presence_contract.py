@@ -70,7 +70,7 @@ async def test_racing_joins_and_leaves_yield_one_true_each(processes):
     a, b = processes("a"), processes("b")
     adds = [(a if i % 2 else b).add("1", "bob", f"c{i}", info("bob")) for i in range(20)]
     assert sum(await asyncio.gather(*adds)) == 1
-    removes = [(b if i % 2 else a).remove("1", "bob", f"c{i}") for i in range(20)]
+    removes = [(a if i % 2 else b).remove("1", "bob", f"c{i}") for i in range(20)]
     assert sum(await asyncio.gather(*removes)) == 1
     assert await a.members("1") == {}
 
@@ -101,3 +101,13 @@ async def test_refresh_keeps_a_quiet_process_present(processes):
         await a.refresh()
         assert await a.reap("1") == []
     assert list(await a.members("1")) == ["bob"]
+
+
+async def test_connection_ids_are_per_process(processes):
+    if processes.kind == "memory":
+        pytest.skip("one process: its connection ids are unique")
+    a, b = processes("a"), processes("b")
+    assert await a.add("1", "bob", "c1", info("bob")) is True
+    assert await b.add("1", "bob", "c1", info("bob")) is False  # same id, other process
+    assert await a.remove("1", "bob", "c1") is False
+    assert await b.remove("1", "bob", "c1") is True
