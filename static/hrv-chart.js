@@ -18,6 +18,8 @@ export class HrvChart {
     this.series = new Map();
     this.scheduled = false;
     if (typeof ResizeObserver !== "undefined") new ResizeObserver(() => this.draw()).observe(canvas);
+    // Time moves on between readings: redraw now and then so the lines slide left.
+    setInterval(() => this.series.size && this.draw(), 5000);
     this.draw();
   }
 
@@ -86,7 +88,10 @@ export class HrvChart {
     const all = [...this.series.values()].flatMap((s) => s.points);
     const now = Date.now();
     const latest = all.length ? Math.max(now, ...all.map((p) => p.t)) : now;
-    const start = latest - this.windowMs;
+    // x runs from the first reading (at most `windowMs` back, at least 20 s) to now.
+    const earliest = all.length ? Math.min(...all.map((p) => p.t)) : latest;
+    const span = Math.min(this.windowMs, Math.max(20000, latest - earliest + 2000));
+    const start = latest - span;
     const visible = all.filter((p) => p.t >= start);
     const top = visible.length ? niceCeil(Math.max(...visible.map((p) => p.v)) * 1.1) : 100;
 
@@ -107,7 +112,7 @@ export class HrvChart {
     }
     ctx.textAlign = "left";
     ctx.textBaseline = "alphabetic";
-    ctx.fillText(`ms · last ${Math.round(this.windowMs / 60000)} min`, pad.left, height - 5);
+    ctx.fillText(`ms · last ${span < 120000 ? `${Math.round(span / 1000)} s` : `${Math.round(span / 60000)} min`}`, pad.left, height - 5);
 
     if (!visible.length) {
       ctx.textAlign = "center";
@@ -115,7 +120,7 @@ export class HrvChart {
       this.canvas.setAttribute("aria-label", "HRV chart: no readings yet");
       return;
     }
-    const x = (/** @type {number} */ t) => pad.left + ((t - start) / this.windowMs) * plotW;
+    const x = (/** @type {number} */ t) => pad.left + ((t - start) / span) * plotW;
     const y = (/** @type {number} */ v) => pad.top + plotH - (v / top) * plotH;
     const summary = [];
     for (const s of this.series.values()) {

@@ -155,7 +155,8 @@ export function newId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function devUserId() {
+/** @returns {string} this tab's dev-mode user id (kept in sessionStorage) */
+export function devUserId() {
   try {
     const store = globalThis.sessionStorage;
     let id = store.getItem("hub-user-id");

@@ -2,7 +2,7 @@
 // technique, send prompts and announcements, and watch participants, answers and HRV.
 import { connect } from "./hub-client.js";
 import { HrvChart } from "./hrv-chart.js";
-import { $, api, appendFeed, bindConnection, clock, feedItem, h, mmss, pageToken, query, say } from "./ui.js";
+import { $, api, appendFeed, bindConnection, clock, feedItem, h, mmss, pageToken, query, say, setDevName } from "./ui.js";
 
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
 
@@ -48,6 +48,7 @@ function init() {
 /** @param {Event} ev */
 async function createSession(ev) {
   ev.preventDefault();
+  if ($("c-instructor").value.trim()) setDevName($("c-instructor").value.trim());
   /** @type {Record<string, any>} */
   const body = {
     title: $("c-title").value.trim(),
@@ -91,6 +92,7 @@ async function openConsole(sessionId, record) {
   state.chart = new HrvChart($("hrv-chart"), $("hrv-legend"));
 
   const name = record.instructor || record.instructor_name || "Instructor";
+  setDevName(name);
   // since=0: the console rebuilds responses, HRV and activity from the whole log.
   const client = connect(sessionId, "instructor", name, pageToken(), { since: 0 });
   state.client = client;

@@ -159,6 +159,9 @@ function renderSessionLine() {
 
 function showEnded() {
   $("ended").hidden = false;
+  if (!state.technique) $("technique-name").textContent = "–";
+  state.technique = null;
+  $("technique-timer").textContent = "";
   for (const el of document.querySelectorAll("#live button, #live input, #live textarea")) {
     /** @type {HTMLInputElement} */ (el).disabled = true;
   }

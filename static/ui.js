@@ -1,6 +1,8 @@
 // Small helpers the three pages share: DOM building (text only, never innerHTML),
 // the HTTP API, the connection badge and banner, and how an event reads in a feed.
 
+import { devUserId } from "./hub-client.js";
+
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
 /** @typedef {import("./hub-client.js").HubClient} HubClient */
 /** @typedef {import("./hub-client.js").StateChange} StateChange */
@@ -39,6 +41,25 @@ export function pageToken() {
   return query().get("token") || sessionStorage.getItem("hub-token") || null;
 }
 
+/**
+ * Dev mode only (no token): name the caller of HTTP requests the way the socket is named
+ * (the same sessionStorage user id as hub-client.js), so the log shows who did what.
+ * @param {string} name
+ */
+export function setDevName(name) {
+  sessionStorage.setItem("hub-dev-name", name);
+}
+
+/** @param {string} path */
+function withDevIdentity(path) {
+  const name = sessionStorage.getItem("hub-dev-name");
+  if (!name) return path;
+  const u = new URL(path, location.origin);
+  u.searchParams.set("user_id", devUserId());
+  if (name) u.searchParams.set("name", name);
+  return u.pathname + u.search;
+}
+
 export class ApiFailure extends Error {
   /** @param {number} status @param {string} code @param {string} message */
   constructor(status, code, message) {
@@ -60,6 +81,7 @@ export async function api(method, path, body) {
   const token = pageToken();
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
+  if (!token) path = withDevIdentity(path);
   let res;
   try {
     res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -123,7 +145,7 @@ export function bindConnection(client, badge, banner, extra) {
   let countdown = 0;
   client.on("state", (/** @type {StateChange} */ change) => {
     badge.dataset.state = change.state;
-    badge.textContent = STATE_TEXT[change.state];
+    badge.textContent = change.reason === "session_ended" ? "Session ended" : STATE_TEXT[change.state];
     clearInterval(countdown);
     banner.replaceChildren();
     banner.hidden = true;
