@@ -13,6 +13,7 @@ from hub.events import iso
 from hub.store import SessionRecord
 
 from .errors import ApiError
+from .records_fields import validate_record_fields
 
 BASE_SESSION_TYPES = ("live", "guided", "practice", "workshop", "coaching", "interview", "agent")
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$")
@@ -113,6 +114,8 @@ def validate_create(body: dict[str, Any], default_max: int) -> dict[str, Any]:
             errors.add("breathing_techniques", "must be a list of non-empty strings")
         elif not 1 <= len(techniques) <= 10:
             errors.add("breathing_techniques", "must hold 1 to 10 techniques")
+    # The seeds' record fields (intention, indicators, rating, hierarchy, state, follow-ups).
+    validate_record_fields(body, errors)
     errors.raise_if_any()
     attributes = {k: v for k, v in body.items() if k not in _CORE}
     return {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from statistics import mean
+from statistics import mean, median
 from typing import Any
 
 from .store import StoredEvent
@@ -25,6 +25,9 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
     response_seconds: list[float] = []
     started = ended = None
     last_count = 0
+    feedback: Counter[str] = Counter()  # issue 6: feedback, techniques and achievements too
+    techniques: set[str] = set()
+    last_prompt: int | None = None
     for event in events:
         by_type[event.type] += 1
         data = event.data or {}
@@ -45,12 +48,18 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
             improvements.append(float(data["improvement"]))
         elif event.type == "prompt":
             prompt_times[event.seq] = event.ts
+            last_prompt = event.seq
         elif event.type == "response":
             if actor.get("user_id"):
                 responders.add(str(actor["user_id"]))
-            prompt_seq = data.get("prompt_seq")
+            # As in the interaction records: no prompt_seq answers the latest prompt.
+            prompt_seq = data.get("prompt_seq", last_prompt)
             if isinstance(prompt_seq, int) and prompt_seq in prompt_times:
                 response_seconds.append((event.ts - prompt_times[prompt_seq]).total_seconds())
+        elif event.type == "feedback" and isinstance(data.get("feedback_type"), str):
+            feedback[data["feedback_type"]] += 1
+        elif event.type == "technique_changed" and isinstance(data.get("technique"), str):
+            techniques.add(data["technique"])
         elif event.type == "session_started":
             started = event.ts
         elif event.type == "session_ended":
@@ -71,5 +80,12 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
         "average_hrv": round(mean(hrv_values), 2) if hrv_values else None,
         "average_hrv_improvement": round(mean(improvements), 2) if improvements else None,
         "average_response_seconds": round(mean(response_seconds), 3) if response_seconds else None,
+        "median_response_seconds": round(median(response_seconds), 3) if response_seconds else None,
+        "max_response_seconds": round(max(response_seconds), 3) if response_seconds else None,
+        "interactions": by_type["prompt"] + by_type["response"],
+        "notes": by_type["note"],
+        "achievements": by_type["achievement_unlocked"],
+        "feedback_by_type": dict(sorted(feedback.items())),
+        "techniques_used": len(techniques),
         "duration_seconds": duration,
     }

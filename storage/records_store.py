@@ -49,6 +49,10 @@ class RecordsStore:
         )
         return int(value or 0)
 
+    async def projection_state(self, session_pk: int) -> ProjectionState:
+        raw = await self.pool.fetchval("SELECT state FROM hub_projections WHERE session_pk = $1", session_pk)
+        return ProjectionState.from_json(raw)
+
     async def catch_up(self, session_pk: int) -> int:
         row = await self.pool.fetchrow(
             "SELECT s.head_seq, coalesce(p.projected_seq, 0) AS projected FROM hub_sessions s"
