@@ -66,6 +66,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 HOST = "127.0.0.1"
 SERVERS = ("websockets", "socketio", "hub")
+NOISE_NOTE = 0.3  # cores used by others during a run above which the output says so
 MESSAGE = "Breathe in for four."
 
 
@@ -111,6 +112,36 @@ def cpu_seconds(pid: int) -> float | None:
         except (OSError, ValueError, IndexError):
             if p == pid:
                 return None
+    return total
+
+
+def system_busy_seconds() -> float | None:
+    """CPU time the machine's processes have used so far, plus time the hypervisor stole.
+
+    irq and softirq time is left out: the kernel's loopback TCP work for our own sockets
+    is accounted there, not to any process, and would look like someone else's load.
+    """
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = fields
+    return (user + nice + system + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def db_cpu_seconds(db_name: str | None) -> float:
+    """CPU time of the PostgreSQL backends serving `db_name` (the hub's scratch database)."""
+    if not db_name:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if db_name.encode() in (proc / "cmdline").read_bytes():
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 
@@ -298,6 +329,7 @@ async def start_hub(args: argparse.Namespace, logdir: Path) -> Server:
     if db_url:
         env["DATABASE_URL"] = db_url
         cleanup.append(drop)
+        db_name = db_url.rsplit("/", 1)[1]
     else:
         data_dir = Path(tempfile.mkdtemp(prefix="hub-bench-data-"))
         env["HUB_DATA_DIR"] = str(data_dir)
@@ -307,7 +339,8 @@ async def start_hub(args: argparse.Namespace, logdir: Path) -> Server:
         env[key] = value
     cmd = [str(Path(sys.executable)), "-m", "hub", "serve", "--host", HOST, "--port", str(port)]
     proc, log_path = await spawn("hub", cmd, logdir, env)
-    server = Server("hub", proc, port, log_path, {"database": "postgresql" if db_url else "embedded"})
+    info = {"database": "postgresql" if db_url else "embedded", "db_name": db_name if db_url else None}
+    server = Server("hub", proc, port, log_path, info)
     server.cleanup = cleanup
     deadline = time.monotonic() + args.hub_start_timeout
     while True:
@@ -556,9 +589,13 @@ async def run_once(args: argparse.Namespace, server: Server, run: int, logdir: P
 
     cpu0: dict[str, Any] = {}
 
+    db_name = server.info.get("db_name")
+
     async def go() -> None:
         await tell("go")
         cpu0["server"] = cpu_seconds(server.pid)
+        cpu0["db"] = db_cpu_seconds(db_name)
+        cpu0["system"] = system_busy_seconds()
         cpu0["self"] = time.process_time()
         cpu0["wall"] = time.monotonic()
 
@@ -581,6 +618,8 @@ async def run_once(args: argparse.Namespace, server: Server, run: int, logdir: P
         # Sample now: once the generator goes on to close its sockets, the server's
         # disconnect work would be billed to the delivery window.
         server_cpu = cpu_seconds(server.pid)
+        db_cpu = db_cpu_seconds(db_name) - cpu0["db"]
+        system_cpu = system_busy_seconds()
         busy_wall = time.monotonic() - cpu0["wall"]
         pub_cpu = time.process_time() - cpu0["self"]
     except Exception as exc:
@@ -618,8 +657,14 @@ async def run_once(args: argparse.Namespace, server: Server, run: int, logdir: P
             else None
         ),
         pub_cpu=pub_cpu / busy_wall if busy_wall > 0 else None,
+        db_cpu=db_cpu / busy_wall if busy_wall > 0 else None,
         reason=res["reason"],
     )
+    # Whatever else ran on the machine meanwhile (other people's tests, say): the
+    # machine's busy time minus ours. Much of it means this run's figure is noise.
+    known = [detail["server_cpu"], detail["gen_cpu"], detail["pub_cpu"], detail["db_cpu"]]
+    if system_cpu is not None and cpu0["system"] is not None and busy_wall > 0 and None not in known:
+        detail["other_cpu"] = max(0.0, (system_cpu - cpu0["system"]) / busy_wall - sum(known))
     if pub.ack_latency_ms:
         lat = sorted(pub.ack_latency_ms)
         detail["ack_ms_p50"] = lat[len(lat) // 2]
@@ -648,6 +693,42 @@ async def run_once(args: argparse.Namespace, server: Server, run: int, logdir: P
     return result
 
 
+async def run_with_retries(args: argparse.Namespace, server: Server, run: int, logdir: Path) -> RunResult:
+    """One run, repeated (a bounded number of times) while other processes swamp the machine.
+
+    Of the attempts, the one the machine disturbed least counts.
+    """
+    attempts: list[RunResult] = []
+    for attempt in range(args.retry_noisy + 1):
+        if server.proc.returncode is not None:
+            r = RunResult(server.name, run, ok=False, problems=["server process has exited"])
+        else:
+            try:
+                r = await asyncio.wait_for(
+                    run_once(args, server, run, logdir),
+                    timeout=args.run_timeout + args.setup_timeout + 60,
+                )
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                r = RunResult(server.name, run, ok=False, problems=[f"{type(exc).__name__}: {exc}"])
+        print_run(r)
+        if not r.ok:
+            return r  # a failure is reported as such, never retried away
+        attempts.append(r)
+        if noise(r) <= args.noise_threshold:
+            break
+        if attempt < args.retry_noisy:
+            print("           ~ repeating this run (--retry-noisy)", flush=True)
+            await asyncio.sleep(2)  # give the other load a moment to pass
+    best = min(attempts, key=noise)
+    if len(attempts) > 1:
+        print(f"           ~ counting the attempt with other={noise(best):.2f}", flush=True)
+    return best
+
+
+def noise(r: RunResult) -> float:
+    return float(r.detail.get("other_cpu") or 0.0)
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -669,7 +750,8 @@ def print_run(r: RunResult) -> None:
         f"first after {fmt(d.get('first_delivery_ms'), '.1f')}ms, "
         f"publish {fmt(d.get('publish_s'), '.3f')}s, {fmt(d.get('frame_bytes'), '.0f')} B/frame, "
         f"cpu server {fmt(d.get('server_cpu'), '.2f')} gen {fmt(d.get('gen_cpu'), '.2f')} "
-        f"pub {fmt(d.get('pub_cpu'), '.2f')}, "
+        f"pub {fmt(d.get('pub_cpu'), '.2f')} db {fmt(d.get('db_cpu'), '.2f')} "
+        f"other {fmt(d.get('other_cpu'), '.2f')}, "
         f"{fmt(d.get('frames_per_read'), '.1f')} frames/read"
     )
     if "ack_ms_p50" in d:
@@ -677,6 +759,12 @@ def print_run(r: RunResult) -> None:
     print(line + f"] {status}", flush=True)
     if d.get("note"):
         print(f"           ~ {d['note']}", flush=True)
+    if (d.get("other_cpu") or 0) > NOISE_NOTE:
+        print(
+            f"           ~ machine busy: other processes used {d['other_cpu']:.2f} cores "
+            "during this run; treat its figure as noise",
+            flush=True,
+        )
     for p in r.problems:
         print(f"           ! {p}", flush=True)
 
@@ -743,7 +831,7 @@ async def report_hub_metrics(server: Server) -> None:
                 key = name_labels if "{" in name_labels else name
                 values[key] = values.get(key, 0.0) + float(value)
     derived = ("hub_persist_batch_size", "hub_persist_seconds")
-    parts = [f"{k}={v:g}" for k, v in values.items() if v and not k.startswith(derived)]
+    parts = [f"{k}={v:.0f}" for k, v in values.items() if v and not k.startswith(derived)]
     batches = values.get("hub_persist_batch_size_count", 0.0)
     if batches:
         mean_batch = values.get("hub_persist_batch_size_sum", 0.0) / batches
@@ -813,6 +901,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-timeout", type=float, default=240.0, help="hard limit per run")
     p.add_argument("--settle", type=float, default=0.5, help="pause between ready and publish")
     p.add_argument(
+        "--retry-noisy",
+        type=int,
+        default=2,
+        metavar="N",
+        help="repeat a run up to N times while other processes use more than --noise-threshold cores",
+    )
+    p.add_argument("--noise-threshold", type=float, default=0.5, metavar="CORES")
+    p.add_argument(
         "--no-pin",
         dest="pin",
         action="store_false",
@@ -831,10 +927,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.servers) - set(SERVERS)
     if unknown or not args.servers:
         p.error(f"unknown servers {sorted(unknown)}; choose from {', '.join(SERVERS)}")
+    if args.retry_noisy < 0:
+        p.error("--retry-noisy must be >= 0")
     if args.subscribers < 1 or args.events < 1 or args.runs < 1 or args.window < 1:
         p.error("--subscribers, --events, --runs and --window must be >= 1")
     # Peers stop by themselves well after the longest possible benchmark.
-    args.max_seconds = int(args.runs * len(args.servers) * (args.run_timeout + args.setup_timeout + 30) + 300)
+    attempts = args.runs * len(args.servers) * (args.retry_noisy + 1)
+    args.max_seconds = int(attempts * (args.run_timeout + args.setup_timeout + 60) + 300)
     return args
 
 
@@ -881,20 +980,8 @@ async def amain(args: argparse.Namespace) -> int:
         )
         for run in range(1, args.runs + 1):
             for name in args.servers:
-                if name not in servers:
-                    continue
-                if servers[name].proc.returncode is not None:
-                    r = RunResult(name, run, ok=False, problems=["server process has exited"])
-                else:
-                    try:
-                        r = await asyncio.wait_for(
-                            run_once(args, servers[name], run, logdir),
-                            timeout=args.run_timeout + args.setup_timeout + 60,
-                        )
-                    except (OSError, RuntimeError, TimeoutError) as exc:
-                        r = RunResult(name, run, ok=False, problems=[f"{type(exc).__name__}: {exc}"])
-                results.append(r)
-                print_run(r)
+                if name in servers:
+                    results.append(await run_with_retries(args, servers[name], run, logdir))
         summary = summarize(args, results)
         if "hub" in servers and servers["hub"].proc.returncode is None:
             await report_hub_metrics(servers["hub"])
