@@ -59,12 +59,18 @@ function join(sessionId, name) {
   $("live").hidden = false;
   $("heading").textContent = `Session ${sessionId}`;
 
+  if (state.client) state.client.close();
   const client = connect(sessionId, "participant", name, pageToken());
   state.client = client;
   // Exposed for diagnostics in the console and for the browser tests.
   /** @type {any} */ (window).hubClient = client;
   bindConnection(client, $("badge"), $("banner"), (change) => {
     if (change.state === "closed" && change.reason === "session_ended") showEnded();
+    // Could not get in at all (no such session, full, bad link): offer the form again.
+    if (change.state === "closed" && !client.welcome && change.reason !== "closed_by_app") {
+      $("join-panel").hidden = false;
+      $("live").hidden = true;
+    }
   });
   client.on("welcome", onWelcome);
   client.on("event", onEvent);
@@ -184,6 +190,10 @@ function addPrompt(msg) {
     h("div", { class: "buttons" }, submit, skip),
     status,
   );
+  if (msg.data.expects_response === false) {
+    $("prompts").prepend(h("div", { class: "prompt-card", dataset: { promptSeq: String(msg.seq) } }, h("p", {}, msg.data.text)));
+    return;
+  }
   const respond = async (/** @type {string} */ text, /** @type {string} */ method) => {
     if (!state.client) return;
     for (const b of [submit, skip, answer]) /** @type {HTMLButtonElement} */ (b).disabled = true;

@@ -312,3 +312,11 @@ async def test_session_end_and_pages_load(pages: Pages) -> None:
     record = (await api(pages.hub, "GET", "/api/v2/session/box-basics-1")).json()
     assert record["max_participants"] == 12 and record["status"] == "completed"
     await pages.shot(participant, "ended-phone")
+
+
+async def test_unknown_session_offers_the_form_again(pages: Pages) -> None:
+    participant = await pages.open("/participant?session_id=no-such-session&name=Ana", PHONE)
+    await expect(participant.get_by_test_id("closed-reason")).to_have_text("No such session.")
+    await expect(participant.get_by_label("Session id")).to_have_value("no-such-session")
+    await expect(participant.locator("#live")).to_be_hidden()
+    await pages.shot(participant, "not-found")
