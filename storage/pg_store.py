@@ -92,7 +92,9 @@ class PgStore:
 
     # sessions
 
-    async def create_session(self, account_id: str, fields: dict[str, Any]) -> SessionRecord:
+    async def create_session(
+        self, account_id: str, fields: dict[str, Any], _registering: bool = False
+    ) -> SessionRecord:
         defaults = {"session_type": "live", "max_participants": 100, "attributes": {}}
         values = [
             fields.get(name) if fields.get(name) is not None else defaults.get(name)
@@ -109,13 +111,16 @@ class PgStore:
             )
         except asyncpg.UniqueViolationError:
             raise SessionExists(fields.get("session_id")) from None
-        except asyncpg.ForeignKeyViolationError:
-            # First session of an account nobody has registered yet: register it.
+        except asyncpg.ForeignKeyViolationError as exc:
+            # First session of an account nobody has registered yet: register it, once.
+            # Any other reference (a parent session, say) is the caller's error to see.
+            if exc.constraint_name != "hub_sessions_account_id_fkey" or _registering:
+                raise
             await self.pool.execute(
                 "INSERT INTO hub_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING",
                 account_id,
             )
-            return await self.create_session(account_id, fields)
+            return await self.create_session(account_id, fields, _registering=True)
         return _session(row)
 
     async def get_session(self, account_id: str, session_id: str) -> SessionRecord | None:

@@ -73,3 +73,15 @@ async def test_status_and_dedupe_are_checked_per_item_in_one_batch(database):
         assert await store.count_events(session.pk) == 2
     finally:
         await store.close()
+
+
+async def test_first_session_of_a_new_account_registers_the_account_once(database):
+    store = await PgStore.connect(database)
+    try:
+        record = await store.create_session("acme", {"session_id": "x", "title": "X"})
+        assert record.account_id == "acme" and record.session_type == "live"
+        other = await store.create_session("acme", {"session_id": "y", "title": "Y"})
+        assert other.pk != record.pk
+        assert await store.pool.fetchval("SELECT count(*) FROM hub_accounts WHERE account_id = 'acme'") == 1
+    finally:
+        await store.close()
