@@ -125,9 +125,7 @@ async def test_http_other_account_and_outside_sessions_answer_404(shared, endpoi
 async def test_every_api_route_refuses_a_missing_or_bad_token(shared):
     """Also the endpoints later features add: discovered from the application itself."""
     hub, dsn = shared
-    app = create_app(Settings(dev_mode=False, secret_keys={"default": SECRET}))
-    routes = [(m, r.path) for r in app.routes for m in (getattr(r, "methods", None) or ()) if m != "HEAD"]
-    api_routes = [(m, p) for m, p in routes if p.startswith("/api/")]
+    api_routes = _api_routes()
     assert len(api_routes) >= len(ENDPOINTS) - 1
     before = await snapshot(dsn)
     for method, path in api_routes:
@@ -139,6 +137,39 @@ async def test_every_api_route_refuses_a_missing_or_bad_token(shared):
         for case, tok in bad_tokens(role="admin").items():
             response = await api(hub, method, filled, body, headers=auth(tok))
             assert response.status_code == 401, (method, path, case, response.text)
+    assert await snapshot(dsn) == before
+
+
+def _api_routes() -> list[tuple[str, str]]:
+    app = create_app(Settings(dev_mode=False, secret_keys={"default": SECRET}))
+    routes = [(m, r.path) for r in app.routes for m in (getattr(r, "methods", None) or ()) if m != "HEAD"]
+    return [(m, p) for m, p in routes if p.startswith("/api/")]
+
+
+async def test_every_session_route_hides_other_accounts_and_sessions_outside_the_token(shared):
+    """Discovered from the application: a session of another account, or one the token's
+    `sessions` does not name, is not there for any endpoint under /api/v2/session/{id}."""
+    hub, dsn = shared
+    scoped = [(m, p) for m, p in _api_routes() if "{session_id}" in p]
+    assert len(scoped) >= 9
+    before = await snapshot(dsn)
+    callers = {
+        "other_account": (token(account="globex", role="admin"), OTHER),
+        "outside_sessions": (token(role="admin", sessions=[OTHER]), LIVE),
+    }
+    for method, path in scoped:
+        for case, (tok, session_id) in callers.items():
+            filled = path.replace("{session_id}", session_id)
+            while "{" in filled:
+                start, end = filled.index("{"), filled.index("}")
+                filled = filled[:start] + "1" + filled[end + 1 :]
+            body = {} if method in ("POST", "PUT", "PATCH") else None
+            response = await api(hub, method, filled, body, headers=auth(tok))
+            if method == "GET":
+                assert response.status_code == 404, (method, path, case, response.text)
+            else:  # a write may also be refused for its body first; it never succeeds
+                assert response.status_code in (404, 422), (method, path, case, response.text)
+            assert session_id not in response.text or response.status_code == 404
     assert await snapshot(dsn) == before
 
 
