@@ -387,6 +387,8 @@ class Published:
     acked: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     ack_latency_ms: list[float] = field(default_factory=list)
+    # Hub: own events that reached the publisher before their ack (protocol.md: ack first).
+    event_before_ack: int = 0
 
 
 async def publish_peer_websockets(port: int, room: str, events: int, go: Any) -> Published:
@@ -485,6 +487,10 @@ async def publish_hub(
                         await ws.send(pending[cid])
                     elif cid in pending:
                         raise RuntimeError(f"hub refused event {cid}: {data}")
+                elif kind == "announcement":
+                    n = (msg.get("data") or {}).get("n")
+                    if f"{run_id}-{n}" in pending:
+                        out.event_before_ack += 1
 
         reading = asyncio.create_task(reader())
         try:
@@ -665,12 +671,16 @@ async def run_once(args: argparse.Namespace, server: Server, run: int, logdir: P
     known = [detail["server_cpu"], detail["gen_cpu"], detail["pub_cpu"], detail["db_cpu"]]
     if system_cpu is not None and cpu0["system"] is not None and busy_wall > 0 and None not in known:
         detail["other_cpu"] = max(0.0, (system_cpu - cpu0["system"]) / busy_wall - sum(known))
+    notes: list[str] = detail.setdefault("notes", [])
     if pub.ack_latency_ms:
         lat = sorted(pub.ack_latency_ms)
         detail["ack_ms_p50"] = lat[len(lat) // 2]
         detail["ack_ms_p99"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     if pub.errors:
         result.problems.append(f"publisher got errors {pub.errors}")
+    if pub.event_before_ack:
+        detail["event_before_ack"] = pub.event_before_ack
+        notes.append(f"{pub.event_before_ack} of the publisher's own events arrived before their ack")
     for key in ("missing_total", "duplicates", "out_of_order"):
         if res[key]:
             result.problems.append(f"{key}={res[key]}")
@@ -686,7 +696,7 @@ async def run_once(args: argparse.Namespace, server: Server, run: int, logdir: P
     gen_cpu, srv_cpu = detail["gen_cpu"], detail["server_cpu"]
     if gen_cpu is not None and srv_cpu is not None and gen_cpu > 0.9 and srv_cpu < 0.8:
         # Not a failure, but the figure says more about the generator than the server.
-        detail["note"] = "generator-bound: the server had idle CPU, the generator had none"
+        notes.append("generator-bound: the server had idle CPU, the generator had none")
     if window_ms > 0:
         result.rate = res["deliveries"] / (window_ms / 1000)
     result.ok = not result.problems and result.rate is not None
@@ -757,8 +767,8 @@ def print_run(r: RunResult) -> None:
     if "ack_ms_p50" in d:
         line += f", ack p50/p99 {d['ack_ms_p50']:.1f}/{d['ack_ms_p99']:.1f}ms"
     print(line + f"] {status}", flush=True)
-    if d.get("note"):
-        print(f"           ~ {d['note']}", flush=True)
+    for note in d.get("notes", []):
+        print(f"           ~ {note}", flush=True)
     if (d.get("other_cpu") or 0) > NOISE_NOTE:
         print(
             f"           ~ machine busy: other processes used {d['other_cpu']:.2f} cores "
