@@ -30,6 +30,7 @@ import random
 import uuid
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .broker import BrokerUnavailable, MessageHandler, ReconnectedCallback, ResubscribedCallback
@@ -85,9 +86,7 @@ class RedisBroker:
 
     async def start(self, connect_timeout: float = 3.0) -> None:
         """Start the listener and wait briefly for it; a Redis that is down is not fatal."""
-        self._client = aioredis.Redis.from_url(
-            self.url, socket_connect_timeout=2.0, socket_timeout=5.0, health_check_interval=10
-        )
+        self._client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=5.0)
         self._task = asyncio.create_task(self._listen_forever(), name="broker-listener")
         self._task.add_done_callback(self._listener_done)
         try:
@@ -138,10 +137,14 @@ class RedisBroker:
     async def publish(self, channel: str, seq: int, payload: bytes) -> None:
         if self._client is None:
             raise BrokerUnavailable("broker not started")
+        message = encode_message(self.node_id, seq, payload)
         try:
-            await self._client.execute_command(
-                self._publish_cmd, self.prefix + channel, encode_message(self.node_id, seq, payload)
-            )
+            try:
+                await self._client.execute_command(self._publish_cmd, self.prefix + channel, message)
+            except RedisConnectionError:
+                # A pooled connection left over from before a Redis restart: try a fresh
+                # one once. Publishing twice is harmless (receivers drop seqs they have).
+                await self._client.execute_command(self._publish_cmd, self.prefix + channel, message)
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .presence import PresenceUnavailable
@@ -117,6 +118,16 @@ class RedisPresence:
         # What this process registered: room -> field -> (member_key, info json)
         self._mine: dict[str, dict[str, tuple[str, str]]] = {}
 
+    @staticmethod
+    async def _retry(call: Any, *args: Any, **kwargs: Any) -> Any:
+        """One retry on a connection error: after a Redis restart the first command on
+        each pooled connection meets a closed socket. (A script whose reply was lost
+        runs twice; the scripts are idempotent for the same connection entry.)"""
+        try:
+            return await call(*args, **kwargs)
+        except RedisConnectionError:
+            return await call(*args, **kwargs)
+
     def _field(self, member_key: str, conn_id: str) -> str:
         return f"{member_key}{SEP}{self.node_id}{SEP}{conn_id}"
 
@@ -130,7 +141,7 @@ class RedisPresence:
         self._mine.setdefault(room, {})[field] = (member_key, encoded)
         args: list[Any] = [field, member_key, encoded, self._life_ms, self._key_ttl_ms]
         try:
-            return bool(await self._add(keys=self._keys(room), args=args))
+            return bool(await self._retry(self._add, keys=self._keys(room), args=args))
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
@@ -142,20 +153,20 @@ class RedisPresence:
             if not mine:
                 del self._mine[room]
         try:
-            return bool(await self._remove(keys=self._keys(room), args=[field, member_key]))
+            return bool(await self._retry(self._remove, keys=self._keys(room), args=[field, member_key]))
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
     async def connection_count(self, room: str, member_key: str) -> int:
         try:
-            raw = await self._client.hget(self._keys(room)[1], member_key)
+            raw = await self._retry(self._client.hget, self._keys(room)[1], member_key)
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
         return max(int(raw), 0) if raw is not None else 0
 
     async def members(self, room: str) -> dict[str, dict[str, Any]]:
         try:
-            raw = await self._client.hgetall(self._keys(room)[2])
+            raw = await self._retry(self._client.hgetall, self._keys(room)[2])
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
         return {_text(key): orjson.loads(value) for key, value in raw.items()}
@@ -174,7 +185,7 @@ class RedisPresence:
 
     async def reap(self, room: str) -> list[dict[str, Any]]:
         try:
-            gone = await self._reap(keys=self._keys(room))
+            gone = await self._retry(self._reap, keys=self._keys(room))
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
         if gone:

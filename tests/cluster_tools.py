@@ -48,6 +48,13 @@ class Publisher:
     def acked_seqs(self) -> list[int]:
         return [m["data"]["seq"] for m in self.answers("ack")]
 
+    async def wait_acked(self, count: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.answers("ack")) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} acks not reached; errors: {self.answers('error')[-2:]}")
+            await asyncio.sleep(0.01)
+
     async def wait_answered(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.answers("ack")) + len(self.answers("error")) < len(self.sent):
@@ -58,6 +65,7 @@ class Publisher:
 
 async def head_seq(hub: HubProcess, session_id: str) -> int:
     response = await api(hub, "GET", f"/api/v2/session/{session_id}")
+    assert response.status_code == 200, response.text
     return int(response.json()["head_seq"])
 
 

@@ -95,8 +95,7 @@ async def test_kill_9_clients_resume_on_another_process_with_nothing_lost(
     bob = Resuming(await LiveClient.connect(doomed.ws_url(session_id, "participant", name="bob")))
     publisher = Publisher(instructor, count=150, interval=0.01)
     flow = asyncio.create_task(publisher.run())
-    while len(publisher.acked_seqs()) < 40:
-        await asyncio.sleep(0.01)
+    await publisher.wait_acked(40)
     doomed.kill()
     killed_at = time.monotonic()
     await asyncio.gather(
