@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .store import AppendRequest, AppendResult, EventLog
+from .store import AppendRequest, AppendResult, EventLog, StoreUnavailable
 
 log = logging.getLogger("hub.commit")
 
@@ -118,19 +118,21 @@ class GroupCommitter:
         try:
             results = await self._store.append_batch([p.request for p in batch])
         except asyncio.CancelledError:
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(CommitFailed("the hub stopped"))
+            self._fail(batch, "the hub stopped")
             raise
-        except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("event batch not stored", extra={"size": len(batch), "error": self.last_error})
-            if self._observer:
-                self._observer(len(batch), time.perf_counter() - started, False)
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(CommitFailed(self.last_error))
+        except StoreUnavailable as exc:
+            self._report_failure(batch, started, exc)
+            self._fail(batch, self.last_error or "database unreachable")
             await asyncio.sleep(0.05)  # don't spin against a database that is down
+            return
+        except Exception as exc:
+            self._report_failure(batch, started, exc)
+            if len(batch) > 1:
+                # A data error in one item must not cost its neighbours their events.
+                for pending in batch:
+                    await self._write([pending])
+            else:
+                self._fail(batch, self.last_error or "not stored")
             return
         self.last_error = None
         if self._observer:
@@ -142,3 +144,15 @@ class GroupCommitter:
                 log.exception("commit listener failed")
             if not pending.future.done():
                 pending.future.set_result(result)
+
+    def _report_failure(self, batch: list[PendingAppend], started: float, exc: Exception) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.error("event batch not stored", extra={"size": len(batch), "error": self.last_error})
+        if self._observer:
+            self._observer(len(batch), time.perf_counter() - started, False)
+
+    @staticmethod
+    def _fail(batch: list[PendingAppend], reason: str) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(CommitFailed(reason))

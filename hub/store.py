@@ -9,6 +9,8 @@ pretend to.
   batch, events of one session get ascending seqs in the order given.
 - **Durability.** When `append_batch` returns, every accepted event is committed. If it
   raises, none of the batch may be assumed stored; the caller reports `unavailable`.
+  `StoreUnavailable` means the database is unreachable; any other error is about the
+  data, and the caller may retry the items one by one to find the one at fault.
 - **Idempotency.** An item with a `dedupe_key` already stored for its session is not stored
   again; its result carries the first seq and `duplicate=True`.
 - **Status.** Each item is checked against the session's status at the moment its seq is
@@ -128,3 +130,7 @@ class Store(SessionStore, EventLog, Protocol):
 
 class SessionExists(Exception):
     pass
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached: nothing of the call was stored or read."""

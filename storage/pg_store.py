@@ -9,11 +9,28 @@ from typing import Any
 import asyncpg
 import orjson
 
-from hub.store import AppendRequest, AppendResult, SessionExists, SessionRecord, StoredEvent
+from hub.store import (
+    AppendRequest,
+    AppendResult,
+    SessionExists,
+    SessionRecord,
+    StoredEvent,
+    StoreUnavailable,
+)
 
 from .migrate import apply_migrations
 
 log = logging.getLogger("hub.storage")
+
+# Errors that say "the database is not there", as opposed to "this data is wrong".
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
 
 _SESSION_COLUMNS = (
     "id, account_id, session_id, title, session_type, status, instructor, max_participants,"
@@ -79,7 +96,12 @@ class PgStore:
         finally:
             await conn.close()
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            command_timeout=30,
+            timeout=5,
         )
         return cls(pool)
 
@@ -163,6 +185,12 @@ class PgStore:
     async def append_batch(self, items: Sequence[AppendRequest]) -> list[AppendResult]:
         if not items:
             return []
+        try:
+            return await self._append(items)
+        except _UNREACHABLE as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _append(self, items: Sequence[AppendRequest]) -> list[AppendResult]:
         rows = await self.pool.fetch(
             "SELECT * FROM hub_append_events($1, $2, $3, $4, $5)",
             [item.session_pk for item in items],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hub.committer import GroupCommitter, PendingAppend
+from hub.committer import CommitFailed, GroupCommitter, PendingAppend
 from hub.store import AppendRequest
 from storage.pg_store import PgStore
 
@@ -84,4 +84,26 @@ async def test_first_session_of_a_new_account_registers_the_account_once(databas
         assert other.pk != record.pk
         assert await store.pool.fetchval("SELECT count(*) FROM hub_accounts WHERE account_id = 'acme'") == 1
     finally:
+        await store.close()
+
+
+async def test_a_data_error_in_one_item_does_not_fail_its_batch_neighbours(database):
+    store = await PgStore.connect(database)
+    committer = GroupCommitter(store, lambda pending, result: None)
+    committer.start()
+    try:
+        session = await store.create_session("default", {"session_id": "d", "title": "D"})
+        await committer.submit(PendingAppend(AppendRequest(session.pk, "session_started", {}, None), "d"))
+        # Validation normally refuses NUL; this goes straight to the committer to force a data error.
+        items = [{"message": "before"}, {"message": "nul \u0000 inside"}, {"message": "after"}]
+        futures = [
+            committer.submit(PendingAppend(AppendRequest(session.pk, "announcement", data, None), "d"))
+            for data in items
+        ]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        assert isinstance(outcomes[1], CommitFailed)
+        stored = [e.data["message"] for e in await store.read_events(session.pk, 1, 10)]
+        assert stored == ["before", "after"]
+    finally:
+        await committer.close()
         await store.close()
