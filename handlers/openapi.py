@@ -172,7 +172,7 @@ def build_document() -> dict[str, Any]:
         "info": {
             "title": "Session Hub",
             "version": "2.0.0",
-            "description": "Live sessions over WebSocket (/ws/live-updates, docs/protocol.md) and this HTTP API.",
+            "description": "Live sessions over WebSocket (docs/protocol.md) and this HTTP API.",
         },
         "paths": paths,
         "components": COMPONENTS,
