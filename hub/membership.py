@@ -202,8 +202,13 @@ class Membership:
             hub.schedule_release(room)
         await conn.stop()
         key = member_key(conn)
+        if conn.close_code == CloseCode.SERVER_SHUTDOWN:
+            # Drained: the client reconnects to another process. Its entry stays until the
+            # TTL, so neither participant_left nor a second participant_joined is written;
+            # one that does not come back is reaped (one participant_left) by the others.
+            return
         grace = self.settings.presence_grace
-        if conn.close_code in (CloseCode.SESSION_ENDED, CloseCode.SERVER_SHUTDOWN):
+        if conn.close_code == CloseCode.SESSION_ENDED:
             grace = 0.0
         loop = asyncio.get_running_loop()
         self._leaving[(session.pk, key, conn.conn_id)] = loop.call_later(

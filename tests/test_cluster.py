@@ -189,3 +189,27 @@ async def test_readyz_reports_both_dependencies(hub_factory, redis_base, redis_p
         ready = await http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["database"] == "ok" and ready.json()["checks"]["broker"] == "ok"
+
+
+async def test_a_drained_member_moves_to_another_process_without_leaving(
+    hub_factory, redis_base, redis_prefix
+):
+    a, b = await start_nodes(hub_factory, redis_base, redis_prefix, 2, HUB_PRESENCE_TTL="3")
+    session_id = await create_session(a)
+    watcher = await LiveClient.connect(b.ws_url(session_id, "observer"))
+    bob = await LiveClient.connect(a.ws_url(session_id, "participant", name="bob"))
+    amy = await LiveClient.connect(a.ws_url(session_id, "participant", name="amy"))
+    await watcher.next_of("participant_joined")
+    await watcher.next_of("participant_joined")
+    await asyncio.to_thread(a.terminate, 30)
+    assert await bob.wait_closed(5) == 3000 and await amy.wait_closed(5) == 3000
+    since = bob.seqs()[-1]
+    bob = await LiveClient.connect(b.ws_url(session_id, "participant", name="bob", since=since))
+    # amy does not come back: her entry expires with the drained process, one participant_left
+    left = await watcher.next_of("participant_left", timeout=8)
+    assert left["data"]["participant_id"] == "amy" and left["data"]["participant_count"] == 1
+    await asyncio.sleep(1.0)
+    kinds = [(m["type"], m["data"].get("participant_id")) for m in watcher.events()]
+    assert kinds.count(("participant_joined", "bob")) == 1
+    assert [k for k in kinds if k[0] == "participant_left"] == [("participant_left", "amy")]
+    await asyncio.gather(watcher.close(), bob.close())
