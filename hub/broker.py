@@ -24,7 +24,7 @@ broker that keeps these promises, and no stronger ones are assumed:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 MessageHandler = Callable[[str, int, bytes], None]  # (origin node id, seq, payload)
@@ -55,6 +55,10 @@ class Broker(Protocol):
 
     async def publish(self, channel: str, seq: int, payload: bytes) -> None:
         """Hand one message to every subscriber of `channel`, this node's included."""
+        ...
+
+    async def publish_many(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
+        """`publish` each `(channel, seq, payload)` in order, in one round trip if it can."""
         ...
 
     def on_resubscribed(self, callback: ResubscribedCallback) -> None: ...

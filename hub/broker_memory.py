@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 
 from .broker import MessageHandler, ReconnectedCallback, ResubscribedCallback
 
@@ -49,6 +50,10 @@ class MemoryBroker:
                 handler(self.node_id, seq, payload)
             except Exception:  # a handler must not raise; if one does, the others still get it
                 log.exception("broker handler failed", extra={"channel": channel})
+
+    async def publish_many(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
+        for channel, seq, payload in messages:
+            await self.publish(channel, seq, payload)
 
     def on_resubscribed(self, callback: ResubscribedCallback) -> None:
         self._callbacks.append(callback)

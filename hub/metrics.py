@@ -35,7 +35,7 @@ class HubMetrics:
         )
         self.broker_latency = Histogram(
             "hub_broker_publish_seconds",
-            "Time to publish one event to the broker",
+            "Time to publish one batch of events to the broker",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

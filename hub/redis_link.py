@@ -80,6 +80,7 @@ class SubscriberLink:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[bytes, asyncio.Future[None]] = {}
+        self._buffer = bytearray()
         self._last_read = time.monotonic()
         self.connected = False
 
@@ -165,7 +166,7 @@ class SubscriberLink:
         pinger = asyncio.create_task(self._ping_loop(), name="redis-subscriber-ping")
         try:
             while self.connected:
-                self._handle(await self._read())
+                self._handle(await self._read())  # only awaits the socket when nothing is buffered
         finally:
             pinger.cancel()
             await asyncio.gather(pinger, return_exceptions=True)
@@ -202,21 +203,47 @@ class SubscriberLink:
         self._writer.write(data)
 
     async def _read(self) -> Any:
+        """The next reply: parsed from what is buffered, reading more only when needed
+        (one socket read serves every message that arrived together)."""
         assert self._reader is not None
-        line = await self._reader.readuntil(b"\r\n")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"*":
-            return [await self._read() for _ in range(int(rest))]
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
+        while True:
+            parsed = parse_reply(self._buffer, 0)
+            if parsed is not None:
+                value, end = parsed
+                del self._buffer[:end]
+                return value
+            chunk = await self._reader.read(1 << 16)
+            if not chunk:
+                raise ConnectionError("connection closed by Redis")
+            self._buffer += chunk
+
+
+def parse_reply(buf: bytearray, pos: int) -> tuple[Any, int] | None:
+    """One RESP2 reply starting at `pos`: (value, end), or None if it is not complete yet."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        return None
+    kind, line, pos = buf[pos], bytes(buf[pos + 1 : end]), end + 2
+    if kind == 42:  # '*' array
+        items = []
+        for _ in range(int(line)):
+            parsed = parse_reply(buf, pos)
+            if parsed is None:
                 return None
-            data = await self._reader.readexactly(size + 2)
-            return data[:-2]
-        if kind == b":":
-            return int(rest)
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            return RedisReplyError(rest.decode(errors="replace"))
-        raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
+            item, pos = parsed
+            items.append(item)
+        return items, pos
+    if kind == 36:  # '$' bulk string
+        size = int(line)
+        if size < 0:
+            return None, pos  # null bulk string
+        if len(buf) < pos + size + 2:
+            return None
+        return bytes(buf[pos : pos + size]), pos + size + 2
+    if kind == 58:  # ':' integer
+        return int(line), pos
+    if kind == 43:  # '+' simple string
+        return line, pos
+    if kind == 45:  # '-' error
+        return RedisReplyError(line.decode(errors="replace")), pos
+    raise ConnectionError(f"unexpected reply from Redis: {bytes(buf[pos - 2 : pos + 40])!r}")

@@ -79,6 +79,17 @@ async def test_one_publisher_order_is_kept_and_channels_are_separate(nodes):
     assert other == []
 
 
+async def test_publish_many_keeps_order_across_channels(nodes):
+    a, b = await nodes(), await nodes()
+    got, handler = collector()
+    await b.subscribe("session:1", handler)
+    await b.subscribe("session:2", handler)
+    batch = [(f"session:{1 + seq % 2}", seq, b"p%d" % seq) for seq in range(1, 301)]
+    await a.publish_many(batch)
+    await until(lambda: len(got) == 300)
+    assert [(seq, payload) for _, seq, payload in got] == [(seq, p) for _, seq, p in batch]
+
+
 async def test_unsubscribe_and_close_stop_delivery(nodes):
     a, b = await nodes(), await nodes()
     got, handler = collector()
