@@ -348,17 +348,20 @@ class Membership:
         while True:
             await asyncio.sleep(interval)
             await self.hub.presence.refresh()
-            for room in list(self.hub.rooms.values()):
-                for info in await self.hub.presence.reap(str(room.session_pk)):
-                    await self._emit_reaped(room, info)
+            # Every room with presence entries, not only ours: when the process that served
+            # a room died with all its members, some other process must write their leave.
+            rooms = {str(pk) for pk in self.hub.rooms} | set(await self.hub.presence.rooms())
+            for room_key in rooms:
+                for info in await self.hub.presence.reap(room_key):
+                    await self._emit_reaped(int(room_key), info)
 
-    async def _emit_reaped(self, room: Room, info: dict[str, Any]) -> None:
+    async def _emit_reaped(self, session_pk: int, info: dict[str, Any]) -> None:
         if info.get("role") != "participant":
             return
-        session = await self.hub.store.get_session_by_pk(room.session_pk)
+        session = await self.hub.store.get_session_by_pk(session_pk)
         if session is None or session.status in TERMINAL_STATUSES:
             return
-        members = await self.hub.presence.members(str(room.session_pk))
+        members = await self.hub.presence.members(str(session_pk))
         data = {
             "participant_id": info.get("participant_id"),
             "name": info.get("name"),

@@ -44,6 +44,10 @@ class Presence(Protocol):
         """Extend the TTL of every entry this process registered."""
         ...
 
+    async def rooms(self) -> list[str]:
+        """Rooms holding any entry, on any process (so that any process can reap them)."""
+        ...
+
     async def reap(self, room: str) -> list[dict[str, Any]]:
         """Remove members whose every connection expired; answer their info."""
         ...

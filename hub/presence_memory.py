@@ -44,6 +44,9 @@ class MemoryPresence:
     async def refresh(self) -> None:
         return None
 
+    async def rooms(self) -> list[str]:
+        return list(self._conns)
+
     async def reap(self, room: str) -> list[dict[str, Any]]:
         return []  # a single process never outlives its own entries
 

@@ -8,9 +8,13 @@ Per room, three keys (all under the deployment's key prefix):
 - `<p>presence:<room>:counts`: hash member_key → live connection count;
 - `<p>presence:<room>:info`: hash member_key → the member's info (JSON).
 
+and `<p>presence-rooms`, the set of rooms holding any entry, so that a room whose only
+process died is still reaped by the others (they do not serve it, so would not know it).
+
 Every change runs as one Lua script, so `add` answers True to exactly one connection
 however many processes race, `remove` and `reap` likewise, and the three keys never
-disagree. Expiry uses the Redis server's clock, so hub hosts need no synchronised clocks.
+disagree. (The scripts touch keys of several slots: a single Redis or a primary with
+replicas, not Redis Cluster.) Expiry uses the Redis server's clock, so hub hosts need no synchronised clocks.
 
 Liveness: an entry lives `ttl * 2/3` past its last refresh and the hub refreshes (and
 reaps) every `ttl / 3`; a dead process's members are therefore reaped at most `ttl`
@@ -34,7 +38,7 @@ log = logging.getLogger("hub.presence")
 
 SEP = "\x1f"
 
-# KEYS: conns, counts, info. ARGV: field, member_key, info json, life ms, key ttl ms
+# KEYS: conns, counts, info, rooms. ARGV: field, member_key, info json, life ms, key ttl ms, room
 _ADD = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -47,12 +51,14 @@ if added == 1 then
   end
 end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+redis.call('SADD', KEYS[4], ARGV[6])
 return first
 """
 
-# KEYS: conns, counts, info. ARGV: field, member_key
+# KEYS: conns, counts, info, rooms. ARGV: field, member_key, room
 _REMOVE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[3]) end
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('HDEL', KEYS[3], ARGV[2])
@@ -61,14 +67,14 @@ end
 return 0
 """
 
-# KEYS: conns, counts, info. ARGV: life ms, key ttl ms, then (field, member_key, info)*
+# KEYS: conns, counts, info, rooms. ARGV: life ms, key ttl ms, room, then (field, member_key, info)*
 # Extends this process's entries; one that was reaped meanwhile (the process stalled
 # past its TTL) is registered again, since its connection is in fact alive.
 _REFRESH = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local expires = now + ARGV[1]
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   if redis.call('ZADD', KEYS[1], expires, ARGV[i]) == 1 then
     if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
       redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
@@ -76,10 +82,12 @@ for i = 3, #ARGV, 3 do
   end
 end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+redis.call('SADD', KEYS[4], ARGV[3])
 return 0
 """
 
-# KEYS: conns, counts, info. Returns the info of every member whose last entry expired.
+# KEYS: conns, counts, info, rooms. ARGV: room.
+# Returns the info of every member whose last entry expired.
 _REAP = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -95,6 +103,7 @@ for _, field in ipairs(expired) do
     if info then table.insert(gone, info) end
   end
 end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
 return gone
 """
 
@@ -110,6 +119,7 @@ class RedisPresence:
         self.ttl = ttl
         self._life_ms = max(int(ttl * 1000 * 2 / 3), 1)
         self._key_ttl_ms = int(ttl * 4000)
+        self._rooms_key = f"{prefix}presence-rooms"  # rooms holding any entry
         self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
         self._add = self._client.register_script(_ADD)
         self._remove = self._client.register_script(_REMOVE)
@@ -133,13 +143,13 @@ class RedisPresence:
 
     def _keys(self, room: str) -> list[str]:
         base = f"{self.prefix}presence:{room}:"
-        return [base + "conns", base + "counts", base + "info"]
+        return [base + "conns", base + "counts", base + "info", self._rooms_key]
 
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
         field = self._field(member_key, conn_id)
         encoded = orjson.dumps(info).decode()
         self._mine.setdefault(room, {})[field] = (member_key, encoded)
-        args: list[Any] = [field, member_key, encoded, self._life_ms, self._key_ttl_ms]
+        args: list[Any] = [field, member_key, encoded, self._life_ms, self._key_ttl_ms, room]
         try:
             return bool(await self._retry(self._add, keys=self._keys(room), args=args))
         except (RedisError, OSError) as exc:
@@ -153,7 +163,8 @@ class RedisPresence:
             if not mine:
                 del self._mine[room]
         try:
-            return bool(await self._retry(self._remove, keys=self._keys(room), args=[field, member_key]))
+            args = [field, member_key, room]
+            return bool(await self._retry(self._remove, keys=self._keys(room), args=args))
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
@@ -175,7 +186,7 @@ class RedisPresence:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for room, entries in list(self._mine.items()):
-                    args: list[Any] = [self._life_ms, self._key_ttl_ms]
+                    args: list[Any] = [self._life_ms, self._key_ttl_ms, room]
                     for field, (member_key, info) in entries.items():
                         args.extend((field, member_key, info))
                     await self._refresh(keys=self._keys(room), args=args, client=pipe)
@@ -183,9 +194,15 @@ class RedisPresence:
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
+    async def rooms(self) -> list[str]:
+        try:
+            return [_text(room) for room in await self._retry(self._client.smembers, self._rooms_key)]
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+
     async def reap(self, room: str) -> list[dict[str, Any]]:
         try:
-            gone = await self._retry(self._reap, keys=self._keys(room))
+            gone = await self._retry(self._reap, keys=self._keys(room), args=[room])
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
         if gone:

@@ -213,3 +213,26 @@ async def test_a_drained_member_moves_to_another_process_without_leaving(
     assert kinds.count(("participant_joined", "bob")) == 1
     assert [k for k in kinds if k[0] == "participant_left"] == [("participant_left", "amy")]
     await asyncio.gather(watcher.close(), bob.close())
+
+
+async def test_members_of_a_room_served_only_by_a_dead_process_are_reaped_elsewhere(
+    hub_factory, redis_base, redis_prefix
+):
+    survivor, doomed = await start_nodes(hub_factory, redis_base, redis_prefix, 2, HUB_PRESENCE_TTL="3")
+    session_id = await create_session(survivor)
+    ghosts = [
+        await LiveClient.connect(doomed.ws_url(session_id, "participant", name=f"g{i}")) for i in range(2)
+    ]
+    await ghosts[1].next_of("participant_joined")
+    doomed.kill()
+    killed = time.monotonic()
+    path = f"/api/v2/session/{session_id}/content?include_replay=true"
+    while True:  # the survivor has no member in this session: no room, yet it reaps
+        body = (await api(survivor, "GET", path)).json()
+        left = [m for m in body["replay"]["messages"] if m["type"] == "participant_left"]
+        if len(left) == 2:
+            break
+        assert time.monotonic() - killed < 3 + 3, "members of the dead process not removed"
+        await asyncio.sleep(0.2)
+    assert sorted(m["data"]["participant_id"] for m in left) == ["g0", "g1"]
+    assert body["session_info"]["participants"] == []

@@ -111,3 +111,12 @@ async def test_connection_ids_are_per_process(processes):
     assert await b.add("1", "bob", "c1", info("bob")) is False  # same id, other process
     assert await a.remove("1", "bob", "c1") is False
     assert await b.remove("1", "bob", "c1") is True
+
+
+async def test_rooms_lists_rooms_with_entries_on_any_process(processes):
+    a, b = processes("a"), processes("b")
+    await a.add("1", "bob", "c1", info("bob"))
+    await b.add("2", "amy", "c1", info("amy"))
+    assert sorted(await a.rooms()) == ["1", "2"]
+    await b.remove("2", "amy", "c1")
+    assert await b.rooms() == ["1"]
