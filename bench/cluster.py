@@ -58,6 +58,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def http(method: str, url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
@@ -250,12 +256,17 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"not every subscriber connected: {ready}")
         load.stdin.write(b"go\n")
         await load.stdin.drain()
+        cpu_before = [cpu_seconds(p.pid) for p in cluster.procs]
+        wall_before = time.monotonic()
         published = await publish(cluster, sessions, total, args.rate)
+        wall = time.monotonic() - wall_before
+        hub_cpu = [(cpu_seconds(p.pid) - c) / wall for p, c in zip(cluster.procs, cpu_before, strict=True)]
         load.stdin.write(b"done\n")
         await load.stdin.drain()
         result = json.loads(await asyncio.wait_for(load.stdout.readline(), 120))
         await load.wait()
         result.update(published)
+        result["hub_cpu"] = hub_cpu  # share of one core per hub process while publishing
         window = (result["last_ms"] - result["first_ms"]) / 1000 if result["first_ms"] else 0
         result["deliveries_per_s"] = result["deliveries"] / window if window else 0
         result["expected"] = sum(entry[1] for entry in urls)
@@ -270,7 +281,8 @@ def report(result: dict[str, Any]) -> None:
         f"({result['deliveries']}/{result['expected']} delivered, {result['missing']} missing, "
         f"{result['duplicates']} dup, {result['out_of_order']} out of order; "
         f"published {result['sent']} in {result['publish_seconds']:.1f} s, acked {result['acked']}, "
-        f"ack p50 {result['ack_p50_ms']:.1f} ms; subscriber CPU {result['cpu_share']:.2f})\n"
+        f"ack p50 {result['ack_p50_ms']:.1f} ms; subscriber CPU {result['cpu_share']:.2f}, "
+        f"hub CPU {' + '.join(f'{c:.2f}' for c in result['hub_cpu'])} cores)\n"
         + "".join(
             f"  {name}: p50 {g['p50_ms']:.2f} ms p99 {g['p99_ms']:.2f} ms ({g['timed']} timed)\n"
             for name, g in sorted(result["groups"].items())

@@ -18,6 +18,9 @@ from tests.support import free_port
 
 Received = list[tuple[str, int, bytes]]
 
+# Hangs fail fast: these tests take seconds, a stuck one must not eat the suite budget.
+pytestmark = pytest.mark.timeout(30)
+
 
 @pytest.fixture(params=["memory", "redis", "redis-sharded"])
 async def nodes(request: Any) -> AsyncIterator[Callable[[], Any]]:

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import httpx
+import pytest
 
 from tests.cluster_tools import (
     Publisher,
@@ -18,6 +19,9 @@ from tests.cluster_tools import (
 )
 from tests.redis_tools import kill_subscribers
 from tests.support import LiveClient, api, create_session
+
+# A stuck test fails fast instead of eating the suite budget.
+pytestmark = pytest.mark.timeout(90)
 
 
 async def test_events_from_every_process_reach_everyone_in_one_order_once(

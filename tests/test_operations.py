@@ -7,8 +7,13 @@ import json
 import signal
 import time
 
+import pytest
+
 from tests.cluster_tools import Publisher, log_seqs, start_nodes
 from tests.support import LiveClient, api, create_session
+
+# A stuck test fails fast instead of eating the suite budget.
+pytestmark = pytest.mark.timeout(60)
 
 METRICS = (
     "hub_connections",

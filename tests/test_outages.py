@@ -19,6 +19,9 @@ from tests.cluster_tools import Publisher, assert_gap_free, head_seq, log_seqs, 
 from tests.redis_tools import PrivateRedis
 from tests.support import LiveClient, create_session
 
+# A stuck test fails fast instead of eating the suite budget.
+pytestmark = pytest.mark.timeout(90)
+
 
 @pytest.fixture
 def private_redis() -> Iterator[PrivateRedis]:

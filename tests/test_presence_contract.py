@@ -15,6 +15,9 @@ import pytest
 from hub.presence_memory import MemoryPresence
 from hub.presence_redis import RedisPresence
 
+# A stuck test fails fast instead of eating the suite budget.
+pytestmark = pytest.mark.timeout(30)
+
 
 @pytest.fixture(params=["memory", "redis"])
 async def processes(request: Any) -> AsyncIterator[Callable[..., Any]]:
