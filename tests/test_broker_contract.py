@@ -13,6 +13,7 @@ import pytest
 from hub.broker import BrokerUnavailable
 from hub.broker_memory import MemoryBroker, MemoryBus
 from hub.broker_redis import RedisBroker, decode_message, encode_message
+from hub.redis_link import RedisAddress, SubscriberLink
 from tests.redis_tools import PrivateRedis, kill_subscribers
 from tests.support import free_port
 
@@ -193,3 +194,28 @@ async def test_redis_unreachable_at_start_is_not_fatal(redis_prefix):
         assert broker.channels() == ["session:1"]
     finally:
         await broker.close()
+
+
+async def test_a_silent_redis_is_detected_and_dropped():
+    """A peer that stops answering (no FIN: a partition) must not look connected forever."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n")  # CLIENT SETNAME: answer it, then never again
+        await reader.read(200)
+        writer.write(b"+OK\r\n")
+        await asyncio.sleep(30)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = SubscriberLink(
+        RedisAddress.from_url(f"redis://127.0.0.1:{port}"), False, lambda c, m: None, 0.1, name="x"
+    )
+    try:
+        await link.connect()
+        started = time.monotonic()
+        with pytest.raises((ConnectionError, OSError)):
+            await asyncio.wait_for(link.run(), 5)
+        assert time.monotonic() - started < 1.0
+    finally:
+        await link.close()
+        server.close()
