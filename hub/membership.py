@@ -280,7 +280,9 @@ class Membership:
         try:
             future = self.hub.submit(pending)
         except CommitOverloaded as exc:
-            self._reply_error(conn, room, "unavailable", str(exc), event.client_id)
+            # The hub's fault, not the client's: never counted towards HUB_MAX_ERRORS (a
+            # database outage must not end connections with a do-not-reconnect code).
+            self._reply_error(conn, room, "unavailable", str(exc), event.client_id, counted=False)
             return
         future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
 
@@ -292,11 +294,12 @@ class Membership:
         exc = future.exception()
         if isinstance(exc, CommitFailed):
             message = "the event could not be stored; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id)
+            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
             return
         if exc is not None:
             log.error("unexpected commit failure", exc_info=exc)
-            self._reply_error(conn, room, "unavailable", "internal error; send it again", client_id)
+            message = "internal error; send it again"
+            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
             return
         result = future.result()
         if result.error is not None:
