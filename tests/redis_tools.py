@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 
 import redis
 
@@ -80,3 +81,12 @@ class PrivateRedis:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def private_redis_server() -> Iterator[PrivateRedis]:
+    """Body of a `private_redis` fixture: a fixture's teardown also runs when the test is
+    stopped by a timeout (a try/finally inside an async test does not), so no
+    redis-server is left behind."""
+    server = PrivateRedis().start()
+    yield server
+    server.cleanup()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,13 +14,18 @@ from hub.broker import BrokerUnavailable
 from hub.broker_memory import MemoryBroker, MemoryBus
 from hub.broker_redis import RedisBroker, decode_message, encode_message
 from hub.redis_link import RedisAddress, SubscriberLink
-from tests.redis_tools import PrivateRedis, kill_subscribers
+from tests.redis_tools import PrivateRedis, kill_subscribers, private_redis_server
 from tests.support import free_port
 
 Received = list[tuple[str, int, bytes]]
 
 # Hangs fail fast: these tests take seconds, a stuck one must not eat the suite budget.
 pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    yield from private_redis_server()
 
 
 @pytest.fixture(params=["memory", "redis", "redis-sharded"])
@@ -161,8 +166,8 @@ async def test_redis_subscriber_killed_reconnects_resubscribes_and_reports(redis
         await publisher.close()
 
 
-async def test_redis_down_is_unhealthy_then_recovers_by_itself(redis_prefix):
-    server = PrivateRedis().start()
+async def test_redis_down_is_unhealthy_then_recovers_by_itself(private_redis, redis_prefix):
+    server = private_redis
     broker = RedisBroker(server.url, prefix=redis_prefix, backoff_max=0.3)
     try:
         await broker.start()
@@ -182,7 +187,6 @@ async def test_redis_down_is_unhealthy_then_recovers_by_itself(redis_prefix):
         await until(lambda: [seq for _, seq, _ in got] == [2])
     finally:
         await broker.close()
-        server.cleanup()
 
 
 async def test_redis_unreachable_at_start_is_not_fatal(redis_prefix):

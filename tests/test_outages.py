@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.cluster_tools import Publisher, assert_gap_free, head_seq, log_seqs, start_nodes
-from tests.redis_tools import PrivateRedis
+from tests.redis_tools import PrivateRedis, private_redis_server
 from tests.support import LiveClient, create_session
 
 # A stuck test fails fast instead of eating the suite budget.
@@ -25,9 +25,7 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture
 def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis().start()
-    yield server
-    server.cleanup()
+    yield from private_redis_server()
 
 
 class PrivatePostgres:
