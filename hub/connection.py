@@ -17,13 +17,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .close_codes import CloseCode, reason
+from .wire import WireMessage
 
 log = logging.getLogger("hub.connection")
 _ids = itertools.count(1)
 
 
 class Transport(Protocol):
-    async def send_text(self, payload: str) -> None: ...
+    def write_now(self, message: WireMessage) -> bool:
+        """Write at once if the socket takes it without waiting; False: use `send`."""
+        ...
+
+    async def send(self, message: WireMessage) -> None:
+        """Write, waiting for the socket to drain first if it must."""
+        ...
 
     async def close(self, code: int, reason: str) -> None: ...
 
@@ -76,12 +83,13 @@ class Connection:
     close_code: int | None = None
     # While replaying `since`, live events wait here instead of the socket queue.
     replaying: bool = False
-    held: list[tuple[int, str]] = field(default_factory=list)
+    held: list[tuple[int, WireMessage]] = field(default_factory=list)
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(50.0, 100))
     strikes: int = 0
 
     def __post_init__(self) -> None:
-        self._queue: deque[str] = deque()
+        self._queue: deque[WireMessage] = deque()
+        self._sending = False  # the writer holds a message the socket has not taken yet
         self._ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -93,25 +101,31 @@ class Connection:
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.conn_id}")
 
-    def offer(self, payload: str) -> bool:
-        """Queue a frame without waiting; close the connection if it cannot keep up."""
+    def offer(self, message: WireMessage | str) -> bool:
+        """Send without waiting: straight to the socket when it can take it, else queue;
+        close the connection if the queue overflows (it cannot keep up)."""
         if self.closed:
             return False
+        if isinstance(message, str):
+            message = WireMessage(message)
+        # Only when nothing is ahead of it, or frames would overtake each other.
+        if not self._queue and not self._sending and self.transport.write_now(message):
+            return True
         if len(self._queue) >= self.queue_size:
             self.close_soon(CloseCode.SLOW_CONSUMER)
             return False
-        self._queue.append(payload)
+        self._queue.append(message)
         self._ready.set()
         return True
 
-    async def put(self, payload: str) -> None:
+    async def put(self, payload: WireMessage | str) -> None:
         """Queue a frame, waiting for room first: for replays, which may be long."""
         while len(self._queue) >= self.queue_size // 2 and not self.closed:
             self._drained.clear()
             await self._drained.wait()
         self.offer(payload)
 
-    def push_event(self, seq: int, payload: str) -> None:
+    def push_event(self, seq: int, payload: WireMessage) -> None:
         """Deliver a log event exactly once, in seq order (the room guarantees the order)."""
         if self.replaying:
             if len(self.held) >= self.queue_size:
@@ -149,7 +163,11 @@ class Connection:
         try:
             while True:
                 while self._queue:
-                    await self.transport.send_text(self._queue.popleft())
+                    message = self._queue.popleft()
+                    if not self.transport.write_now(message):
+                        self._sending = True
+                        await self.transport.send(message)
+                        self._sending = False
                 self._drained.set()
                 if self.closed:
                     break

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .connection import Connection
+from .wire import WireMessage
 
 log = logging.getLogger("hub.room")
 
@@ -89,8 +90,9 @@ class Room:
     def _emit(self, seq: int, payload: str) -> None:
         self.next_seq = seq + 1
         self.events_delivered += 1
+        message = WireMessage(payload)  # framed once, written to every member
         for member in list(self.members.values()):
-            member.push_event(seq, payload)
+            member.push_event(seq, message)
         if self._on_event is not None:
             self._on_event(self, seq, payload)
 

@@ -13,6 +13,7 @@ from hub.close_codes import CloseCode, should_reconnect
 from hub.connection import Connection, Principal
 from hub.events import DURABLE_TYPES, SENDABLE_BY_ROLE, EventError, parse_client_frame
 from hub.room import Room
+from hub.wire import WireMessage, text_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,8 +23,12 @@ class RecordingTransport:
         self.frames: list[str] = []
         self.closed_with: int | None = None
 
-    async def send_text(self, payload: str) -> None:
-        self.frames.append(payload)
+    def write_now(self, message: WireMessage) -> bool:
+        self.frames.append(message.text)
+        return True
+
+    async def send(self, message: WireMessage) -> None:
+        self.frames.append(message.text)
 
     async def close(self, code: int, reason: str) -> None:
         self.closed_with = code
@@ -108,12 +113,60 @@ async def test_room_delivers_in_seq_order_once_and_repairs_gaps_from_the_log():
     room.close()
 
 
+class StalledTransport(RecordingTransport):
+    """A peer that stopped reading: nothing can be written now, and sends never finish."""
+
+    def write_now(self, message: WireMessage) -> bool:
+        return False
+
+    async def send(self, message: WireMessage) -> None:
+        await asyncio.Event().wait()
+
+
 async def test_a_member_that_cannot_keep_up_is_closed_as_slow_consumer():
-    conn, _transport = _member(queue_size=3)
-    conn._writer.cancel()  # the socket never drains
-    for seq in range(1, 6):
-        conn.push_event(seq, "{}")
+    conn = Connection(StalledTransport(), Principal("default", "u1", "observer", "U"), "s1", 3)
+    conn.start()
+    for seq in range(1, 8):
+        conn.push_event(seq, WireMessage("{}"))
+        await asyncio.sleep(0)
     assert conn.closed and conn.close_code == CloseCode.SLOW_CONSUMER
+    await conn.stop()
+
+
+async def test_frames_keep_their_order_when_the_socket_pauses_and_resumes():
+    class Flaky(RecordingTransport):
+        writable = False
+
+        def write_now(self, message: WireMessage) -> bool:
+            return self.writable and super().write_now(message)
+
+        async def send(self, message: WireMessage) -> None:
+            while not self.writable:
+                await asyncio.sleep(0.001)
+            self.frames.append(message.text)
+
+    transport = Flaky()
+    conn = Connection(transport, Principal("default", "u1", "observer", "U"), "s1", 100)
+    conn.start()
+    for i in range(5):
+        conn.offer(str(i))
+    await asyncio.sleep(0.01)
+    transport.writable = True
+    for i in range(5, 10):
+        conn.offer(str(i))  # must queue behind the writer's held frame, not overtake it
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    assert transport.frames == [str(i) for i in range(10)]
+    await conn.stop()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_prebuilt_text_frames_match_the_websockets_library(size):
+    from websockets.frames import Frame, Opcode
+
+    payload = "é" * (size // 2) + "a" * (size % 2)
+    expected = Frame(Opcode.TEXT, payload.encode()).serialize(mask=False, extensions=[])
+    assert text_frame(payload.encode()) == expected == WireMessage(payload).frame
 
 
 def test_close_code_table_matches_the_protocol_doc():
