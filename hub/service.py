@@ -300,16 +300,31 @@ class Hub:
                         conn.close_soon(CloseCode.TOKEN_EXPIRED)
 
     async def _head_check_loop(self) -> None:
-        """Catch a lost last event: compare each room with the log's head, in one query."""
+        """Catch a lost last event: compare each room with the log's head, in one query.
+
+        A head just committed may not have reached the room yet (its commit result or
+        broker message is on the way), so a room is repaired only when it is still
+        behind what the previous check saw: a whole interval later.
+        """
+        behind: dict[int, int] = {}  # session pk -> head seen while the room lagged
         while True:
             await asyncio.sleep(1.0)
             rooms = [r for r in self.rooms.values() if r.next_seq is not None]
             if not rooms:
+                behind.clear()
                 continue
             heads = await self.store.heads([r.session_pk for r in rooms])
+            lagging: dict[int, int] = {}
             for room in rooms:
-                if heads.get(room.session_pk, 0) >= (room.next_seq or 0):
-                    room.request_repair()
+                head, next_seq = heads.get(room.session_pk, 0), room.next_seq or 0
+                if head < next_seq:
+                    continue
+                previous = behind.get(room.session_pk)
+                if previous is not None and next_seq <= previous:
+                    room.request_repair()  # what was committed an interval ago never came
+                else:
+                    lagging[room.session_pk] = head
+            behind = lagging
 
 
 __all__ = ["CommitFailed", "CommitOverloaded", "Hub", "encode_stored"]
