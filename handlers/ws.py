@@ -37,18 +37,18 @@ class StarletteTransport:
         self._send = websocket._send  # skip Starlette's per-frame state checks
         self._protocol = _server_protocol(websocket.scope.get(RAW_SEND_KEY))
 
-    def write_now(self, message: WireMessage) -> bool:
+    def can_write_now(self) -> bool:
         protocol = self._protocol
-        if (
+        return not (
             protocol is None
             or not protocol.writable.is_set()  # paused: the peer is not reading
             or protocol.close_sent
             or protocol.conn.state is not State.OPEN
             or protocol.transport.is_closing()
-        ):
-            return False
-        protocol.transport.write(message.frame)
-        return True
+        )
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        self._protocol.transport.write(b"".join(frames))
 
     async def send(self, message: WireMessage) -> None:
         await self._send({"type": "websocket.send", "text": message.text})

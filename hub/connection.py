@@ -24,8 +24,12 @@ _ids = itertools.count(1)
 
 
 class Transport(Protocol):
-    def write_now(self, message: WireMessage) -> bool:
-        """Write at once if the socket takes it without waiting; False: use `send`."""
+    def can_write_now(self) -> bool:
+        """Whether the socket takes frames without waiting (not paused, still open)."""
+        ...
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        """Write ready-made frames in one go; only after `can_write_now()` said yes."""
         ...
 
     async def send(self, message: WireMessage) -> None:
@@ -90,6 +94,7 @@ class Connection:
     def __post_init__(self) -> None:
         self._queue: deque[WireMessage] = deque()
         self._sending = False  # the writer holds a message the socket has not taken yet
+        self._batch: list[bytes] = []  # frames for this loop tick, written together
         self._ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -109,7 +114,10 @@ class Connection:
         if isinstance(message, str):
             message = WireMessage(message)
         # Only when nothing is ahead of it, or frames would overtake each other.
-        if not self._queue and not self._sending and self.transport.write_now(message):
+        if not self._queue and not self._sending and self.transport.can_write_now():
+            if not self._batch:
+                _TICK_FLUSH.add(self)
+            self._batch.append(message.frame)
             return True
         if len(self._queue) >= self.queue_size:
             self.close_soon(CloseCode.SLOW_CONSUMER)
@@ -137,6 +145,11 @@ class Connection:
             self.last_seq = seq
             self.offer(payload)
 
+    def flush_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            self.transport.write_frames(batch)
+
     def finish_replay(self) -> None:
         held, self.held = self.held, []
         self.replaying = False
@@ -162,9 +175,12 @@ class Connection:
     async def _write_loop(self) -> None:
         try:
             while True:
+                self.flush_batch()  # what went out before the queue formed goes first
                 while self._queue:
                     message = self._queue.popleft()
-                    if not self.transport.write_now(message):
+                    if self.transport.can_write_now():
+                        self.transport.write_frames([message.frame])
+                    else:
                         self._sending = True
                         await self.transport.send(message)
                         self._sending = False
@@ -194,3 +210,30 @@ class Connection:
                 await self._writer
             except (asyncio.CancelledError, Exception):
                 pass
+
+
+class _TickFlush:
+    """Writes every connection's frames of this loop tick at the end of the tick.
+
+    A commit batch of many events then costs each member one socket write instead of one
+    per event: fewer syscalls here, fewer packets and reads for the client.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[Connection] = []
+
+    def add(self, conn: Connection) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(conn)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for conn in pending:
+            try:
+                conn.flush_batch()
+            except Exception:  # a socket that broke since; its reader sees the disconnect
+                log.debug("flush failed", extra={"conn": conn.conn_id})
+
+
+_TICK_FLUSH = _TickFlush()

@@ -23,15 +23,31 @@ class RecordingTransport:
         self.frames: list[str] = []
         self.closed_with: int | None = None
 
-    def write_now(self, message: WireMessage) -> bool:
-        self.frames.append(message.text)
+    def can_write_now(self) -> bool:
         return True
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        self.frames.extend(_texts(b"".join(frames)))
 
     async def send(self, message: WireMessage) -> None:
         self.frames.append(message.text)
 
     async def close(self, code: int, reason: str) -> None:
         self.closed_with = code
+
+
+def _texts(stream: bytes) -> list[str]:
+    """Split a run of unmasked text frames back into their payloads."""
+    texts, at = [], 0
+    while at < len(stream):
+        length, at = stream[at + 1] & 0x7F, at + 2
+        if length == 126:
+            length, at = int.from_bytes(stream[at : at + 2], "big"), at + 2
+        elif length == 127:
+            length, at = int.from_bytes(stream[at : at + 8], "big"), at + 8
+        texts.append(stream[at : at + length].decode())
+        at += length
+    return texts
 
 
 def _member(queue_size: int = 100) -> tuple[Connection, RecordingTransport]:
@@ -116,7 +132,7 @@ async def test_room_delivers_in_seq_order_once_and_repairs_gaps_from_the_log():
 class StalledTransport(RecordingTransport):
     """A peer that stopped reading: nothing can be written now, and sends never finish."""
 
-    def write_now(self, message: WireMessage) -> bool:
+    def can_write_now(self) -> bool:
         return False
 
     async def send(self, message: WireMessage) -> None:
@@ -137,8 +153,8 @@ async def test_frames_keep_their_order_when_the_socket_pauses_and_resumes():
     class Flaky(RecordingTransport):
         writable = False
 
-        def write_now(self, message: WireMessage) -> bool:
-            return self.writable and super().write_now(message)
+        def can_write_now(self) -> bool:
+            return self.writable
 
         async def send(self, message: WireMessage) -> None:
             while not self.writable:
