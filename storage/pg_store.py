@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -85,8 +86,13 @@ def _session(row: asyncpg.Record) -> SessionRecord:
 class PgStore:
     """Sessions and the event log in PostgreSQL; one pool per hub process."""
 
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, dsn: str):
         self.pool = pool
+        self._dsn = dsn
+        # The log writer keeps one connection: a pool acquire/release per batch costs a
+        # reset round trip, more than the append itself. One writer at a time.
+        self._writer: Any = None
+        self._writer_lock = asyncio.Lock()
 
     @classmethod
     async def connect(cls, dsn: str, min_size: int = 2, max_size: int = 10) -> PgStore:
@@ -103,10 +109,22 @@ class PgStore:
             command_timeout=30,
             timeout=5,
         )
-        return cls(pool)
+        return cls(pool, dsn)
 
     async def close(self) -> None:
+        await self._drop_writer()
         await self.pool.close()
+
+    async def _writer_connection(self) -> Any:
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await asyncpg.connect(self._dsn, timeout=5)
+            await _init_connection(self._writer)
+        return self._writer
+
+    async def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.terminate()
 
     async def ping(self) -> None:
         async with self.pool.acquire(timeout=2) as conn:
@@ -191,14 +209,20 @@ class PgStore:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def _append(self, items: Sequence[AppendRequest]) -> list[AppendResult]:
-        rows = await self.pool.fetch(
-            "SELECT * FROM hub_append_events($1, $2, $3, $4, $5)",
-            [item.session_pk for item in items],
-            [item.type for item in items],
-            [item.actor for item in items],
-            [item.data for item in items],
-            [item.dedupe_key for item in items],
-        )
+        async with self._writer_lock:
+            writer = await self._writer_connection()
+            try:
+                rows = await writer.fetch(
+                    "SELECT * FROM hub_append_events($1, $2, $3, $4, $5)",
+                    [item.session_pk for item in items],
+                    [item.type for item in items],
+                    [item.actor for item in items],
+                    [item.data for item in items],
+                    [item.dedupe_key for item in items],
+                )
+            except _UNREACHABLE:
+                await self._drop_writer()  # a fresh connection next time
+                raise
         return [
             AppendResult(
                 seq=row["out_seq"],
