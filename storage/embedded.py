@@ -21,11 +21,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server; return an asyncpg-usable DSN."""
-        import pgserver  # imported lazily: only the embedded mode needs it
-
         # pgserver asks platformdirs for a runtime dir it does not use here; the
         # warning about XDG_RUNTIME_DIR would be the first thing a newcomer reads.
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver  # imported lazily: only the embedded mode needs it
 
         self.path.mkdir(parents=True, exist_ok=True)
         self._server = pgserver.get_server(str(self.path), cleanup_mode="stop")
