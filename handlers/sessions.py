@@ -134,7 +134,10 @@ async def live_sessions(request: Request) -> Response:
         if include_metrics:
             metrics = compute_metrics(await read_all(hub, record))
             metrics["current_hrv_improvement"] = metrics["average_hrv_improvement"]
-            item["metrics"] = metrics
+        else:
+            # What is known without reading the log; the full set costs a log read.
+            metrics = {"message_count": record.head_seq, "participant_count": item["participant_count"]}
+        item["metrics"] = metrics
         sessions.append(item)
     return json_response({"count": len(sessions), "sessions": sessions})
 

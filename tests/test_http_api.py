@@ -74,6 +74,8 @@ async def test_live_listing_and_content_with_metrics_and_replay(hub):
     (item,) = listing["sessions"]
     assert item["session_id"] == live_id and item["participant_count"] == 1 and item["active"] is True
     assert item["started_at"] and item["metrics"]["current_hrv_improvement"] == 12.5
+    plain = (await api(hub, "GET", "/api/v2/sessions/live")).json()["sessions"][0]
+    assert plain["metrics"] == {"message_count": 3, "participant_count": 1}
     content = (
         await api(hub, "GET", f"/api/v2/session/{live_id}/content?include_metrics=true&include_replay=true")
     ).json()
