@@ -56,7 +56,8 @@ SENDABLE_BY_ROLE: dict[str, frozenset[str]] = {
     "observer": frozenset(),
 }
 
-# Which session statuses accept each type; the store enforces the same table atomically.
+# Which session statuses accept each type (anything not listed: every open status); the
+# store enforces the same table atomically (migration 030).
 LIVE = ("in_progress", "paused")
 OPEN = ("scheduled", "in_progress", "paused")
 STATUS_NEEDED: dict[str, tuple[str, ...]] = {
@@ -65,15 +66,12 @@ STATUS_NEEDED: dict[str, tuple[str, ...]] = {
     "session_resumed": ("paused",),
     "session_ending": LIVE,
     "session_ended": LIVE,
-    "participant_joined": OPEN,
-    "participant_left": OPEN,
-    "announcement": OPEN,
 }
 TERMINAL_STATUSES = ("completed", "cancelled")
 
 
 def status_needed(event_type: str) -> tuple[str, ...]:
-    return STATUS_NEEDED.get(event_type, LIVE)
+    return STATUS_NEEDED.get(event_type, OPEN)
 
 
 class EventError(Exception):

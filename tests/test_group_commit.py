@@ -55,22 +55,29 @@ async def test_status_and_dedupe_are_checked_per_item_in_one_batch(database):
         )
         results = await store.append_batch(
             [
-                AppendRequest(session.pk, "prompt", {"text": "too early"}, None),
+                AppendRequest(session.pk, "session_ending", {}, None),  # not started yet
+                AppendRequest(session.pk, "hrv_update", {"hrv": 50}, None),  # a baseline is fine
                 AppendRequest(session.pk, "session_started", {}, None),
                 AppendRequest(session.pk, "prompt", {"text": "now"}, None, dedupe_key="u\x1f1"),
                 AppendRequest(session.pk, "prompt", {"text": "now"}, None, dedupe_key="u\x1f1"),
                 AppendRequest(999_999, "prompt", {"text": "nowhere"}, None),
+                AppendRequest(session.pk, "session_ended", {"status": "completed"}, None),
+                AppendRequest(session.pk, "prompt", {"text": "too late"}, None),
             ]
         )
         assert [(r.seq, r.error, r.duplicate) for r in results] == [
             (None, "conflict", False),
             (1, None, False),
             (2, None, False),
-            (2, None, True),
+            (3, None, False),
+            (3, None, True),
             (None, "not_found", False),
+            (4, None, False),
+            (None, "conflict", False),
         ]
-        assert results[1].data is not None and results[1].data["status"] == "in_progress"
-        assert await store.count_events(session.pk) == 2
+        assert results[2].data is not None and results[2].data["status"] == "in_progress"
+        assert results[-1].status == "completed"
+        assert await store.count_events(session.pk) == 4
     finally:
         await store.close()
 

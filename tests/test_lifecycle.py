@@ -67,8 +67,12 @@ async def test_instructor_controls_the_session_over_websocket(hub):
     session_id = await create_session(hub, start=False)
     instructor = await LiveClient.connect(hub.ws_url(session_id, "instructor", name="Sarah"))
     participant = await LiveClient.connect(hub.ws_url(session_id, "participant", name="Bob"))
-    refused = await participant.request("response", {"text": "too early"})
-    assert refused["type"] == "error" and refused["data"]["code"] == "conflict"
+    # The room is open before the start: a baseline reading is stored and delivered.
+    baseline = await participant.request("hrv_update", {"hrv": 48})
+    assert baseline["type"] == "ack"
+    assert (await instructor.next_of("hrv_update"))["seq"] == baseline["data"]["seq"]
+    early_end = await instructor.request("session_ending", {})
+    assert early_end["type"] == "error" and early_end["data"]["code"] == "conflict"
     for event_type in ("session_started", "session_paused", "session_resumed"):
         ack = await instructor.request(event_type, {})
         assert ack["type"] == "ack", ack
