@@ -47,6 +47,16 @@ def member_key(conn: Connection) -> str:
     return conn.principal.user_id
 
 
+def presence_event_data(participant_id: Any, name: Any, members: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Data of `participant_joined` / `participant_left`: who, and the count after it.
+
+    The count goes by both names: `participant_count` (the contract's welcome) and
+    `count` (seed 003's event table).
+    """
+    count = len(participant_list(members))
+    return {"participant_id": participant_id, "name": name, "participant_count": count, "count": count}
+
+
 class Membership:
     def __init__(self, hub: Hub):
         self.hub = hub
@@ -121,12 +131,7 @@ class Membership:
         if ended:
             conn.close_soon(CloseCode.SESSION_ENDED)
         elif first and is_participant:
-            count = len(participant_list(members))
-            data = {
-                "participant_id": conn.principal.user_id,
-                "name": conn.principal.name,
-                "participant_count": count,
-            }
+            data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
             self._background(hub.append(fresh, "participant_joined", data, conn.principal.actor))
         return True
 
@@ -223,11 +228,7 @@ class Membership:
         if not gone or conn.role != "participant":
             return
         members = await hub.presence.members(room_key)
-        data = {
-            "participant_id": conn.principal.user_id,
-            "name": conn.principal.name,
-            "participant_count": len(participant_list(members)),
-        }
+        data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
         result = await hub.append(session, "participant_left", data, conn.principal.actor)
         if result.error not in (None, "conflict"):
             log.warning("participant_left not stored", extra={"error": result.error})
@@ -365,12 +366,8 @@ class Membership:
         if session is None or session.status in TERMINAL_STATUSES:
             return
         members = await self.hub.presence.members(str(session_pk))
-        data = {
-            "participant_id": info.get("participant_id"),
-            "name": info.get("name"),
-            "participant_count": len(participant_list(members)),
-            "reason": "connection_lost",
-        }
+        data = presence_event_data(info.get("participant_id"), info.get("name"), members)
+        data["reason"] = "connection_lost"
         actor = {
             "user_id": info.get("participant_id"),
             "name": info.get("name"),
