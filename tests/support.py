@@ -42,7 +42,9 @@ class HubProcess:
     """A real `python -m hub serve` on a free port."""
 
     def __init__(self, env: dict[str, str], port: int | None = None):
-        self.env = env
+        # In-process broker unless the test asks for Redis: an inherited REDIS_URL would
+        # share one key prefix across tests whose fresh databases reuse session ids.
+        self.env = {"REDIS_URL": "", **env}
         self.port = port or free_port()
         OUTPUT.mkdir(exist_ok=True)
         self.log_path = OUTPUT / f"hub-{self.port}-{uuid.uuid4().hex[:6]}.log"
