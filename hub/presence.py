@@ -11,6 +11,16 @@ connections is registered on any process. Guarantees the hub relies on:
 - **Liveness.** Entries of a process that stops refreshing (it died) expire after the
   TTL; `reap` removes expired members, answering each exactly once across processes
   so that one process emits their `participant_left`.
+- **User slots.** `claim_user_slot` caps a user's live connections (per account and
+  user, across every process and room): it registers the connection and answers True
+  unless the user already holds `limit` slots, atomically, so racing claims on any
+  processes never admit more than `limit`. Claiming a slot the connection already holds
+  answers True again. `release_user_slot` frees it (releasing twice is harmless). Slots
+  live like the other entries: `refresh` keeps this process's alive, and those of a
+  process that stops refreshing expire within the TTL, so a crash never locks a user
+  out for longer than that. (A process that stalls past the TTL registers its slots
+  again on its next refresh, since the connections are in fact alive: only then may a
+  user briefly hold more than `limit`.)
 - **Failure.** Methods raise `PresenceUnavailable` when the backend is unreachable.
 """
 
@@ -40,8 +50,17 @@ class Presence(Protocol):
         """Every present member's info, by member key."""
         ...
 
+    async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
+        """Take one of the user's `limit` connection slots for `conn_id`; False when all
+        are held by live connections (on any process), and then nothing is registered."""
+        ...
+
+    async def release_user_slot(self, account: str, user: str, conn_id: str) -> None:
+        """Free the slot `conn_id` holds, if any."""
+        ...
+
     async def refresh(self) -> None:
-        """Extend the TTL of every entry this process registered."""
+        """Extend the TTL of every entry this process registered (user slots included)."""
         ...
 
     async def rooms(self) -> list[str]:

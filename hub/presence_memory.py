@@ -11,6 +11,8 @@ class MemoryPresence:
         # room -> member_key -> conn_id set; room -> member_key -> info
         self._conns: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._info: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        # (account, user) -> conn_ids holding one of the user's connection slots
+        self._slots: dict[tuple[str, str], set[str]] = {}
 
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
         conns = self._conns[room][member_key]
@@ -41,6 +43,26 @@ class MemoryPresence:
     async def members(self, room: str) -> dict[str, dict[str, Any]]:
         return dict(self._info.get(room, {}))
 
+    async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
+        # No await inside: atomic with respect to every other coroutine of the process.
+        held = self._slots.setdefault((account, user), set())
+        if conn_id in held:
+            return True
+        if len(held) >= limit:
+            if not held:
+                del self._slots[(account, user)]
+            return False
+        held.add(conn_id)
+        return True
+
+    async def release_user_slot(self, account: str, user: str, conn_id: str) -> None:
+        held = self._slots.get((account, user))
+        if held is None:
+            return
+        held.discard(conn_id)
+        if not held:
+            del self._slots[(account, user)]
+
     async def refresh(self) -> None:
         return None
 
@@ -53,3 +75,4 @@ class MemoryPresence:
     async def close(self) -> None:
         self._conns.clear()
         self._info.clear()
+        self._slots.clear()

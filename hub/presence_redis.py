@@ -11,6 +11,12 @@ Per room, three keys (all under the deployment's key prefix):
 and `<p>presence-rooms`, the set of rooms holding any entry, so that a room whose only
 process died is still reaped by the others (they do not serve it, so would not know it).
 
+User slots (the per-user connection limit): per account and user one sorted set,
+`<p>presence-user:<len(account)>:<account>:<user>` (the length keeps every pair apart
+whatever characters ids contain), of `node_id \x1f conn_id` scored by expiry like the
+room entries. The claim script drops expired entries before counting, so a dead
+process's slots need no reaper: they stop counting once expired.
+
 Every change runs as one Lua script, so `add` answers True to exactly one connection
 however many processes race, `remove` and `reap` likewise, and the three keys never
 disagree. (The scripts touch keys of several slots: a single Redis or a primary with
@@ -107,6 +113,30 @@ if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) e
 return gone
 """
 
+# KEYS: slots. ARGV: field, limit, life ms, key ttl ms. 1: admitted, 0: the user is full.
+# A field already present is admitted again (a retried claim must not count twice).
+_CLAIM = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('ZADD', KEYS[1], now + ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# KEYS: slots. ARGV: life ms, key ttl ms, then fields. Like _REFRESH, it registers again
+# a slot that expired meanwhile: its connection is alive (a stall, a Redis restart).
+_REFRESH_SLOTS = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -125,8 +155,13 @@ class RedisPresence:
         self._remove = self._client.register_script(_REMOVE)
         self._refresh = self._client.register_script(_REFRESH)
         self._reap = self._client.register_script(_REAP)
+        self._claim = self._client.register_script(_CLAIM)
+        self._refresh_slots = self._client.register_script(_REFRESH_SLOTS)
         # What this process registered: room -> field -> (member_key, info json)
         self._mine: dict[str, dict[str, tuple[str, str]]] = {}
+        # User slots this process holds: slots key -> fields. Recorded only once a claim
+        # answered, so a claim whose answer was lost is never refreshed and expires.
+        self._my_slots: dict[str, set[str]] = {}
 
     @staticmethod
     async def _retry(call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -182,7 +217,37 @@ class RedisPresence:
             raise PresenceUnavailable(str(exc)) from exc
         return {_text(key): orjson.loads(value) for key, value in raw.items()}
 
+    def _slot_key(self, account: str, user: str) -> str:
+        return f"{self.prefix}presence-user:{len(account)}:{account}:{user}"
+
+    async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
+        key = self._slot_key(account, user)
+        field = f"{self.node_id}{SEP}{conn_id}"
+        args = [field, limit, self._life_ms, self._key_ttl_ms]
+        try:
+            admitted = bool(await self._retry(self._claim, keys=[key], args=args))
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+        if admitted:
+            self._my_slots.setdefault(key, set()).add(field)
+        return admitted
+
+    async def release_user_slot(self, account: str, user: str, conn_id: str) -> None:
+        key = self._slot_key(account, user)
+        field = f"{self.node_id}{SEP}{conn_id}"
+        # Forget it first: even if the ZREM below fails, it is no longer refreshed.
+        mine = self._my_slots.get(key)
+        if mine is not None:
+            mine.discard(field)
+            if not mine:
+                del self._my_slots[key]
+        try:
+            await self._retry(self._client.zrem, key, field)
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+
     async def refresh(self) -> None:
+        slots = {key: sorted(fields) for key, fields in self._my_slots.items()}
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for room, entries in list(self._mine.items()):
@@ -190,7 +255,24 @@ class RedisPresence:
                     for field, (member_key, info) in entries.items():
                         args.extend((field, member_key, info))
                     await self._refresh(keys=self._keys(room), args=args, client=pipe)
+                for key, fields in slots.items():
+                    await self._refresh_slots(
+                        keys=[key], args=[self._life_ms, self._key_ttl_ms, *fields], client=pipe
+                    )
                 await pipe.execute()
+            # A slot released while the pipeline was in flight may have been written back
+            # by it: remove it again, or the user would stay a connection short until it expired.
+            stale = [
+                (key, field)
+                for key, fields in slots.items()
+                for field in fields
+                if field not in self._my_slots.get(key, ())
+            ]
+            if stale:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for key, field in stale:
+                        pipe.zrem(key, field)
+                    await pipe.execute()
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
@@ -211,4 +293,5 @@ class RedisPresence:
 
     async def close(self) -> None:
         self._mine.clear()
+        self._my_slots.clear()
         await self._client.aclose()

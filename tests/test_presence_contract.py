@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 
 from hub.presence_memory import MemoryPresence
 from hub.presence_redis import RedisPresence
@@ -123,3 +124,90 @@ async def test_rooms_lists_rooms_with_entries_on_any_process(processes):
     assert sorted(await a.rooms()) == ["1", "2"]
     await b.remove("2", "amy", "c1")
     assert await b.rooms() == ["1"]
+
+
+# User slots: the per-user connection limit. Connection ids differ across the "processes"
+# here so that the same cases hold for the single in-memory process.
+
+
+async def test_user_slots_cap_a_users_connections_on_every_process(processes):
+    a, b = processes("a"), processes("b")
+    assert await a.claim_user_slot("acme", "bob", "c1", 2) is True
+    assert await b.claim_user_slot("acme", "bob", "c2", 2) is True
+    assert await a.claim_user_slot("acme", "bob", "c3", 2) is False
+    assert await b.claim_user_slot("acme", "bob", "c4", 2) is False
+    assert await a.claim_user_slot("acme", "bob", "c1", 2) is True  # held already: not counted twice
+    assert await b.claim_user_slot("acme", "bob", "c4", 2) is False
+    # other users, and the same user id in another account, have slots of their own
+    assert await b.claim_user_slot("acme", "amy", "c5", 2) is True
+    assert await b.claim_user_slot("other", "bob", "c6", 2) is True
+    assert await a.claim_user_slot("ac", "me:bob", "c7", 1) is True  # no key collision
+
+
+async def test_releasing_a_user_slot_admits_the_next_connection(processes):
+    a, b = processes("a"), processes("b")
+    assert await a.claim_user_slot("acme", "bob", "c1", 1) is True
+    assert await b.claim_user_slot("acme", "bob", "c2", 1) is False
+    await a.release_user_slot("acme", "bob", "c1")
+    await a.release_user_slot("acme", "bob", "c1")  # twice: harmless
+    await b.release_user_slot("acme", "bob", "c9")  # never claimed: harmless
+    assert await b.claim_user_slot("acme", "bob", "c2", 1) is True
+    assert await a.claim_user_slot("acme", "bob", "c3", 1) is False
+
+
+async def test_racing_claims_never_exceed_the_limit(processes):
+    a, b = processes("a"), processes("b")
+    for round_ in range(2):
+        claims = [(a if i % 2 else b).claim_user_slot("acme", "bob", f"r{round_}c{i}", 5) for i in range(30)]
+        admitted = await asyncio.gather(*claims)
+        assert sum(admitted) == 5
+        owners = [(a if i % 2 else b, f"r{round_}c{i}") for i, ok in enumerate(admitted) if ok]
+        await asyncio.gather(*(p.release_user_slot("acme", "bob", conn) for p, conn in owners))
+
+
+async def test_a_slot_released_during_a_refresh_stays_released(processes):
+    a, b = processes("a"), processes("b")
+    for i in range(10):
+        assert await a.claim_user_slot("acme", "bob", f"a{i}", 1) is True
+        await asyncio.gather(a.refresh(), a.release_user_slot("acme", "bob", f"a{i}"))
+        assert await b.claim_user_slot("acme", "bob", f"b{i}", 1) is True
+        await b.release_user_slot("acme", "bob", f"b{i}")
+
+
+@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+async def test_user_slots_of_a_process_that_stops_refreshing_expire(processes):
+    dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
+    assert await dead.claim_user_slot("acme", "bob", "c1", 3) is True
+    assert await dead.claim_user_slot("acme", "bob", "c2", 3) is True
+    assert await live.claim_user_slot("acme", "bob", "c3", 3) is True
+    assert await live.claim_user_slot("acme", "bob", "c4", 3) is False
+    for _ in range(6):  # `live` refreshes, `dead` does not
+        await asyncio.sleep(0.15)
+        await live.refresh()
+    assert await live.claim_user_slot("acme", "bob", "c4", 3) is True
+    assert await live.claim_user_slot("acme", "bob", "c5", 3) is True
+    assert await live.claim_user_slot("acme", "bob", "c6", 3) is False  # c3 was kept alive
+
+
+@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+async def test_user_slots_are_per_process_connection(processes):
+    a, b = processes("a"), processes("b")
+    assert await a.claim_user_slot("acme", "bob", "c1", 2) is True
+    assert await b.claim_user_slot("acme", "bob", "c1", 2) is True  # same id, other process
+    assert await a.claim_user_slot("acme", "bob", "c2", 2) is False
+    await a.release_user_slot("acme", "bob", "c1")
+    assert await a.claim_user_slot("acme", "bob", "c2", 2) is True
+    assert await b.claim_user_slot("acme", "bob", "c3", 2) is False
+
+
+@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+async def test_refresh_registers_slots_again_after_redis_lost_them(processes, redis_base, redis_prefix):
+    a, b = processes("a"), processes("b")
+    assert await a.claim_user_slot("acme", "bob", "c1", 1) is True
+    client = redis.Redis.from_url(redis_base)
+    try:  # as after a Redis restart without persistence
+        assert await client.delete(*await client.keys(redis_prefix + "presence-user:*")) == 1
+    finally:
+        await client.aclose()
+    await a.refresh()
+    assert await b.claim_user_slot("acme", "bob", "c2", 1) is False
