@@ -153,14 +153,26 @@ async def _admit(
         session = await hub.store.get_session(principal.account_id, session_id)
     if session is None:
         raise Refusal(CloseCode.NOT_FOUND, "not_found", f"session '{session_id}' not found")
-    user_key = (principal.account_id, principal.user_id)
-    if hub.user_connections.get(user_key, 0) >= hub.settings.max_connections_per_user:
-        message = (
-            f"too many connections for this user (at most {hub.settings.max_connections_per_user}, "
-            "HUB_MAX_CONNECTIONS_PER_USER)"
-        )
-        raise Refusal(CloseCode.TOO_MANY_CONNECTIONS, "rate_limited", message)
     return principal, session, since
+
+
+async def _claim_slot(hub: Hub, conn: Connection) -> None:
+    """Take one of the user's connection slots, counted on every process sharing the
+    presence (Redis), or Refusal. The last step of admission: nothing after it can refuse,
+    so a refused connection never holds a slot."""
+    principal, limit = conn.principal, hub.settings.max_connections_per_user
+    if not await hub.presence.claim_user_slot(principal.account_id, principal.user_id, conn.conn_id, limit):
+        message = f"too many connections for this user (at most {limit}, HUB_MAX_CONNECTIONS_PER_USER)"
+        raise Refusal(CloseCode.TOO_MANY_CONNECTIONS, "rate_limited", message)
+
+
+async def _release_slot(hub: Hub, conn: Connection) -> None:
+    principal = conn.principal
+    try:
+        await hub.presence.release_user_slot(principal.account_id, principal.user_id, conn.conn_id)
+    except Exception:
+        # The presence no longer refreshes it, so it expires within HUB_PRESENCE_TTL.
+        log.warning("connection slot not released; it expires", exc_info=True)
 
 
 async def live_updates(websocket: WebSocket) -> None:
@@ -171,26 +183,27 @@ async def live_updates(websocket: WebSocket) -> None:
     session_id = websocket.query_params.get("session_id", "")[:100].replace("\x00", "")
     try:
         principal, session, since = await _admit(websocket, hub, token)
+        conn = Connection(
+            StarletteTransport(websocket),
+            principal,
+            session.session_id,
+            settings.outbound_queue_size,
+            on_closed=lambda code: _count_close(hub, code),
+            bucket=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
+        )
+        await _claim_slot(hub, conn)
     except Refusal as refusal:
         await _refuse(websocket, session_id, refusal.close, refusal.code, refusal.message)
         return
     except Exception:
-        # The database is unreachable: the client may try again (3004 is in the reconnect range).
+        # The database or the presence (Redis) is unreachable: the client may try again
+        # (3004 is in the reconnect range).
         log.exception("connection not admitted", extra={"session": session_id})
         message = "the hub could not check this connection; try again"
         await _refuse(websocket, session_id, CloseCode.INTERNAL_ERROR, "unavailable", message)
         return
-    user_key = (principal.account_id, principal.user_id)
 
-    conn = Connection(
-        StarletteTransport(websocket),
-        principal,
-        session.session_id,
-        settings.outbound_queue_size,
-        on_closed=lambda code: _count_close(hub, code),
-        bucket=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
-    )
-    hub.user_connections[user_key] = hub.user_connections.get(user_key, 0) + 1
+    # The slot is held from here: no await until the `try` whose `finally` releases it.
     try:
         if not await hub.membership.join(conn, session, since):
             await conn.wait_closed(2.0)
@@ -210,12 +223,10 @@ async def live_updates(websocket: WebSocket) -> None:
         log.exception("connection failed", extra={"session": session_id})
         conn.close_soon(CloseCode.INTERNAL_ERROR)
     finally:
-        remaining = hub.user_connections.get(user_key, 1) - 1
-        if remaining > 0:
-            hub.user_connections[user_key] = remaining
-        else:
-            hub.user_connections.pop(user_key, None)
-        await hub.membership.leave(conn, session)
+        try:
+            await hub.membership.leave(conn, session)
+        finally:  # also when leaving failed or this task was cancelled during it
+            await _release_slot(hub, conn)
 
 
 def _count_close(hub: Hub, code: CloseCode) -> None:

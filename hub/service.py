@@ -62,7 +62,6 @@ class Hub:
         )
         self.supervisor = Supervisor(self.metrics)
         self.accepting = True
-        self.user_connections: dict[tuple[str, str], int] = {}
         # Membership (presence, join/leave events, grace) is its own concept:
         from .membership import Membership
 
