@@ -30,6 +30,7 @@ room keys expire after `4 * ttl` without any refresh, so abandoned rooms leave n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -159,6 +160,10 @@ class RedisPresence:
         self._refresh_slots = self._client.register_script(_REFRESH_SLOTS)
         # What this process registered: room -> field -> (member_key, info json)
         self._mine: dict[str, dict[str, tuple[str, str]]] = {}
+        # A remove must not land between a refresh's snapshot of `_mine` and its write to
+        # Redis, or the refresh writes the removed entry back (a ghost member, reaped later
+        # into a second participant_left). Held by a refresh for one round trip.
+        self._entries_lock = asyncio.Lock()
         # User slots this process holds: slots key -> fields. Recorded only once a claim
         # answered, so a claim whose answer was lost is never refreshed and expires.
         self._my_slots: dict[str, set[str]] = {}
@@ -192,16 +197,17 @@ class RedisPresence:
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
         field = self._field(member_key, conn_id)
-        mine = self._mine.get(room)
-        if mine is not None:
-            mine.pop(field, None)
-            if not mine:
-                del self._mine[room]
-        try:
-            args = [field, member_key, room]
-            return bool(await self._retry(self._remove, keys=self._keys(room), args=args))
-        except (RedisError, OSError) as exc:
-            raise PresenceUnavailable(str(exc)) from exc
+        async with self._entries_lock:
+            mine = self._mine.get(room)
+            if mine is not None:
+                mine.pop(field, None)
+                if not mine:
+                    del self._mine[room]
+            try:
+                args = [field, member_key, room]
+                return bool(await self._retry(self._remove, keys=self._keys(room), args=args))
+            except (RedisError, OSError) as exc:
+                raise PresenceUnavailable(str(exc)) from exc
 
     async def connection_count(self, room: str, member_key: str) -> int:
         try:
@@ -249,7 +255,7 @@ class RedisPresence:
     async def refresh(self) -> None:
         slots = {key: sorted(fields) for key, fields in self._my_slots.items()}
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with self._entries_lock, self._client.pipeline(transaction=False) as pipe:
                 for room, entries in list(self._mine.items()):
                     args: list[Any] = [self._life_ms, self._key_ttl_ms, room]
                     for field, (member_key, info) in entries.items():

@@ -107,6 +107,16 @@ async def test_refresh_keeps_a_quiet_process_present(processes):
     assert list(await a.members("1")) == ["bob"]
 
 
+async def test_an_entry_removed_during_a_refresh_stays_removed(processes):
+    a, b = processes("a"), processes("b")
+    for i in range(10):
+        assert await a.add("1", "bob", f"c{i}", info("bob")) is True
+        _, gone = await asyncio.gather(a.refresh(), a.remove("1", "bob", f"c{i}"))
+        assert gone is True
+        assert await b.members("1") == {}, "the refresh wrote a removed entry back"
+        assert await b.connection_count("1", "bob") == 0
+
+
 # In one process connection ids are unique; across processes they may repeat.
 @pytest.mark.parametrize("processes", ["redis"], indirect=True)
 async def test_connection_ids_are_per_process(processes):
