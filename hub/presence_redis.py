@@ -57,8 +57,9 @@ if added == 1 then
     first = 1
   end
 end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 redis.call('SADD', KEYS[4], ARGV[6])
+-- The room list too: it outlives no process that keeps refreshing it.
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return first
 """
 
@@ -88,8 +89,8 @@ for i = 4, #ARGV, 3 do
     end
   end
 end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 redis.call('SADD', KEYS[4], ARGV[3])
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return 0
 """
 
