@@ -56,22 +56,10 @@ SENDABLE_BY_ROLE: dict[str, frozenset[str]] = {
     "observer": frozenset(),
 }
 
-# Which session statuses accept each type (anything not listed: every open status); the
-# store enforces the same table atomically (migration 030).
-LIVE = ("in_progress", "paused")
-OPEN = ("scheduled", "in_progress", "paused")
-STATUS_NEEDED: dict[str, tuple[str, ...]] = {
-    "session_started": ("scheduled",),
-    "session_paused": ("in_progress",),
-    "session_resumed": ("paused",),
-    "session_ending": LIVE,
-    "session_ended": LIVE,
-}
+# Which status accepts which event is decided in one place only: the store's append
+# function (storage/migrations/030_open_sessions_accept_events.sql), atomically with the
+# seq. Here we only need to know which statuses are final.
 TERMINAL_STATUSES = ("completed", "cancelled")
-
-
-def status_needed(event_type: str) -> tuple[str, ...]:
-    return STATUS_NEEDED.get(event_type, OPEN)
 
 
 class EventError(Exception):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from .connection import Connection
 from .wire import WireMessage
@@ -51,8 +50,6 @@ class Room:
         self._on_event = on_event
         self._repair_task: asyncio.Task[None] | None = None
         self.release_handle: asyncio.TimerHandle | None = None
-        self.repair_error: str | None = None
-        self.events_delivered = 0
 
     @property
     def head(self) -> int:
@@ -89,7 +86,6 @@ class Room:
 
     def _emit(self, seq: int, payload: str) -> None:
         self.next_seq = seq + 1
-        self.events_delivered += 1
         message = WireMessage(payload)  # framed once, written to every member
         for member in list(self.members.values()):
             member.push_event(seq, message)
@@ -126,15 +122,13 @@ class Room:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the log is unreachable: keep trying, and say so
-                self.repair_error = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "gap repair failed; retrying",
-                    extra={"session": self.session_id, "error": self.repair_error},
+                    extra={"session": self.session_id, "error": f"{type(exc).__name__}: {exc}"},
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            self.repair_error = None
             if rows and self._on_repair is not None:
                 self._on_repair(len(rows))
             for seq, payload in rows:
@@ -152,11 +146,3 @@ class Room:
             self._repair_task.cancel()
         if self.release_handle is not None:
             self.release_handle.cancel()
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "members": len(self.members),
-            "next_seq": self.next_seq,
-            "held": len(self._held),
-        }
