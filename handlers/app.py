@@ -16,9 +16,9 @@ from starlette.responses import Response
 from hub.broker import Broker
 from hub.broker_memory import MemoryBroker
 from hub.config import Settings
+from hub.node import Hub
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
-from hub.service import Hub
 from storage.embedded import EmbeddedPostgres
 from storage.pg_store import PgStore
 from storage.records_store import RecordsStore

@@ -11,8 +11,8 @@ from starlette.routing import Route
 from hub.committer import CommitFailed, CommitOverloaded
 from hub.connection import Principal
 from hub.events import iso
+from hub.node import Hub
 from hub.presence import participant_list
-from hub.service import Hub
 from hub.session_metrics import compute_metrics
 from hub.store import SessionExists, SessionRecord, StoredEvent
 

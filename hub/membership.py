@@ -1,4 +1,4 @@
-"""Joining and leaving a room: welcome, resume, presence, and the frames members send.
+"""Joining and leaving a room: welcome, resume, and presence.
 
 Join: register the connection in the room with live events held back, send `welcome`,
 replay the log after `since`, then release what was held (the seq filter drops what the
@@ -10,37 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import Any
 
 from .close_codes import CloseCode
-from .committer import CommitFailed, CommitOverloaded, PendingAppend
+from .committer import CommitFailed, CommitOverloaded, GroupCommitter
+from .config import Settings
 from .connection import Connection
-from .events import (
-    TERMINAL_STATUSES,
-    EventError,
-    envelope,
-    error_message,
-    iso,
-    parse_client_frame,
-)
+from .events import TERMINAL_STATUSES, envelope, error_message, iso
 from .events import now_iso as iso_now
-from .presence import participant_list
+from .metrics import HubMetrics
+from .presence import Presence, participant_list
+from .replay import LogReader
 from .room import Room
-from .safe_json import json_problem
-from .store import AppendRequest, AppendResult, SessionRecord
-
-if TYPE_CHECKING:
-    from .service import Hub
+from .rooms import Rooms
+from .store import SessionRecord, SessionStore
 
 log = logging.getLogger("hub.membership")
-
-_ERROR_TEXT = {
-    "not_found": "the session does not exist",
-    "conflict": "the session's status does not allow this event",
-}
 
 
 def member_key(conn: Connection) -> str:
@@ -58,14 +43,25 @@ def presence_event_data(participant_id: Any, name: Any, members: dict[str, dict[
 
 
 class Membership:
-    def __init__(self, hub: Hub):
-        self.hub = hub
-        self.settings = hub.settings
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionStore,
+        presence: Presence,
+        rooms: Rooms,
+        reader: LogReader,
+        committer: GroupCommitter,
+        metrics: HubMetrics,
+    ):
+        self.settings = settings
+        self.sessions = sessions
+        self.presence = presence
+        self.rooms = rooms
+        self.reader = reader
+        self.committer = committer
+        self.metrics = metrics
         self._leaving: dict[tuple[int, str, str], asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-
-    def start(self) -> None:
-        self.hub.supervisor.loop("presence-refresh", self._refresh_loop)
 
     async def stop(self) -> None:
         for handle in self._leaving.values():
@@ -76,25 +72,25 @@ class Membership:
 
     # join
 
-    async def join(self, conn: Connection, session: SessionRecord, since: int | None) -> bool:
-        """Bring `conn` into the session's room. False: it was refused and is closing."""
-        hub = self.hub
+    async def join(self, conn: Connection, session: SessionRecord, since: int | None) -> Room | None:
+        """Bring `conn` into the session's room and answer the room; None: it was refused
+        and is closing."""
         room_key = str(session.pk)
         key = member_key(conn)
         is_participant = conn.role == "participant"
         ended = session.status in TERMINAL_STATUSES
-        members = await hub.presence.members(room_key)
+        members = await self.presence.members(room_key)
         if is_participant and not ended and key not in members:
             present = len(participant_list(members))
             if present >= session.max_participants:
                 self._refuse(conn, "conflict", "the session is full", CloseCode.SESSION_FULL)
-                return False
+                return None
 
-        room = await hub.open_room(session)
+        room = await self.rooms.open(session)
         conn.replaying = True
         conn.start()
         room.add(conn)
-        hub.metrics.connections.inc()
+        self.metrics.connections.inc()
 
         first = False
         if not ended:
@@ -105,10 +101,10 @@ class Membership:
                 "joined_at": iso_now(),
             }
             # A reconnect within the grace finds its old entry still present: no new join.
-            first = await hub.presence.add(room_key, key, conn.conn_id, info)
-            members = await hub.presence.members(room_key)
+            first = await self.presence.add(room_key, key, conn.conn_id, info)
+            members = await self.presence.members(room_key)
 
-        fresh = await hub.store.get_session_by_pk(session.pk) or session
+        fresh = await self.sessions.get_session_by_pk(session.pk) or session
         head = max(fresh.head_seq, room.head)
         resume = self._resume_info(since, head, fresh.retained_from)
         conn.offer(self._welcome(conn, fresh, members, head, resume))
@@ -124,7 +120,7 @@ class Membership:
         start_after = since if since is not None and resume["recovered"] else head
         if since is None:
             start_after = room.head
-        await self._replay(conn, session, start_after, head)
+        await self.reader.replay(conn, session, start_after, head)
         conn.last_seq = max(conn.last_seq, start_after)
         conn.finish_replay()
 
@@ -132,8 +128,9 @@ class Membership:
             conn.close_soon(CloseCode.SESSION_ENDED)
         elif first and is_participant:
             data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
-            self._background(hub.append(fresh, "participant_joined", data, conn.principal.actor))
-        return True
+            actor = conn.principal.actor
+            self._background(self.committer.append(fresh, "participant_joined", data, actor))
+        return room
 
     @staticmethod
     def _resume_info(since: int | None, head: int, retained_from: int) -> dict[str, Any]:
@@ -185,26 +182,14 @@ class Membership:
         }
         return envelope("welcome", session.session_id, data, actor=conn.principal.actor).decode()
 
-    async def _replay(self, conn: Connection, session: SessionRecord, after: int, upto: int) -> None:
-        page = self.settings.replay_page
-        while after < upto and not conn.closed:
-            rows = await self.hub._fetch_payloads(session, after, upto)
-            for seq, payload in rows:
-                await conn.put(payload)
-                conn.last_seq = seq
-            if len(rows) < page:
-                break
-            after = rows[-1][0]
-
     # leave
 
     async def leave(self, conn: Connection, session: SessionRecord) -> None:
-        hub = self.hub
-        room = hub.rooms.get(session.pk)
+        room = self.rooms.get(session.pk)
         if room is not None and conn.conn_id in room.members:
             room.remove(conn)
-            hub.metrics.connections.dec()
-            hub.schedule_release(room)
+            self.metrics.connections.dec()
+            self.rooms.schedule_release(room)
         await conn.stop()
         key = member_key(conn)
         if conn.close_code == CloseCode.SERVER_SHUTDOWN:
@@ -221,110 +206,16 @@ class Membership:
         )
 
     async def _finish_leave(self, conn: Connection, session: SessionRecord, key: str) -> None:
-        hub = self.hub
         self._leaving.pop((session.pk, key, conn.conn_id), None)
         room_key = str(session.pk)
-        gone = await hub.presence.remove(room_key, key, conn.conn_id)
+        gone = await self.presence.remove(room_key, key, conn.conn_id)
         if not gone or conn.role != "participant":
             return
-        members = await hub.presence.members(room_key)
+        members = await self.presence.members(room_key)
         data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
-        result = await hub.append(session, "participant_left", data, conn.principal.actor)
+        result = await self.committer.append(session, "participant_left", data, conn.principal.actor)
         if result.error not in (None, "conflict"):
             log.warning("participant_left not stored", extra={"error": result.error})
-
-    # frames from members
-
-    def handle_frame(self, conn: Connection, room: Room, raw: str | bytes) -> None:
-        conn.last_seen = time.monotonic()
-        if not conn.bucket.take():
-            conn.strikes += 1
-            if conn.strikes >= self.settings.rate_limit_strikes:
-                self.hub.metrics.closes.labels("rate_limited").inc()
-                conn.close_soon(CloseCode.RATE_LIMITED)
-            else:
-                # Not counted towards HUB_MAX_ERRORS: sustained abuse ends in 3508, not 3507.
-                message = "too many messages; slow down"
-                self._reply_error(conn, room, "rate_limited", message, _client_id_of(raw), counted=False)
-            return
-        if conn.strikes and conn.bucket.tokens >= conn.bucket.capacity - 1:
-            conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
-        try:
-            event = parse_client_frame(raw, conn.role)
-            # Valid JSON PostgreSQL cannot store (NUL, deep nesting) would fail the whole batch.
-            unsafe = json_problem(event.data) if event is not None else None
-            if unsafe is None and event is not None:
-                unsafe = json_problem(event.client_id, "id")
-            if unsafe is not None:
-                field, why = unsafe
-                error = EventError("invalid", f"{field} {why}", {"field": field})
-                error.client_id = event.client_id if event is not None else None
-                raise error
-        except EventError as exc:
-            self._reply_error(conn, room, exc.code, exc.message, exc.client_id, exc.details)
-            return
-        if event is None:
-            data = {"server_time": iso_now()}
-            conn.offer(envelope("pong", room.session_id, data).decode())
-            return
-        data = event.data
-        if event.type == "session_ended":
-            data = {**data, "status": "completed"}  # cancelling is an HTTP operation
-        request = AppendRequest(
-            room.session_pk,
-            event.type,
-            data,
-            conn.principal.actor,
-            dedupe_key=f"{conn.principal.user_id}\x1f{event.client_id}",
-        )
-        pending = PendingAppend(request, room.session_id, origin=conn, client_id=event.client_id)
-        try:
-            future = self.hub.submit(pending)
-        except CommitOverloaded as exc:
-            # The hub's fault, not the client's: never counted towards HUB_MAX_ERRORS (a
-            # database outage must not end connections with a do-not-reconnect code).
-            self._reply_error(conn, room, "unavailable", str(exc), event.client_id, counted=False)
-            return
-        future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
-
-    def _after_commit(
-        self, conn: Connection, room: Room, client_id: str, future: asyncio.Future[AppendResult]
-    ) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if isinstance(exc, CommitFailed):
-            message = "the event could not be stored; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
-            return
-        if exc is not None:
-            log.error("unexpected commit failure", exc_info=exc)
-            message = "internal error; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
-            return
-        result = future.result()
-        if result.error is not None:
-            message = _ERROR_TEXT.get(result.error, result.error)
-            if result.error == "conflict":
-                message = f"the session is {result.status}; this event is not allowed now"
-            self._reply_error(conn, room, result.error, message, client_id, {"status": result.status})
-
-    def _reply_error(
-        self,
-        conn: Connection,
-        room: Room,
-        code: str,
-        message: str,
-        client_id: Any = None,
-        details: Any = None,
-        counted: bool = True,
-    ) -> None:
-        self.hub.metrics.frames_refused.labels(code).inc()
-        conn.errors += 1 if counted else 0
-        conn.offer(error_message(room.session_id, code, message, client_id, details).decode())
-        if conn.errors >= self.settings.max_errors_per_connection:
-            self.hub.metrics.closes.labels("too_many_errors").inc()
-            conn.close_soon(CloseCode.TOO_MANY_ERRORS)
 
     def _refuse(self, conn: Connection, code: str, message: str, close: CloseCode) -> None:
         conn.start()
@@ -346,26 +237,26 @@ class Membership:
 
         task.add_done_callback(done)
 
-    async def _refresh_loop(self) -> None:
+    async def keep_presence(self) -> None:
         """Keep this process's presence alive and sweep members of dead processes."""
         interval = max(self.settings.presence_ttl / 3, 0.5)
         while True:
             await asyncio.sleep(interval)
-            await self.hub.presence.refresh()
+            await self.presence.refresh()
             # Every room with presence entries, not only ours: when the process that served
             # a room died with all its members, some other process must write their leave.
-            rooms = {str(pk) for pk in self.hub.rooms} | set(await self.hub.presence.rooms())
+            rooms = {str(room.session_pk) for room in self.rooms} | set(await self.presence.rooms())
             for room_key in rooms:
-                for info in await self.hub.presence.reap(room_key):
+                for info in await self.presence.reap(room_key):
                     await self._emit_reaped(int(room_key), info)
 
     async def _emit_reaped(self, session_pk: int, info: dict[str, Any]) -> None:
         if info.get("role") != "participant":
             return
-        session = await self.hub.store.get_session_by_pk(session_pk)
+        session = await self.sessions.get_session_by_pk(session_pk)
         if session is None or session.status in TERMINAL_STATUSES:
             return
-        members = await self.hub.presence.members(str(session_pk))
+        members = await self.presence.members(str(session_pk))
         data = presence_event_data(info.get("participant_id"), info.get("name"), members)
         data["reason"] = "connection_lost"
         actor = {
@@ -373,14 +264,4 @@ class Membership:
             "name": info.get("name"),
             "role": "participant",
         }
-        await self.hub.append(session, "participant_left", data, actor)
-
-
-def _client_id_of(raw: str | bytes) -> Any:
-    """The frame's id, if it has a usable one, so a refusal can name what it refused."""
-    try:
-        message = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    client_id = message.get("id") if isinstance(message, dict) else None
-    return client_id if isinstance(client_id, str) and len(client_id) <= 100 else None
+        await self.committer.append(session, "participant_left", data, actor)
