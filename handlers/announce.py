@@ -9,10 +9,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.events import EventError, validate_data
+from hub.lifecycle import LIVE_STATUSES
 
 from .auth import can_open
 from .errors import ApiError, json_response, read_json_object
-from .sessions import LIVE_STATUSES, WRITERS, append_or_raise, caller, hub_of, participant_count
+from .sessions import WRITERS, append_or_raise, caller, hub_of, participant_count
 
 
 async def live_announce(request: Request) -> Response:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.connection import Principal
+from hub.lifecycle import ACTIONS, IN_PROGRESS, STATUSES, action_targets, action_to
 from hub.store import SessionRecord
 from storage.records_sessions import HierarchyCycle, ParentNotFound
 
@@ -24,8 +25,6 @@ from .records_common import SESSION_ID, listing, op, page_from, records_of, row_
 from .records_fields import check_parent, validate_record_fields
 from .session_fields import FieldErrors, session_json
 from .sessions import (
-    STATUSES,
-    TRANSITIONS,
     WRITERS,
     append_or_raise,
     caller,
@@ -34,14 +33,14 @@ from .sessions import (
     participant_count,
 )
 
-# PATCH status -> lifecycle action, by the status the session is in now.
-_STATUS_ACTIONS: dict[str, dict[str, str]] = {
-    "in_progress": {"scheduled": "start", "paused": "resume"},
-    "paused": {"in_progress": "pause"},
-    "completed": {"in_progress": "end", "paused": "end"},
-    "cancelled": {"scheduled": "cancel", "paused": "cancel"},
-}
-_STATUS_ALIASES = {"active": "in_progress"}  # seed 002's ACTIVE / PAUSED / COMPLETED
+# PATCH status moves the session through the lifecycle action that leads there.
+_STATUS_ALIASES = {"active": IN_PROGRESS}  # seed 002's ACTIVE / PAUSED / COMPLETED
+
+
+def _status_choices() -> str:
+    """What PATCH status accepts, aliases in brackets: "in_progress (active), paused, ..."."""
+    aliases = {status: alias for alias, status in _STATUS_ALIASES.items()}
+    return ", ".join(f"{s} ({aliases[s]})" if s in aliases else s for s in action_targets())
 
 
 def may_write(principal: Principal, record: SessionRecord) -> bool:
@@ -61,8 +60,8 @@ def _patch_body(
     status = body.get("status")
     if status is not None:
         status = _STATUS_ALIASES.get(str(status).lower(), str(status).lower())
-        if status not in _STATUS_ACTIONS:
-            errors.add("status", "must be one of in_progress (active), paused, completed, cancelled")
+        if status not in action_targets():
+            errors.add("status", "must be one of " + _status_choices())
     trigger = body.get("state_trigger") or {}
     trigger_type, trigger_id = trigger.get("trigger_type", "user_action"), trigger.get("trigger_id")
     if not isinstance(trigger, dict) or not isinstance(trigger_type, str) or len(trigger_type) > 100:
@@ -89,7 +88,7 @@ async def patch_session(request: Request) -> Response:
     changes, title, status, trigger = _patch_body(body)
     await check_parent(hub.store, principal.account_id, changes)
     if status is not None and status != record.status:
-        action = _STATUS_ACTIONS[status].get(record.status)
+        action = action_to(record.status, status)
         if action is None:
             raise ApiError(
                 409,
@@ -97,9 +96,8 @@ async def patch_session(request: Request) -> Response:
                 f"cannot move a session that is {record.status} to {status}",
                 {"status": record.status},
             )
-        result = await append_or_raise(
-            hub, record, TRANSITIONS[action][0], dict(TRANSITIONS[action][1]), principal
-        )
+        event = ACTIONS[action]
+        result = await append_or_raise(hub, record, event.event_type, dict(event.data), principal)
         if result.error is not None:
             raise ApiError(409, "conflict", f"cannot move a session that is {result.status} to {status}")
     if changes or title is not None:

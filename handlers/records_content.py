@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.lifecycle import STATUSES
 from storage.records_catalog import Conflict, NotFound
 from storage.records_content import FeedbackExists, MessageNotFound
 
@@ -230,8 +231,6 @@ async def list_topics(request: Request) -> Response:
 
 async def topic_sessions(request: Request) -> Response:
     principal = caller(request)
-    from .sessions import STATUSES
-
     topic_id = _path_id(request, "topic_id")
     page = page_from(request, STATUSES)
     rows, cursor = await records_of(request).catalog.topic_sessions(principal.account_id, topic_id, page)

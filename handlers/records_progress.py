@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.lifecycle import TERMINAL_STATUSES
 from hub.records_projector import facts
 from hub.records_summaries import indicator_checks, render
 from hub.session_metrics import compute_metrics
@@ -43,7 +44,7 @@ async def current_summary(request: Request) -> Response:
     latest = await records.content.latest_summary(record.pk)
     context = await summary_context(records.pool, record.pk, None)
     state = await records.projection_state(record.pk)
-    kind = "final" if record.status in ("completed", "cancelled") else "current"
+    kind = "final" if record.status in TERMINAL_STATUSES else "current"
     text, plan, outline = render(facts(state), context, kind, _elapsed(record, datetime.now(UTC)))
     return json_response(
         {

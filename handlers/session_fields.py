@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.events import iso
+from hub.lifecycle import IN_PROGRESS
 from hub.store import SessionRecord
 
 from .errors import ApiError
@@ -142,7 +143,7 @@ def session_json(record: SessionRecord, participant_count: int | None = None) ->
             "title": record.title,
             "session_type": record.session_type,
             "status": record.status,
-            "active": record.status == "in_progress",
+            "active": record.status == IN_PROGRESS,
             "instructor": record.instructor,
             "max_participants": record.max_participants,
             "scheduled_start": _when(record.scheduled_start),

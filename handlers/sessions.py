@@ -11,6 +11,7 @@ from starlette.routing import Route
 from hub.committer import CommitFailed, CommitOverloaded
 from hub.connection import Principal
 from hub.events import iso
+from hub.lifecycle import ACTIONS, IN_PROGRESS, LIVE_STATUSES, STATUSES, allowed_from
 from hub.node import Hub
 from hub.presence import participant_list
 from hub.session_metrics import compute_metrics
@@ -22,8 +23,6 @@ from .records_fields import check_parent
 from .session_fields import SESSION_ID_PATTERN, session_json, session_types, validate_create
 
 WRITERS = ("instructor", "admin")
-LIVE_STATUSES = ("in_progress", "paused")
-STATUSES = ("scheduled", "in_progress", "paused", "completed", "cancelled")
 _MAX_REPLAY = 50_000
 
 
@@ -126,7 +125,7 @@ async def live_sessions(request: Request) -> Response:
             "session_type": record.session_type,
             "status": record.status,
             "participant_count": await participant_count(hub, record),
-            "active": record.status == "in_progress",
+            "active": record.status == IN_PROGRESS,
             "started_at": iso(record.started_at) if record.started_at else None,
             "current_technique": record.current_technique,
             "head_seq": record.head_seq,
@@ -160,7 +159,7 @@ async def session_content(request: Request) -> Response:
         "session_id": record.session_id,
         "title": record.title,
         "status": record.status,
-        "active": record.status == "in_progress",
+        "active": record.status == IN_PROGRESS,
         "session_info": {
             **session_json(record, len(participants)),
             "participants": [
@@ -206,23 +205,14 @@ async def session_events(request: Request) -> Response:
     )
 
 
-# lifecycle: action -> (event type, extra data, statuses it is legal from)
-TRANSITIONS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
-    "start": ("session_started", {}, ("scheduled",)),
-    "pause": ("session_paused", {}, ("in_progress",)),
-    "resume": ("session_resumed", {}, ("paused",)),
-    "end": ("session_ended", {"status": "completed"}, ("in_progress", "paused")),
-    "cancel": ("session_ended", {"status": "cancelled"}, ("scheduled", "paused")),
-}
-
-
 async def lifecycle(request: Request) -> Response:
+    """POST /api/v2/session/{id}/<action>: append the action's event (hub/lifecycle.py)."""
     principal = caller(request, WRITERS)
     hub = hub_of(request)
     record = await load_session(request, principal)
     action = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-    event_type, extra, legal_from = TRANSITIONS[action]
-    data: dict[str, Any] = dict(extra)
+    event_type = ACTIONS[action].event_type
+    data: dict[str, Any] = dict(ACTIONS[action].data)
     if request.headers.get("content-length") not in (None, "0"):
         body = await read_json_object(request, hub.settings.max_body_bytes)
         for key in ("message", "reason"):
@@ -234,7 +224,7 @@ async def lifecycle(request: Request) -> Response:
             409,
             "conflict",
             f"cannot {action} a session that is {result.status}",
-            {"status": result.status, "allowed_from": list(legal_from)},
+            {"status": result.status, "allowed_from": list(allowed_from(event_type, ACTIONS[action].data))},
         )
     if result.error == "not_found":
         raise ApiError(404, "not_found", f"session '{record.session_id}' not found")
@@ -260,8 +250,5 @@ routes = [
     Route("/api/v2/session/{session_id}", get_session, methods=["GET"]),
     Route("/api/v2/session/{session_id}/content", session_content, methods=["GET"]),
     Route("/api/v2/session/{session_id}/events", session_events, methods=["GET"]),
-    *[
-        Route(f"/api/v2/session/{{session_id}}/{action}", lifecycle, methods=["POST"])
-        for action in TRANSITIONS
-    ],
+    *[Route(f"/api/v2/session/{{session_id}}/{action}", lifecycle, methods=["POST"]) for action in ACTIONS],
 ]

@@ -56,11 +56,6 @@ SENDABLE_BY_ROLE: dict[str, frozenset[str]] = {
     "observer": frozenset(),
 }
 
-# Which status accepts which event is decided in one place only: the store's append
-# function (storage/migrations/030_open_sessions_accept_events.sql), atomically with the
-# seq. Here we only need to know which statuses are final.
-TERMINAL_STATUSES = ("completed", "cancelled")
-
 
 class EventError(Exception):
     """A refused frame: `code` is one of the protocol's error codes."""

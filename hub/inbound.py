@@ -22,6 +22,7 @@ from .config import Settings
 from .connection import Connection
 from .events import EventError, envelope, error_message, parse_client_frame
 from .events import now_iso as iso_now
+from .lifecycle import ACTIONS
 from .metrics import HubMetrics
 from .room import Room
 from .safe_json import json_problem
@@ -74,8 +75,8 @@ class Inbound:
             conn.offer(envelope("pong", room.session_id, data).decode())
             return
         data = event.data
-        if event.type == "session_ended":
-            data = {**data, "status": "completed"}  # cancelling is an HTTP operation
+        if event.type == ACTIONS["end"].event_type:
+            data = {**data, **ACTIONS["end"].data}  # members end a session; cancelling is HTTP's
         request = AppendRequest(
             room.session_pk,
             event.type,

@@ -16,8 +16,9 @@ from .close_codes import CloseCode
 from .committer import CommitFailed, CommitOverloaded, GroupCommitter
 from .config import Settings
 from .connection import Connection
-from .events import TERMINAL_STATUSES, envelope, error_message, iso
+from .events import envelope, error_message, iso
 from .events import now_iso as iso_now
+from .lifecycle import TERMINAL_STATUSES
 from .metrics import HubMetrics
 from .presence import Presence, participant_list
 from .replay import LogReader

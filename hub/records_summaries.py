@@ -12,6 +12,8 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hub.lifecycle import IN_PROGRESS
+
 
 @dataclass(frozen=True)
 class SummaryContext:
@@ -130,7 +132,7 @@ def render(
 
 # follow-ups (seed 002)
 
-FOLLOW_UP_STATUSES = ("in_progress",)  # seed 002's ACTIVE
+FOLLOW_UP_STATUSES = (IN_PROGRESS,)  # seed 002's ACTIVE
 
 
 def zone(name: str | None) -> ZoneInfo:
