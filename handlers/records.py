@@ -197,7 +197,7 @@ openapi_schemas: dict[str, Any] = {
             "title": {"type": "string"},
             "status": {
                 "type": "string",
-                "enum": ["in_progress", "active", "paused", "completed", "cancelled"],
+                "enum": [*action_targets(), *_STATUS_ALIASES],
             },
             "state": {"type": "object"},
             "state_trigger": {
