@@ -21,6 +21,8 @@ connections is registered on any process. Guarantees the hub relies on:
   out for longer than that. (A process that stalls past the TTL registers its slots
   again on its next refresh, since the connections are in fact alive: only then may a
   user briefly hold more than `limit`.)
+- **Load.** Any number of calls may be in flight at once: beyond what the backend serves
+  together they wait their turn (for a bounded time), they do not fail.
 - **Failure.** Methods raise `PresenceUnavailable` when the backend is unreachable.
 """
 

@@ -26,6 +26,9 @@ Liveness: an entry lives `ttl * 2/3` past its last refresh and the hub refreshes
 reaps) every `ttl / 3`; a dead process's members are therefore reaped at most `ttl`
 after it died, while a live process has `ttl / 3` of slack for a late refresh. Whole
 room keys expire after `4 * ttl` without any refresh, so abandoned rooms leave nothing.
+
+Load: commands share a pool of `pool_size` connections; a call that finds them all busy
+waits up to `pool_timeout` seconds for one (redis-py's default pool would raise at once).
 """
 
 from __future__ import annotations
@@ -144,15 +147,30 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _client(url: str, size: int, timeout: float) -> aioredis.Redis:
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=size, timeout=timeout, socket_connect_timeout=2.0, socket_timeout=5.0
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 class RedisPresence:
-    def __init__(self, url: str, prefix: str = "hub:", node_id: str = "", ttl: float = 15.0):
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "hub:",
+        node_id: str = "",
+        ttl: float = 15.0,
+        pool_size: int = 50,
+        pool_timeout: float = 10.0,
+    ):
         self.prefix = prefix
         self.node_id = node_id
         self.ttl = ttl
         self._life_ms = max(int(ttl * 1000 * 2 / 3), 1)
         self._key_ttl_ms = int(ttl * 4000)
         self._rooms_key = f"{prefix}presence-rooms"  # rooms holding any entry
-        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        self._client = _client(url, pool_size, pool_timeout)
         self._add = self._client.register_script(_ADD)
         self._remove = self._client.register_script(_REMOVE)
         self._refresh = self._client.register_script(_REFRESH)
@@ -173,10 +191,13 @@ class RedisPresence:
     async def _retry(call: Any, *args: Any, **kwargs: Any) -> Any:
         """One retry on a connection error: after a Redis restart the first command on
         each pooled connection meets a closed socket. (A script whose reply was lost
-        runs twice; the scripts are idempotent for the same connection entry.)"""
+        runs twice; the scripts are idempotent for the same connection entry.) Not when
+        the pool had no connection free in time: that is an answer, not a stale socket."""
         try:
             return await call(*args, **kwargs)
-        except RedisConnectionError:
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                raise
             return await call(*args, **kwargs)
 
     def _field(self, member_key: str, conn_id: str) -> str:

@@ -117,6 +117,13 @@ async def test_an_entry_removed_during_a_refresh_stays_removed(processes):
         assert await b.connection_count("1", "bob") == 0
 
 
+async def test_many_calls_at_once_wait_for_their_turn(processes):
+    a = processes("a")
+    added = await asyncio.gather(*(a.add("1", f"u{i}", f"c{i}", info(f"u{i}")) for i in range(300)))
+    assert all(added)
+    assert len(await a.members("1")) == 300
+
+
 # In one process connection ids are unique; across processes they may repeat.
 @pytest.mark.parametrize("processes", ["redis"], indirect=True)
 async def test_connection_ids_are_per_process(processes):
