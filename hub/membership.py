@@ -9,38 +9,36 @@ a client that reconnects at once causes neither `participant_left` nor a new joi
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
+from .attendance import Attendance
 from .close_codes import CloseCode
-from .committer import CommitFailed, CommitOverloaded, GroupCommitter
 from .config import Settings
 from .connection import Connection
 from .events import envelope, error_message, iso
 from .events import now_iso as iso_now
 from .lifecycle import TERMINAL_STATUSES
 from .metrics import HubMetrics
-from .presence import Presence, participant_list
+from .presence import MemberChange, Presence, participant_list
 from .replay import LogReader
 from .room import Room
 from .rooms import Rooms
 from .store import SessionRecord, SessionStore
-
-log = logging.getLogger("hub.membership")
 
 
 def member_key(conn: Connection) -> str:
     return conn.principal.user_id
 
 
-def presence_event_data(participant_id: Any, name: Any, members: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Data of `participant_joined` / `participant_left`: who, and the count after it.
-
-    The count goes by both names: `participant_count` (the contract's welcome) and
-    `count` (seed 003's event table).
-    """
-    count = len(participant_list(members))
-    return {"participant_id": participant_id, "name": name, "participant_count": count, "count": count}
+def member_info(conn: Connection) -> dict[str, Any]:
+    """What the presence keeps of a member: who, in which role, since when."""
+    principal = conn.principal
+    return {
+        "participant_id": principal.user_id,
+        "name": principal.name,
+        "role": conn.role,
+        "joined_at": iso_now(),
+    }
 
 
 class Membership:
@@ -51,7 +49,7 @@ class Membership:
         presence: Presence,
         rooms: Rooms,
         reader: LogReader,
-        committer: GroupCommitter,
+        attendance: Attendance,
         metrics: HubMetrics,
     ):
         self.settings = settings
@@ -59,17 +57,14 @@ class Membership:
         self.presence = presence
         self.rooms = rooms
         self.reader = reader
-        self.committer = committer
+        self.attendance = attendance
         self.metrics = metrics
         self._leaving: dict[tuple[int, str, str], asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def stop(self) -> None:
         for handle in self._leaving.values():
             handle.cancel()
         self._leaving.clear()
-        for task in list(self._tasks):
-            task.cancel()
 
     # join
 
@@ -94,13 +89,8 @@ class Membership:
         self.metrics.connections.inc()
 
         first = False
+        info = member_info(conn)
         if not ended:
-            info = {
-                "participant_id": conn.principal.user_id,
-                "name": conn.principal.name,
-                "role": conn.role,
-                "joined_at": iso_now(),
-            }
             # A reconnect within the grace finds its old entry still present: no new join.
             first = await self.presence.add(room_key, key, conn.conn_id, info)
             members = await self.presence.members(room_key)
@@ -127,10 +117,8 @@ class Membership:
 
         if ended:
             conn.close_soon(CloseCode.SESSION_ENDED)
-        elif first and is_participant:
-            data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
-            actor = conn.principal.actor
-            self._background(self.committer.append(fresh, "participant_joined", data, actor))
+        elif first:
+            self.attendance.spawn(self.attendance.joined(fresh, info, members))
         return room
 
     @staticmethod
@@ -203,66 +191,16 @@ class Membership:
             grace = 0.0
         loop = asyncio.get_running_loop()
         self._leaving[(session.pk, key, conn.conn_id)] = loop.call_later(
-            grace, lambda: self._background(self._finish_leave(conn, session, key))
+            grace, lambda: self.attendance.spawn(self._finish_leave(conn, session, key))
         )
 
     async def _finish_leave(self, conn: Connection, session: SessionRecord, key: str) -> None:
         self._leaving.pop((session.pk, key, conn.conn_id), None)
         room_key = str(session.pk)
-        gone = await self.presence.remove(room_key, key, conn.conn_id)
-        if not gone or conn.role != "participant":
-            return
-        members = await self.presence.members(room_key)
-        data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
-        result = await self.committer.append(session, "participant_left", data, conn.principal.actor)
-        if result.error not in (None, "conflict"):
-            log.warning("participant_left not stored", extra={"error": result.error})
+        if await self.presence.remove(room_key, key, conn.conn_id):
+            await self.attendance.departed(session, MemberChange(room_key, key, member_info(conn), False))
 
     def _refuse(self, conn: Connection, code: str, message: str, close: CloseCode) -> None:
         conn.start()
         conn.offer(error_message(conn.session_id, code, message).decode())
         conn.close_soon(close)
-
-    # background
-
-    def _background(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                exc = t.exception()
-                if not isinstance(exc, CommitFailed | CommitOverloaded):
-                    log.error("membership task failed", exc_info=exc)
-
-        task.add_done_callback(done)
-
-    async def keep_presence(self) -> None:
-        """Keep this process's presence alive and sweep members of dead processes."""
-        interval = max(self.settings.presence_ttl / 3, 0.5)
-        while True:
-            await asyncio.sleep(interval)
-            await self.presence.refresh()
-            # Every room with presence entries, not only ours: when the process that served
-            # a room died with all its members, some other process must write their leave.
-            rooms = {str(room.session_pk) for room in self.rooms} | set(await self.presence.rooms())
-            for room_key in rooms:
-                for info in await self.presence.reap(room_key):
-                    await self._emit_reaped(int(room_key), info)
-
-    async def _emit_reaped(self, session_pk: int, info: dict[str, Any]) -> None:
-        if info.get("role") != "participant":
-            return
-        session = await self.sessions.get_session_by_pk(session_pk)
-        if session is None or session.status in TERMINAL_STATUSES:
-            return
-        members = await self.presence.members(str(session_pk))
-        data = presence_event_data(info.get("participant_id"), info.get("name"), members)
-        data["reason"] = "connection_lost"
-        actor = {
-            "user_id": info.get("participant_id"),
-            "name": info.get("name"),
-            "role": "participant",
-        }
-        await self.committer.append(session, "participant_left", data, actor)

@@ -18,6 +18,7 @@ import uuid
 from collections import deque
 from typing import Any
 
+from .attendance import Attendance
 from .broker import Broker, BrokerUnavailable, session_channel
 from .close_codes import CloseCode
 from .committer import GroupCommitter, PendingAppend
@@ -59,8 +60,9 @@ class Hub:
         self.accepting = True
         reader = LogReader(store, settings.replay_page)
         self.rooms = Rooms(settings, store, broker, reader, self.metrics, self.node_id)
+        self.attendance = Attendance(settings, store, presence, self.committer, self.rooms)
         self.membership = Membership(
-            settings, store, presence, self.rooms, reader, self.committer, self.metrics
+            settings, store, presence, self.rooms, reader, self.attendance, self.metrics
         )
         self.inbound = Inbound(settings, self.committer, self.metrics)
         # Session records projected from the log (hub/records_worker.py); attached by the app.
@@ -80,7 +82,8 @@ class Hub:
         self.supervisor.loop("broker-publisher", self._publish_loop)
         self.supervisor.loop("sweeper", self._sweep_loop)
         self.supervisor.loop("head-check", self._head_check_loop)
-        self.supervisor.loop("presence-refresh", self.membership.keep_presence)
+        self.supervisor.loop("presence-refresh", self.attendance.refresh_loop)
+        self.supervisor.loop("presence-reaper", self.attendance.reap_loop)
         if self.records is not None:
             self.supervisor.loop("records-projector", self.records.run)
 
@@ -99,6 +102,7 @@ class Hub:
     async def stop(self) -> None:
         self.accepting = False
         await self.membership.stop()
+        await self.attendance.stop()
         await self.supervisor.stop()
         await self.committer.close()
         for room in self.rooms:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from .presence import MemberChange
+
 
 class MemoryPresence:
     def __init__(self) -> None:
         # room -> member_key -> conn_id set; room -> member_key -> info
         self._conns: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._info: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        # room -> member keys whose participant_left is being written
+        self._departing: dict[str, set[str]] = defaultdict(set)
         # (account, user) -> conn_ids holding one of the user's connection slots
         self._slots: dict[tuple[str, str], set[str]] = {}
 
@@ -20,7 +24,7 @@ class MemoryPresence:
         conns.add(conn_id)
         if first:
             self._info[room][member_key] = info
-        return first
+        return first and member_key not in self._departing.get(room, ())
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
         members = self._conns.get(room)
@@ -35,7 +39,20 @@ class MemoryPresence:
         if not members:
             self._conns.pop(room, None)
             self._info.pop(room, None)
+        departing = self._departing[room]
+        if member_key in departing:
+            return False  # its departure is being written already; `settle` tells of the return
+        departing.add(member_key)
         return True
+
+    async def settle(self, room: str, member_key: str) -> dict[str, Any] | None:
+        departing = self._departing.get(room)
+        if departing is None or member_key not in departing:
+            return None
+        departing.discard(member_key)
+        if not departing:
+            del self._departing[room]
+        return self._info.get(room, {}).get(member_key)
 
     async def connection_count(self, room: str, member_key: str) -> int:
         return len(self._conns.get(room, {}).get(member_key, ()))
@@ -63,16 +80,17 @@ class MemoryPresence:
         if not held:
             del self._slots[(account, user)]
 
-    async def refresh(self) -> None:
-        return None
+    async def refresh(self) -> list[MemberChange]:
+        return []  # nothing expires, so nothing comes back
 
     async def rooms(self) -> list[str]:
-        return list(self._conns)
+        return list(dict.fromkeys([*self._conns, *self._departing]))
 
-    async def reap(self, room: str) -> list[dict[str, Any]]:
+    async def reap(self, room: str, limit: int) -> list[MemberChange]:
         return []  # a single process never outlives its own entries
 
     async def close(self) -> None:
         self._conns.clear()
         self._info.clear()
+        self._departing.clear()
         self._slots.clear()

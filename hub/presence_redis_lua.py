@@ -1,0 +1,165 @@
+"""The Lua scripts of the Redis presence (`hub.presence_redis`): every change to a room's
+keys is one script, so racing processes see each change whole.
+
+Room scripts take KEYS = conns, counts, info, rooms, departing, departed (see
+`hub.presence_redis` for what each holds) and ARGV[1] = the room. Times are the Redis
+server's clock in ms; `life` is how long an entry or a departure lives unrefreshed.
+"""
+
+from __future__ import annotations
+
+# Shared by the room scripts: the clock, and the two states a member can end in.
+_ROOM = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local room = ARGV[1]
+-- No entry and no departure left: no process needs to reap the room any more.
+local function forget_room_if_empty()
+  if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[5]) == 0 then
+    redis.call('SREM', KEYS[4], room)
+  end
+end
+-- The member's last connection is gone: it departs, and whoever gets this answer writes
+-- its participant_left and then settles it (unless it is departing already).
+local function depart(member, life)
+  redis.call('HDEL', KEYS[2], member)
+  local info = redis.call('HGET', KEYS[3], member) or '{}'
+  redis.call('HDEL', KEYS[3], member)
+  if redis.call('ZSCORE', KEYS[5], member) then return false end
+  redis.call('ZADD', KEYS[5], now + life, member)
+  redis.call('HSET', KEYS[6], member, info)
+  return info
+end
+local function keep_keys(ttl)
+  redis.call('SADD', KEYS[4], room)
+  for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+"""
+
+# ARGV: room, field, member_key, info json, life, key ttl. 1: the member was absent.
+ADD = (
+    _ROOM
+    + """
+local first = 0
+if redis.call('ZADD', KEYS[1], now + ARGV[5], ARGV[2]) == 1
+    and redis.call('HINCRBY', KEYS[2], ARGV[3], 1) == 1 then
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+  -- Back while its departure is written: `settle` tells, after the participant_left.
+  if not redis.call('ZSCORE', KEYS[5], ARGV[3]) then first = 1 end
+end
+keep_keys(ARGV[6])
+return first
+"""
+)
+
+# ARGV: room, field, member_key, life. 1: the member departed with this connection.
+REMOVE = (
+    _ROOM
+    + """
+if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return 0 end
+local gone = 0
+if redis.call('HINCRBY', KEYS[2], ARGV[3], -1) <= 0 and depart(ARGV[3], ARGV[4]) then gone = 1 end
+forget_room_if_empty()
+return gone
+"""
+)
+
+# ARGV: room, member_key. The member's info if it is back, else nil.
+SETTLE = (
+    _ROOM
+    + """
+if redis.call('ZREM', KEYS[5], ARGV[2]) == 0 then return false end  -- a reaper took it over
+redis.call('HDEL', KEYS[6], ARGV[2])
+local back = false
+if tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0') > 0 then
+  back = redis.call('HGET', KEYS[3], ARGV[2])
+end
+forget_room_if_empty()
+return back
+"""
+)
+
+# ARGV: room, life, key ttl, n, then n departing member keys this process writes, then
+# (field, member_key, info json)* of this process's connections. Extends them all; an
+# entry reaped meanwhile (the process stalled past its life) is registered again, since
+# its connection is in fact alive. Returns (member_key, info)* of members that made
+# present again (not departing: a departing one's writer tells of its return).
+REFRESH = (
+    _ROOM
+    + """
+local back = {}
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n do redis.call('ZADD', KEYS[5], 'XX', now + ARGV[2], ARGV[i]) end
+for i = 5 + n, #ARGV, 3 do
+  if redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[i]) == 1
+      and redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
+    redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
+    if not redis.call('ZSCORE', KEYS[5], ARGV[i + 1]) then
+      table.insert(back, ARGV[i + 1])
+      table.insert(back, ARGV[i + 2])
+    end
+  end
+end
+keep_keys(ARGV[3])
+return back
+"""
+)
+
+# ARGV: room, limit, life. Returns (present 0/1, member_key, info json)*: members whose
+# last connection expired (0: their departure is now this caller's to write), and
+# departures whose writer died before settling them (1: the member is back, write its
+# return; 0: absent, write the departure again, now as this caller's).
+REAP = (
+    _ROOM
+    + """
+local out = {}
+for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[2])) do
+  redis.call('ZREM', KEYS[1], field)
+  local member = string.sub(field, 1, string.find(field, '\\31', 1, true) - 1)
+  if redis.call('HINCRBY', KEYS[2], member, -1) <= 0 then
+    local info = depart(member, ARGV[3])
+    if info then
+      table.insert(out, 0); table.insert(out, member); table.insert(out, info)
+    end
+  end
+end
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, ARGV[2])) do
+  if tonumber(redis.call('HGET', KEYS[2], member) or '0') > 0 then
+    redis.call('ZREM', KEYS[5], member)
+    redis.call('HDEL', KEYS[6], member)
+    table.insert(out, 1); table.insert(out, member)
+    table.insert(out, redis.call('HGET', KEYS[3], member) or '{}')
+  else
+    redis.call('ZADD', KEYS[5], now + ARGV[3], member)
+    table.insert(out, 0); table.insert(out, member)
+    table.insert(out, redis.call('HGET', KEYS[6], member) or '{}')
+  end
+end
+forget_room_if_empty()
+return out
+"""
+)
+
+# KEYS: slots. ARGV: field, limit, life, key ttl. 1: admitted, 0: the user is full.
+# A field already present is admitted again (a retried claim must not count twice).
+CLAIM = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('ZADD', KEYS[1], now + ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# KEYS: slots. ARGV: life, key ttl, then fields. Like REFRESH, it registers again a slot
+# that expired meanwhile: its connection is alive (a stall, a Redis restart).
+REFRESH_SLOTS = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
