@@ -18,8 +18,9 @@ from hub.store import SessionExists, SessionRecord, StoredEvent
 
 from .auth import AuthError, bearer_token, can_open
 from .errors import ApiError, json_response, query_flag, query_int, read_json_object
+from .formats import SESSION_ID_PATTERN
 from .records.fields import check_parent
-from .session_fields import SESSION_ID_PATTERN, session_json, session_types, validate_create
+from .session_fields import session_json, session_types, validate_create
 
 WRITERS = ("instructor", "admin")
 LIVE_STATUSES = ("in_progress", "paused")

@@ -9,11 +9,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from hub.records.store import HierarchyCycle, Page, ParentNotFound
 from hub.store import AppendRequest, SessionRecord
 from storage.pg_store import PgStore
-from storage.records.paging import Page
-from storage.records.projection import RecordsStore
-from storage.records.session_fields import HierarchyCycle, ParentNotFound
+from storage.records.store import PgRecordsStore as RecordsStore
 
 INSTRUCTOR = {"user_id": "sarah", "name": "Sarah", "role": "instructor"}
 OTHER = {"title": "x", "session_type": "live", "max_participants": 5, "attributes": {}}

@@ -20,7 +20,8 @@ from starlette.routing import Route
 from hub.records.channel_summary import CHANNELS, QUALITY_TABLE, quality, render
 
 from ..errors import ApiError, json_response, read_json_object
-from ..session_fields import SESSION_ID_PATTERN, parse_datetime, session_types
+from ..formats import SESSION_ID_PATTERN, parse_datetime
+from ..session_fields import session_types
 from ..sessions import caller, hub_of
 from .common import op
 

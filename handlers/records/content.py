@@ -13,12 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storage.records.catalog import Conflict, NotFound
-from storage.records.content import FeedbackExists, MessageNotFound
+from hub.records.store import Conflict, FeedbackExists, MessageNotFound, NotFound
 
 from ..errors import ApiError, json_response, query_int, read_json_object
 from ..session_fields import FieldErrors
-from ..sessions import WRITERS, caller, hub_of, load_session
+from ..sessions import STATUSES, WRITERS, caller, hub_of, load_session
 from .common import (
     PARTICIPANTS,
     SESSION_ID,
@@ -230,8 +229,6 @@ async def list_topics(request: Request) -> Response:
 
 async def topic_sessions(request: Request) -> Response:
     principal = caller(request)
-    from ..sessions import STATUSES
-
     topic_id = _path_id(request, "topic_id")
     page = page_from(request, STATUSES)
     rows, cursor = await records_of(request).catalog.topic_sessions(principal.account_id, topic_id, page)

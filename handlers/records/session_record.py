@@ -14,8 +14,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.connection import Principal
+from hub.records.store import HierarchyCycle, ParentNotFound
 from hub.store import SessionRecord
-from storage.records.session_fields import HierarchyCycle, ParentNotFound
 
 from ..errors import ApiError, json_response, read_json_object
 from ..openapi import CORE_PATHS
