@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hub.records.summaries import parse_hhmm
+from hub.records.follow_ups import parse_hhmm
 
 from ..errors import ApiError
 from ..formats import SESSION_ID_PATTERN

@@ -10,8 +10,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.events import iso
+from hub.records.follow_ups import check_in_prompt, follow_up_due
 from hub.records.store import Conflict, NotFound
-from hub.records.summaries import check_in_prompt, follow_up_due
 from hub.store import SessionExists, SessionRecord
 
 from ..auth import can_open

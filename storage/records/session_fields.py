@@ -12,12 +12,15 @@ from typing import Any
 
 import asyncpg
 
+from hub.records.follow_ups import FOLLOW_UP_STATUSES
 from hub.records.store import HierarchyCycle, Page, ParentNotFound, Rows
 from hub.store import SessionRecord
 
 from ..session_rows import SESSION_COLUMNS, session_from_row
 from .paging import Where, fetch_page
 
+# Literals, not a parameter: the partial index of migration 010 matches them at plan time.
+_FOLLOW_UP_STATUSES = ", ".join(f"'{status}'" for status in FOLLOW_UP_STATUSES)
 _MAX_DEPTH = 100  # a hierarchy deeper than this is refused (and walks stop there)
 
 
@@ -138,10 +141,10 @@ class PgSessionFieldsStore:
     async def follow_up_candidates(
         self, account_id: str, session_type: str | None, after_pk: int | None, limit: int
     ) -> list[SessionRecord]:
-        """Active sessions with follow-ups enabled; the time rules are applied by the caller."""
+        """Sessions in a follow-up status with follow-ups enabled; the time rules are the caller's."""
         rows = await self.pool.fetch(
             f"SELECT {SESSION_COLUMNS} FROM hub_sessions WHERE account_id = $1 AND follow_up_enabled"
-            " AND status = 'in_progress' AND ($2::text IS NULL OR session_type = $2)"
+            f" AND status IN ({_FOLLOW_UP_STATUSES}) AND ($2::text IS NULL OR session_type = $2)"
             " AND ($3::bigint IS NULL OR id > $3) ORDER BY id LIMIT $4",
             account_id,
             session_type,
