@@ -1,9 +1,6 @@
-"""Session records over HTTP: updating a session's record fields, hierarchies, state
-transitions and rebuilding the log-derived records.
-
-This module is what `handlers.app` mounts: it also exports the routes and OpenAPI
-paths of the other records modules (content, plans, progress).
-"""
+"""A session's record over HTTP: updating its record fields (and status through its
+lifecycle), its place in a hierarchy, its state transitions, and rebuilding the
+log-derived records."""
 
 from __future__ import annotations
 
@@ -30,9 +27,6 @@ from ..sessions import (
     load_session,
     participant_count,
 )
-from . import content as records_content
-from . import progress as records_progress
-from . import templates as records_plans
 from .common import SESSION_ID, listing, op, page_from, records_of, row_json
 from .fields import check_parent, validate_record_fields
 
@@ -160,9 +154,6 @@ routes = [
     Route("/api/v2/session/{session_id}/ancestors", ancestors, methods=["GET"]),
     Route("/api/v2/session/{session_id}/state/transitions", transitions, methods=["GET"]),
     Route("/api/v2/session/{session_id}/records/rebuild", rebuild, methods=["POST"]),
-    *records_content.routes,
-    *records_plans.routes,
-    *records_progress.routes,
 ]
 
 openapi_paths: dict[str, Any] = {
@@ -188,9 +179,6 @@ openapi_paths: dict[str, Any] = {
     "/api/v2/session/{session_id}/records/rebuild": {
         "post": op("Rebuild the log-derived records from the log", params=[SESSION_ID])
     },
-    **records_content.openapi_paths,
-    **records_plans.openapi_paths,
-    **records_progress.openapi_paths,
 }
 
 openapi_schemas: dict[str, Any] = {
@@ -231,6 +219,4 @@ openapi_schemas: dict[str, Any] = {
             "follow_up_timezone": {"type": "string"},
         },
     },
-    **records_content.openapi_schemas,
-    **records_plans.openapi_schemas,
 }
