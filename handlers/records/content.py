@@ -36,7 +36,7 @@ from .common import (
 NOTE_TYPES = ("observation", "concern", "insight", "technical")
 FEEDBACK_TYPES = ("like", "dislike", "regenerate")
 COVERAGE = ("introduction", "exploration", "deep_dive", "completion")
-_SEQ_MAX = 2**62
+_SEQ_MAX = 2**62  # every seq and interaction sequence, as the event validation accepts
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -68,7 +68,7 @@ async def add_note(request: Request) -> Response:
         "note_content": want_str(body, errors, "note_content", 10_000, required=True, alias="content"),
         "note_type": want_choice(body, errors, "note_type", NOTE_TYPES),
         "noted_at_interaction_sequence": want_int(
-            body, errors, "noted_at_interaction_sequence", 1, 2**31 - 1, alias="interaction_sequence"
+            body, errors, "noted_at_interaction_sequence", 1, _SEQ_MAX, alias="interaction_sequence"
         ),
         "is_important": want_bool(body, errors, "is_important"),
         "requires_followup": want_bool(body, errors, "requires_followup"),
@@ -306,7 +306,7 @@ openapi_schemas: dict[str, Any] = {
         "properties": {
             "note_content": {"type": "string", "minLength": 1, "maxLength": 10000},
             "note_type": {"type": "string", "enum": list(NOTE_TYPES)},
-            "noted_at_interaction_sequence": {"type": "integer", "minimum": 1},
+            "noted_at_interaction_sequence": {"type": "integer", "minimum": 1, "maximum": 2**62},
             "is_important": _BOOL,
             "requires_followup": _BOOL,
         },
