@@ -80,7 +80,7 @@ async def create_session(request: Request) -> Response:
     body = await read_json_object(request, hub.settings.max_body_bytes)
     fields = validate_create(body, hub.settings.default_max_participants)
     fields["created_by"] = principal.user_id
-    await check_parent(hub.store, principal.account_id, fields["attributes"])
+    await check_parent(hub.store, principal, fields["attributes"])
     try:
         record = await hub.store.create_session(principal.account_id, fields)
     except SessionExists:

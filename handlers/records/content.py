@@ -223,7 +223,8 @@ async def unlink_topic(request: Request) -> Response:
 
 async def list_topics(request: Request) -> Response:
     principal = caller(request)
-    rows, cursor = await records_of(request).catalog.topics(principal.account_id, page_from(request))
+    page = page_from(request)
+    rows, cursor = await records_of(request).catalog.topics(principal.account_id, page, principal.sessions)
     return json_response(listing("topics", [row_json(r) for r in rows], cursor))
 
 
@@ -231,7 +232,9 @@ async def topic_sessions(request: Request) -> Response:
     principal = caller(request)
     topic_id = _path_id(request, "topic_id")
     page = page_from(request, STATUSES)
-    rows, cursor = await records_of(request).catalog.topic_sessions(principal.account_id, topic_id, page)
+    rows, cursor = await records_of(request).catalog.topic_sessions(
+        principal.account_id, topic_id, page, principal.sessions
+    )
     return json_response(listing("sessions", [row_json(r, drop=("id",)) for r in rows], cursor))
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hub.connection import Principal
 from hub.records.follow_ups import parse_hhmm
 
+from ..auth import can_open
 from ..errors import ApiError
 from ..formats import SESSION_ID_PATTERN
 
@@ -118,11 +120,14 @@ def validate_record_fields(body: dict[str, Any], errors: Errors, partial: bool =
     return found
 
 
-async def check_parent(store: Any, account_id: str, attributes: dict[str, Any]) -> None:
-    """A new session's parent must be a session of the same account (422 otherwise): the
-    database's foreign key would refuse it too, but only with a generic error."""
+async def check_parent(store: Any, principal: Principal, attributes: dict[str, Any]) -> None:
+    """A session's parent must be a session of the same account that the caller's token
+    may open (422 otherwise, the same answer for both): the database's foreign key would
+    refuse another account's too, but only with a generic error."""
     parent = attributes.get("parent_session_id")
-    if isinstance(parent, str) and await store.get_session(account_id, parent) is None:
+    if isinstance(parent, str) and (
+        not can_open(principal, parent) or await store.get_session(principal.account_id, parent) is None
+    ):
         message = f"session '{parent}' not found in this account"
         raise ApiError(
             422,

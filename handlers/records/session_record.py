@@ -14,6 +14,7 @@ from hub.connection import Principal
 from hub.records.store import HierarchyCycle, ParentNotFound
 from hub.store import SessionRecord
 
+from ..auth import can_open
 from ..errors import ApiError, json_response, read_json_object
 from ..openapi import CORE_PATHS
 from ..session_fields import FieldErrors, session_json
@@ -83,7 +84,7 @@ async def patch_session(request: Request) -> Response:
         raise ApiError(403, "forbidden", f"role '{principal.role}' may not update this session")
     body = await read_json_object(request, hub.settings.max_body_bytes)
     changes, title, status, trigger = _patch_body(body)
-    await check_parent(hub.store, principal.account_id, changes)
+    await check_parent(hub.store, principal, changes)
     if status is not None and status != record.status:
         action = _STATUS_ACTIONS[status].get(record.status)
         if action is None:
@@ -115,7 +116,9 @@ async def children(request: Request) -> Response:
     principal = caller(request)
     record = await load_session(request, principal)
     page = page_from(request, STATUSES)
-    kids, cursor = await records_of(request).sessions.children(principal.account_id, record.session_id, page)
+    kids, cursor = await records_of(request).sessions.children(
+        principal.account_id, record.session_id, page, principal.sessions
+    )
     return json_response(listing("sessions", [session_json(k) for k in kids], cursor))
 
 
@@ -123,6 +126,9 @@ async def ancestors(request: Request) -> Response:
     principal = caller(request)
     record = await load_session(request, principal)
     chain = await records_of(request).sessions.ancestors(principal.account_id, record.session_id)
+    # The walk ends below the first ancestor outside the token's sessions: it is not there.
+    hidden = next((i for i, a in enumerate(chain) if not can_open(principal, a.session_id)), len(chain))
+    chain = chain[:hidden]
     root = chain[-1] if chain else record
     return json_response(
         {

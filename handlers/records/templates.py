@@ -134,7 +134,7 @@ async def session_from_template(request: Request) -> Response:
     base["template_id"] = template["id"]
     fields = validate_create({**base, **overrides}, hub.settings.default_max_participants)
     fields["created_by"] = principal.user_id
-    await check_parent(hub.store, principal.account_id, fields["attributes"])
+    await check_parent(hub.store, principal, fields["attributes"])
     try:
         record = await hub.store.create_session(principal.account_id, fields)
     except SessionExists:

@@ -20,6 +20,7 @@ The guarantees below are the ones the rest of the hub relies on:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,6 +31,9 @@ from .summaries import SummaryContext
 
 Row = dict[str, Any]  # one stored row: column name -> value
 Rows = tuple[list[Row], int | None]  # one page of rows and the cursor of the next page
+# A token's `sessions` claim: the session ids a listing may show (None: every one of the
+# account). A session outside it is not there for any listing, relation or count.
+Only = Collection[str] | None
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class SessionFieldsStore(Protocol):
         ...
 
     async def children(
-        self, account_id: str, session_id: str, page: Page
+        self, account_id: str, session_id: str, page: Page, only: Only = None
     ) -> tuple[list[SessionRecord], int | None]: ...
 
     async def transitions(self, session_pk: int, page: Page) -> Rows: ...
@@ -167,7 +171,9 @@ class CatalogStore(Protocol):
         """Raises `Conflict` when the account has a template of that name."""
         ...
 
-    async def topics(self, account_id: str, page: Page) -> Rows: ...
+    async def topics(self, account_id: str, page: Page, only: Only = None) -> Rows:
+        """The account's topics, each with how many sessions (of `only`) it is linked to."""
+        ...
 
     async def session_topics(self, session_pk: int, page: Page) -> Rows: ...
 
@@ -179,7 +185,7 @@ class CatalogStore(Protocol):
         """Raises `NotFound` when the topic is not linked to the session."""
         ...
 
-    async def topic_sessions(self, account_id: str, topic_id: int, page: Page) -> Rows: ...
+    async def topic_sessions(self, account_id: str, topic_id: int, page: Page, only: Only = None) -> Rows: ...
 
 
 class RecordsStore(ProjectionStore, Protocol):

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.records.store import Conflict, NotFound, Page, Row, Rows
+from hub.records.store import Conflict, NotFound, Only, Page, Row, Rows
 
 from .paging import Where, as_row, fetch_page
 
@@ -186,21 +186,25 @@ class PgCatalogStore:
         where.page("st.topic_id", "st.created_at", page)
         return await fetch_page(self.pool, _LINK_SELECT, where, "st.topic_id", page)
 
-    async def topics(self, account_id: str, page: Page) -> Rows:
-        where = Where().add("t.account_id = {0}", account_id).add_if("t.topic_type = {0}", page.type)
+    async def topics(self, account_id: str, page: Page, only: Only = None) -> Rows:
+        where = Where()
+        only_ids = where.bind(None if only is None else list(only))
+        where.add("t.account_id = {0}", account_id).add_if("t.topic_type = {0}", page.type)
         where.page("t.id", "t.created_at", page)
         return await fetch_page(
             self.pool,
             "SELECT t.id, t.name, t.topic_type, t.description, t.created_at,"
-            " (SELECT count(*) FROM hub_session_topics st WHERE st.topic_id = t.id) AS session_count"
-            " FROM hub_topics t",
+            " (SELECT count(*) FROM hub_session_topics st JOIN hub_sessions s ON s.id = st.session_pk"
+            f"   WHERE st.topic_id = t.id AND ({only_ids}::text[] IS NULL OR s.session_id = ANY({only_ids})))"
+            " AS session_count FROM hub_topics t",
             where,
             "t.id",
             page,
         )
 
-    async def topic_sessions(self, account_id: str, topic_id: int, page: Page) -> Rows:
+    async def topic_sessions(self, account_id: str, topic_id: int, page: Page, only: Only = None) -> Rows:
         where = Where().add("s.account_id = {0}", account_id).add("st.topic_id = {0}", topic_id)
+        where.add_if("s.session_id = ANY({0}::text[])", None if only is None else list(only))
         where.add_if("s.status = {0}", page.status).add_if("s.session_type = {0}", page.type)
         where.page("s.id", "s.created_at", page)
         return await fetch_page(

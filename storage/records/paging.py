@@ -30,6 +30,11 @@ class Where:
         self.parts.append(sql.format(*numbers))
         return self
 
+    def bind(self, value: Any) -> str:
+        """A parameter used outside the conditions (in the select list); its placeholder."""
+        self.args.append(value)
+        return f"${len(self.args)}"
+
     def add_if(self, sql: str, value: Any) -> Where:
         if value is not None:
             self.add(sql, value)

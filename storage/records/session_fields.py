@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from hub.records.follow_ups import FOLLOW_UP_STATUSES
-from hub.records.store import HierarchyCycle, Page, ParentNotFound, Rows
+from hub.records.store import HierarchyCycle, Only, Page, ParentNotFound, Rows
 from hub.store import SessionRecord
 
 from ..session_rows import SESSION_COLUMNS, session_from_row
@@ -116,9 +116,10 @@ class PgSessionFieldsStore:
         return [by_pk[pk] for pk in pks if pk in by_pk]
 
     async def children(
-        self, account_id: str, session_id: str, page: Page
+        self, account_id: str, session_id: str, page: Page, only: Only = None
     ) -> tuple[list[SessionRecord], int | None]:
         where = Where().add("account_id = {0}", account_id).add("parent_session_id = {0}", session_id)
+        where.add_if("session_id = ANY({0}::text[])", None if only is None else list(only))
         where.add_if("status = {0}", page.status).add_if("session_type = {0}", page.type)
         where.page("id", "created_at", page)
         rows, cursor = await fetch_page(
