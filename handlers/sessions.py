@@ -14,13 +14,14 @@ from hub.events import iso
 from hub.lifecycle import ACTIONS, IN_PROGRESS, LIVE_STATUSES, STATUSES, allowed_from
 from hub.node import Hub
 from hub.presence import participant_list
-from hub.session_metrics import compute_metrics
+from hub.records.session_metrics import compute_metrics
 from hub.store import SessionExists, SessionRecord, StoredEvent
 
 from .auth import AuthError, bearer_token, can_open
 from .errors import ApiError, json_response, query_flag, query_int, read_json_object
-from .records_fields import check_parent
-from .session_fields import SESSION_ID_PATTERN, session_json, session_types, validate_create
+from .formats import SESSION_ID_PATTERN
+from .records.fields import check_parent
+from .session_fields import session_json, session_types, validate_create
 
 WRITERS = ("instructor", "admin")
 _MAX_REPLAY = 50_000
@@ -78,7 +79,7 @@ async def create_session(request: Request) -> Response:
     body = await read_json_object(request, hub.settings.max_body_bytes)
     fields = validate_create(body, hub.settings.default_max_participants)
     fields["created_by"] = principal.user_id
-    await check_parent(hub.store, principal.account_id, fields["attributes"])
+    await check_parent(hub.store, principal, fields["attributes"])
     try:
         record = await hub.store.create_session(principal.account_id, fields)
     except SessionExists:

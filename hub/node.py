@@ -29,7 +29,8 @@ from .inbound import Inbound
 from .membership import Membership
 from .metrics import HubMetrics
 from .presence import Presence
-from .records_worker import ProjectionStore, RecordsWorker
+from .records.store import ProjectionStore
+from .records.worker import RecordsWorker
 from .replay import LogReader
 from .rooms import Rooms
 from .store import AppendResult, SessionRecord, Store
@@ -65,7 +66,7 @@ class Hub:
             settings, store, presence, self.rooms, reader, self.attendance, self.metrics
         )
         self.inbound = Inbound(settings, self.committer, self.metrics)
-        # Session records projected from the log (hub/records_worker.py); attached by the app.
+        # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
 
     def attach_records(self, store: ProjectionStore) -> None:

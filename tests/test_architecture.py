@@ -25,20 +25,8 @@ COMPOSITION_ROOT = "handlers.app"
 # Violations in areas other engineers are reshaping now (issue 9); each names who removes
 # it. The lead deletes an entry, or this whole list, once that work is merged.
 KNOWN: set[str] = {
-    # records subpackages + records store seam (issue 9 item 4, the records engineer):
-    "handlers.records imports storage.records_sessions",
-    "handlers.records_common imports storage.records_query",
-    "handlers.records_common imports storage.records_store",
-    "handlers.records_content imports storage.records_catalog",
-    "handlers.records_content imports storage.records_content",
-    "handlers.records_plans imports storage.records_catalog",
-    "handlers.records_progress imports storage.records_store",
-    "storage.records_sessions imports the private storage.pg_store._SESSION_COLUMNS",
-    "storage.records_sessions imports the private storage.pg_store._session",
     # the uvicorn transport in one module (issue 9 item 5, the transport engineer):
     "handlers.ws reads the private attribute websocket._send",
-    # the one model layer replaces both validation modules (issue 9 item 1, the models engineer):
-    "cycle: handlers.records_fields <-> handlers.session_fields",
 }
 
 
