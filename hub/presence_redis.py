@@ -30,7 +30,9 @@ hub hosts need no synchronised clocks.
 
 Liveness: an entry lives `ttl * 2/3` past its last refresh; the hub refreshes every
 `ttl / 6` and reaps every `ttl / 3`, so a dead process's members are reaped at most `ttl`
-after it died, while a live process has `ttl / 2` of slack for a late refresh. The refresh has a
+after it died, while a live process has `ttl / 2` of slack for a late refresh. An entry
+added between refreshes takes the expiry of the process's others (its lease), so a dead
+process's entries and user slots all expire at the same moment. The refresh has a
 connection of its own, so a storm of joins and leaves cannot delay it. Whole room keys
 expire after `4 * ttl` without any refresh, so abandoned rooms leave nothing.
 
