@@ -2,20 +2,45 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+# Exact versions, resolved from pyproject.toml's ranges by `make lock`: what running
+# needs, and that plus the test toolchain.
+RUN_LOCK := requirements/run.txt
+TEST_LOCK := requirements/test.txt
+RUN_STAMP := $(VENV)/.run-stamp
+TEST_STAMP := $(VENV)/.test-stamp
+UV_VERSION := 0.13.9
+LOCK_FLAGS := --universal --python-version 3.11 --annotation-style line --custom-compile-command "make lock" -q
 
-.PHONY: run test install check lint unit browser-deps bench clean
+.PHONY: run test install install-run lock check lint unit browser-deps bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): $(RUN_LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -r $(RUN_LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
 
-run: install
-	HUB_DEV=$${HUB_DEV:-1} $(BIN)/python -m hub serve
+$(TEST_STAMP): $(TEST_LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -r $(TEST_LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+install-run: $(RUN_STAMP)
+
+install: $(TEST_STAMP)
+
+# Re-resolve both locks from pyproject.toml (after changing a dependency or its range;
+# UPGRADE=1 also moves every pin to the newest version the ranges allow).
+lock: | $(BIN)/python
+	$(BIN)/uv --version >/dev/null 2>&1 || $(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra test $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) -o $(TEST_LOCK)
+	$(BIN)/uv pip compile pyproject.toml -c $(TEST_LOCK) $(LOCK_FLAGS) -o $(RUN_LOCK)
+
+run: install-run
+	@HUB_DEV=$${HUB_DEV:-1} $(BIN)/python -m hub serve --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .
