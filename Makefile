@@ -12,7 +12,7 @@ TEST_STAMP := $(VENV)/.test-stamp
 UV_VERSION := 0.13.9
 LOCK_FLAGS := --universal --python-version 3.11 --annotation-style line --custom-compile-command "make lock" -q
 
-.PHONY: run test install install-run lock check lint unit browser-deps bench clean
+.PHONY: run test install install-run lock check lint unit browser-deps bench bench-cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +56,12 @@ unit: install
 test: install browser-deps lint
 	$(BIN)/python -m pytest -q -ra
 
-bench: install
+# Each benchmark installs its Node side (bench/node_modules) itself on first use.
+bench: install-run
 	$(BIN)/python bench/fanout.py
+
+bench-cluster: install-run
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

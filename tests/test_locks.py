@@ -1,4 +1,5 @@
-"""The lock files install what pyproject.toml declares, within its ranges.
+"""A fresh clone installs what it needs: the lock files hold what pyproject.toml
+declares, within its ranges, and every benchmark installs its Node side.
 
 `make run` installs requirements/run.txt and `make test` requirements/test.txt; a
 dependency added to pyproject.toml without `make lock` would be missing from a fresh
@@ -60,3 +61,12 @@ def test_every_dependency_has_an_upper_bound():
     runtime, test = _declared()
     for requirement in runtime + test:
         assert any(s.operator in ("<", "==", "~=") for s in requirement.specifier), str(requirement)
+
+
+def test_every_benchmark_installs_its_node_side_on_a_fresh_clone():
+    bench = (ROOT / "bench").glob("*.py")
+    scripts = [p for p in bench if ".js" in p.read_text() and p.name != "node_deps.py"]
+    assert {p.name for p in scripts} >= {"fanout.py", "cluster.py"}
+    for script in scripts:
+        text = script.read_text()
+        assert "from node_deps import ensure_node_deps" in text and "ensure_node_deps()" in text, script
