@@ -90,3 +90,12 @@ def test_ctrl_c_drains_and_exits_without_a_traceback(database):
     logs = hub.logs()
     assert '"msg":"draining"' in logs
     assert "Traceback" not in logs and "KeyboardInterrupt" not in logs, logs[-2000:]
+
+
+def test_every_setting_is_documented_in_operations_md():
+    page = (ROOT / "docs" / "operations.md").read_text()
+    aliases = [field.validation_alias for field in Settings.model_fields.values()]
+    names = [alias for alias in aliases if isinstance(alias, str)]
+    assert len(names) >= 35
+    missing = [name for name in names if f"`{name}`" not in page]
+    assert not missing, f"docs/operations.md does not list {missing}"
