@@ -10,23 +10,30 @@ TEST_LOCK := requirements/test.txt
 RUN_STAMP := $(VENV)/.run-stamp
 TEST_STAMP := $(VENV)/.test-stamp
 UV_VERSION := 0.13.9
+# pip, quiet unless it fails (then its whole output); setuptools' editable-install notices
+# would otherwise be the first screen a newcomer reads.
+PIP = @log=$(VENV)/pip.log; $(BIN)/python -m pip install -q $(1) >$$log 2>&1 || { cat $$log; exit 1; }
 LOCK_FLAGS := --universal --python-version 3.11 --annotation-style line --custom-compile-command "make lock" -q
 
 .PHONY: run test install install-run lock check lint unit browser-deps bench bench-cluster clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+		|| { echo "the hub needs Python 3.11 or newer: make run PYTHON=python3.11 (or newer)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(call PIP,--upgrade pip)
 
 $(RUN_STAMP): $(RUN_LOCK) pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -r $(RUN_LOCK)
-	$(BIN)/python -m pip install -q --no-deps -e .
-	touch $@
+	@echo "installing $(RUN_LOCK) into $(VENV)"
+	$(call PIP,-r $(RUN_LOCK))
+	$(call PIP,--no-deps -e .)
+	@touch $@
 
 $(TEST_STAMP): $(TEST_LOCK) pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -r $(TEST_LOCK)
-	$(BIN)/python -m pip install -q --no-deps -e .
-	touch $@
+	@echo "installing $(TEST_LOCK) into $(VENV)"
+	$(call PIP,-r $(TEST_LOCK))
+	$(call PIP,--no-deps -e .)
+	@touch $@
 
 install-run: $(RUN_STAMP)
 
