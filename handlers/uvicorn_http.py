@@ -20,12 +20,32 @@ buffered, and a peer that never reads would hold the descriptor anyway.
 from __future__ import annotations
 
 import asyncio
+import resource
 from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEADER_BYTES = 64 * 1024
+FD_RESERVE = 128  # descriptors kept for PostgreSQL, Redis, files: never taken by sockets
+
+
+def socket_cap(wanted: int) -> int:
+    """`wanted` sockets, raising the process's file limit for them when allowed; fewer when
+    the limit cannot be raised (at `ulimit -n 1024` sockets beyond it would fail to be
+    accepted at all, /healthz included, instead of taking an idle socket's place)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        return max(16, soft - FD_RESERVE)
+    return wanted
 
 
 class ConnectionGuard:

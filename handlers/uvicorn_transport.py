@@ -43,7 +43,7 @@ from hub.config import Settings
 from hub.connection import Transport
 from hub.wire import WireMessage
 
-from .uvicorn_http import ConnectionGuard, GuardedHttpProtocol
+from .uvicorn_http import ConnectionGuard, GuardedHttpProtocol, socket_cap
 
 log = logging.getLogger("hub.transport")
 
@@ -301,12 +301,18 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn
             "ping_burst": float(settings.rate_limit_burst),
         },
     )
+    cap = socket_cap(settings.max_connections)
+    if cap < settings.max_connections:
+        log.warning(
+            "fewer sockets than HUB_MAX_CONNECTIONS: the file limit (ulimit -n) is too low",
+            extra={"max_connections": settings.max_connections, "sockets": cap},
+        )
     http_protocol = type(
         "GuardedHttpProtocol",
         (GuardedHttpProtocol,),
         {
             "request_timeout": settings.request_timeout,
-            "guard": ConnectionGuard(settings.max_connections, stats.drop),
+            "guard": ConnectionGuard(cap, stats.drop),
         },
     )
     stats.fast_path_active = True

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -30,7 +32,7 @@ from tests.attack_tools import (
     upgrade_request,
 )
 from tests.auth_support import make_session, token, token_hub
-from tests.support import HubProcess, LiveClient, api, create_session
+from tests.support import ROOT, HubProcess, LiveClient, api, create_session
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -190,3 +192,18 @@ async def test_request_headers_beyond_the_cap_answer_431(guarded):
     answer = await asyncio.wait_for(reader.read(200), 5)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 431"), answer
+
+
+def test_the_socket_cap_fits_in_the_file_limit():
+    """At a low `ulimit -n` the cap shrinks to fit (sockets beyond the file limit could not
+    even be accepted, so none could take an idle one's place); when it may, the hub raises
+    its own limit instead."""
+    script = (
+        "import resource; from handlers.uvicorn_http import socket_cap\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)); print(socket_cap(4096))\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (100, 190)); print(socket_cap(50))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.stdout.split() == ["72", "50"], done
