@@ -56,7 +56,13 @@ async def load_session(request: Request, principal: Principal) -> SessionRecord:
 
 
 async def participant_count(hub: Hub, record: SessionRecord) -> int:
-    return len(participant_list(await hub.presence.members(str(record.pk))))
+    return (await hub.presence.roster(str(record.pk), 0)).participant_count
+
+
+async def latest_group_hrv(hub: Hub, record: SessionRecord) -> dict[str, Any] | None:
+    """The group's HRV figures of the session's latest `hrv_summary`, if any."""
+    latest = await hub.store.read_typed(record.pk, ("hrv_summary",), 0, 1, newest_first=True)
+    return {**latest[0].data, "seq": latest[0].seq, "ts": iso(latest[0].ts)} if latest else None
 
 
 async def read_all(
@@ -130,6 +136,7 @@ async def live_sessions(request: Request) -> Response:
             "started_at": iso(record.started_at) if record.started_at else None,
             "current_technique": record.current_technique,
             "head_seq": record.head_seq,
+            "group_hrv": await latest_group_hrv(hub, record),
         }
         if include_metrics:
             metrics = compute_metrics(await read_all(hub, record))

@@ -62,6 +62,7 @@ class Settings:
     presence_ttl: float = 15.0
     room_linger: float = 5.0
     gap_repair_delay: float = 0.02
+    hrv_summary_interval: float = 1.0  # seconds between group HRV summaries; 0 turns them off
 
     # storage
     commit_batch_max: int = 512
@@ -109,6 +110,7 @@ class Settings:
             presence_ttl=_float("HUB_PRESENCE_TTL", 15.0),
             room_linger=_float("HUB_ROOM_LINGER", 5.0),
             gap_repair_delay=_float("HUB_GAP_REPAIR_DELAY", 0.02),
+            hrv_summary_interval=_float("HUB_HRV_SUMMARY_INTERVAL", 1.0),
             commit_batch_max=_int("HUB_COMMIT_BATCH", 512),
             commit_queue_max=_int("HUB_COMMIT_QUEUE", 10_000),
             db_pool_min=_int("HUB_DB_POOL_MIN", 2),
