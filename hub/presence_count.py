@@ -75,5 +75,12 @@ class PresenceDigests:
             ],
         }
         message = WireMessage(envelope("presence", room.session_id, data).decode())
+        joining = False
         for member in list(participants.values()):
-            member.offer(message)
+            if member.replaying:
+                joining = True  # its welcome is not out yet (the welcome comes first)
+            else:
+                member.offer(message)
+        if joining:
+            self._dirty.setdefault(room.session_pk, room)  # it gets the next one
+            self._wake.set()
