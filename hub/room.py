@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from .audience import EVERYONE, STAFF, ViewCursor, data_if_needed, event_type_of, view_of, with_prev
+from .audience import EVERYONE, STAFF, Policy, ViewCursor, data_if_needed, event_type_of, view_of, with_prev
 from .connection import Connection
 from .wire import WireMessage
 
@@ -62,11 +62,12 @@ class Room:
     def head(self) -> int:
         return (self.next_seq or 1) - 1
 
-    def set_head(self, head_seq: int, cursor: ViewCursor) -> None:
-        """The log's head when the room opened, and the views as they stand there: later
-        events are the room's to deliver."""
+    def set_head(self, head_seq: int, cursor: ViewCursor | None = None) -> None:
+        """The log's head when the room opened, and the views as they stand there
+        (`hub.audience.cursor_at`; without it the default audiences, with every view's
+        last event taken to be the head): later events are the room's to deliver."""
         if self.next_seq is None:
-            self.cursor = cursor
+            self.cursor = cursor or ViewCursor(Policy(), head_seq, head_seq)
             self.next_seq = head_seq + 1
             for seq in [s for s in self._held if s <= head_seq]:
                 del self._held[seq]
