@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.audience import in_view
 from hub.committer import CommitFailed, CommitOverloaded
 from hub.connection import Principal
 from hub.events import iso
@@ -180,7 +181,8 @@ async def session_content(request: Request) -> Response:
         if include_metrics:
             body["metrics"] = compute_metrics(events)
         if include_replay:
-            messages = [_message(record, e) for e in events]
+            # A participant reads the log as its view holds it (hub/audience.py).
+            messages = [_message(record, e) for e in await in_view(hub.store, record, principal.role, events)]
             body["replay"] = {"message_count": len(messages), "messages": messages}
     return json_response(body)
 
@@ -202,7 +204,7 @@ async def session_events(request: Request) -> Response:
     record = await load_session(request, principal)
     since = query_int(request, "since", 0, 0, 2**62) or 0
     limit = query_int(request, "limit", 1000, 1, 10_000) or 1000
-    events = await read_all(hub, record, since, limit)
+    events = await in_view(hub.store, record, principal.role, await read_all(hub, record, since, limit))
     return json_response(
         {
             "session_id": record.session_id,

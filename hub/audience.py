@@ -4,7 +4,7 @@ Every durable event is stored in the one log with one seq; its *audience* decide
 members receive it live and on resume:
 
 - `everyone`: every member of the room;
-- `staff`: instructors, observers and admins (`STAFF_ROLES`).
+- `staff`: instructors, observers and admins (every role but `participant`).
 
 A member's *view* is the sub-sequence of the log it receives. Staff see every event;
 participants see the `everyone` events. Each delivered event carries `prev_seq`, the
@@ -27,12 +27,11 @@ from typing import Any
 
 import orjson
 
-from .store import EventLog, SessionRecord
+from .store import EventLog, SessionRecord, StoredEvent
 
 EVERYONE = "everyone"
 STAFF = "staff"
 AUDIENCES = (EVERYONE, STAFF)
-STAFF_ROLES = frozenset({"instructor", "observer", "admin"})
 
 # The one table. Why each default:
 DEFAULT_AUDIENCE: dict[str, str] = {
@@ -82,8 +81,9 @@ AUDIENCE_KEY = "audience"  # in session creation, the PUT body and `session_upda
 
 
 def view_of(role: str) -> str:
-    """The view a role reads: `staff` for staff roles, `everyone` for participants."""
-    return STAFF if role in STAFF_ROLES else EVERYONE
+    """The view a role reads: participants the `everyone` events; staff (and trusted
+    backends reading over HTTP, role `service`) every event."""
+    return EVERYONE if role == "participant" else STAFF
 
 
 class AudienceError(Exception):
@@ -231,3 +231,13 @@ async def cursor_at(log: EventLog, session: SessionRecord, seq: int) -> ViewCurs
     if seq > floor:
         last_everyone = await log.latest_seq_of(session.pk, policy.everyone_types(), floor, seq) or floor
     return ViewCursor(policy, last_staff=seq, last_everyone=last_everyone)
+
+
+async def in_view(
+    log: EventLog, session: SessionRecord, role: str, events: list[StoredEvent]
+) -> list[StoredEvent]:
+    """The events of a consecutive stretch of the log that `role`'s view holds (HTTP reads)."""
+    if view_of(role) == STAFF or not events:
+        return events
+    cursor = await cursor_at(log, session, events[0].seq - 1)
+    return [e for e in events if cursor.step(e.seq, e.type, e.data).audience == EVERYONE]

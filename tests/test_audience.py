@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.auth_support import auth, make_session, token, token_hub
 from tests.cluster_tools import Publisher, start_nodes
 from tests.redis_tools import kill_subscribers
 from tests.support import HubProcess, LiveClient, api, create_session
@@ -190,3 +191,31 @@ async def test_bad_audience_settings_get_a_typed_422_and_change_nothing(hub):
     assert (await api(hub, "GET", f"/api/v2/session/{session_id}")).json()["head_seq"] == head
     assert (await api(hub, "GET", path)).json() == before
     await instructor.close()
+
+
+def test_http_reads_of_the_log_follow_the_callers_view(pg_base):
+    with token_hub(pg_base) as (hub, _dsn):
+        make_session(hub, "acme", "views-over-http")
+        asyncio.run(_http_views(hub, "views-over-http"))
+
+
+async def _http_views(hub: HubProcess, session_id: str) -> None:
+    staff = token(user="sarah", role="instructor")
+    ana = token(user="ana", role="participant")
+    instructor = await LiveClient.connect(hub.ws_url(session_id, "instructor", token=staff))
+    participant = await LiveClient.connect(hub.ws_url(session_id, "participant", token=ana))
+    await instructor.request("note", {"content": "private"})
+    await instructor.request("announcement", {"message": "public"})
+    await participant.request("hrv_update", {"hrv": 50})
+
+    async def types(tok: str, path: str, key: str) -> list[str]:
+        body = (await api(hub, "GET", f"/api/v2/session/{session_id}/{path}", headers=auth(tok))).json()
+        messages = body["replay"]["messages"] if key == "replay" else body["events"]
+        return [m["type"] for m in messages]
+
+    everything = ["session_started", "participant_joined", "note", "announcement", "hrv_update"]
+    for path, key in (("content?include_replay=true", "replay"), ("events", "events")):
+        assert await types(staff, path, key) == everything
+        assert await types(ana, path, key) == ["session_started", "announcement"]
+    await instructor.close()
+    await participant.close()
