@@ -27,7 +27,8 @@ from .hrv_summaries import GroupHrvWriter
 from .metrics import HubMetrics
 from .presence import Presence
 from .presence_count import PresenceDigests
-from .records_worker import ProjectionStore, RecordsWorker
+from .records.store import ProjectionStore
+from .records.worker import RecordsWorker
 from .room import Room
 from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEvent
 from .supervisor import Supervisor
@@ -67,7 +68,7 @@ class Hub:
         from .membership import Membership
 
         self.membership = Membership(self)
-        # Session records projected from the log (hub/records_worker.py); attached by the app.
+        # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
         # Large classes: the group's HRV events, and presence as participants see it.
         self.group_hrv = GroupHrvWriter(settings.hrv_summary_interval, store, self._append_own)

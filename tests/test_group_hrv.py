@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from hub.group_hrv import MILESTONE_THRESHOLDS, GroupHrv, milestones_reached
-from hub.records_channels import quality
-from hub.session_metrics import compute_metrics
+from hub.records.channel_summary import quality
+from hub.records.session_metrics import compute_metrics
 from hub.store import StoredEvent
 from tests.cluster_tools import start_nodes
 from tests.support import LiveClient, api, create_session
