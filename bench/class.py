@@ -390,9 +390,10 @@ async def run(args: argparse.Namespace) -> int:
         )
         where = f"{args.nodes} hub process{'es on Redis' if args.nodes > 1 else ''}"
         pins = f"hub on cpu {sorted(hub_cpus or [])}, load on cpu {sorted(load_cpus or [])}"
+        pids = " ".join(str(proc.pid) for proc, _ in hubs)
         print(
             f"class: {args.participants} participants x {args.rate:g} Hz x {args.seconds:g} s, {where}, "
-            f"{pins if hub_cpus else 'unpinned'} (logs: {logdir})",
+            f"{pins if hub_cpus else 'unpinned'} (hub pid {pids}; logs: {logdir})",
             flush=True,
         )
         staff = await Worker.start("staff", args, load_cpus, urls=urls)
