@@ -258,12 +258,38 @@ def http(method: str, url: str, body: Any = None) -> Any:
     return json.loads(raw) if raw.startswith((b"{", b"[")) else raw.decode()
 
 
-def events_out(port: int) -> float:
+def scrape(port: int) -> dict[str, float]:
+    """The hub's counters this benchmark reads: frames out, and the commit histogram."""
     text = http("GET", f"http://{HOST}:{port}/metrics")
+    found: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("hub_events_out_total "):
-            return float(line.split()[1])
-    return 0.0
+        if line.startswith(
+            ("hub_events_out_total ", "hub_persist_seconds_bucket", "hub_persist_seconds_count")
+        ):
+            name, value = line.rsplit(" ", 1)
+            found[name] = float(value)
+    return found
+
+
+def scrape_all(hubs: list[Any]) -> dict[str, float]:
+    total: Counter[str] = Counter()
+    for _, port in hubs:
+        total.update(scrape(port))
+    return dict(total)
+
+
+def commit_p99(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """The p99 of the group-commit round trips in the window, as the histogram bucket's bound."""
+    buckets = sorted(
+        (float(name.split('le="')[1].split('"')[0]), after[name] - before.get(name, 0.0))
+        for name in after
+        if name.startswith("hub_persist_seconds_bucket")
+    )
+    total = buckets[-1][1] if buckets else 0
+    for bound, count in buckets:
+        if total and count >= 0.99 * total:
+            return bound * 1000
+    return None
 
 
 class Worker:
@@ -413,17 +439,10 @@ async def run(args: argparse.Namespace) -> int:
         workers.append(crowd)
         welcomed = (await crowd.next(600))["welcomed"]
         await crowd.next(60)  # sending
-        cpu0, out0, t0 = (
-            sum(cpu_seconds(p.pid) for p, _ in hubs),
-            sum(events_out(port) for _, port in hubs),
-            time.time(),
-        )
+        cpu0, m0, t0 = sum(cpu_seconds(p.pid) for p, _ in hubs), scrape_all(hubs), time.time()
         await crowd.next(args.seconds + 120)  # sent
-        cpu1, out1, t1 = (
-            sum(cpu_seconds(p.pid) for p, _ in hubs),
-            sum(events_out(port) for _, port in hubs),
-            time.time(),
-        )
+        cpu1, m1, t1 = sum(cpu_seconds(p.pid) for p, _ in hubs), scrape_all(hubs), time.time()
+        out0, out1 = m0.get("hub_events_out_total", 0.0), m1.get("hub_events_out_total", 0.0)
         crowd_result = (await crowd.next(120))["result"]
         assert staff.proc.stdin is not None
         staff.proc.stdin.write(b"stop\n")
@@ -477,6 +496,15 @@ async def run(args: argparse.Namespace) -> int:
         )
         cores = (cpu1 - cpu0) / window
         print(f"hub CPU:      {cores:.2f} cores over the {window:.1f} s of sending (goal <= 0.5)")
+        commits = m1.get("hub_persist_seconds_count", 0) - m0.get("hub_persist_seconds_count", 0)
+        bound = commit_p99(m0, m1)
+        print(
+            f"commits:      {commits / window:,.0f} group commits/s, p99 round trip <= "
+            f"{'-' if bound is None else f'{bound:g} ms'} (the database's share of the latency)"
+        )
+        with contextlib.suppress(OSError):
+            load = os.getloadavg()[0]
+            print(f"machine:      load average {load:.1f} on {os.cpu_count()} cores (others' work too)")
         print(
             f"deliveries:   {(out1 - out0) / window:,.0f} event frames/s to members, "
             f"plus {crowd_result['sent'] / window:,.0f} acks/s"
@@ -500,6 +528,7 @@ async def run(args: argparse.Namespace) -> int:
                         "observer_p99_ms": observer["p99"],
                         "summary_gap_mean_s": statistics.mean(gaps) if gaps else None,
                         "hub_cores": (cpu1 - cpu0) / window,
+                        "commit_p99_ms": commit_p99(m0, m1),
                         "deliveries_per_s": (out1 - out0) / window,
                         "problems": problems,
                     },
