@@ -27,6 +27,7 @@ from .hrv_summaries import GroupHrvWriter
 from .metrics import HubMetrics
 from .presence import Presence
 from .presence_count import PresenceDigests
+from .records.projector import PROJECTED_TYPES
 from .records.store import ProjectionStore
 from .records.worker import RecordsWorker
 from .room import Room
@@ -264,7 +265,7 @@ class Hub:
             conn.offer(envelope("ack", session_id, ack).decode())
         if not result.duplicate:
             self.metrics.events_in.labels(request.type).inc()
-            if self.records is not None:
+            if self.records is not None and request.type in PROJECTED_TYPES:
                 self.records.notify(request.session_pk)
         if room is not None:
             room.deliver(result.seq, text)

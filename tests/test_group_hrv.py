@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from hub.events import DURABLE_TYPES
 from hub.group_hrv import MILESTONE_THRESHOLDS, GroupHrv, milestones_reached
 from hub.records.channel_summary import quality
+from hub.records.projector import PROJECTED_TYPES, apply, project_all
 from hub.records.session_metrics import compute_metrics
 from hub.store import StoredEvent
+from tests.auth_support import VALID_DATA
 from tests.cluster_tools import start_nodes
 from tests.support import LiveClient, api, create_session
 
@@ -122,3 +126,14 @@ async def test_summary_and_milestones_exactly_once_with_three_processes(
         assert "hrv_summary" in types and "hrv_milestone" in types and "hrv_update" not in types
     assert sum(m["type"] == "hrv_update" for m in instructor.events()) == 9 * 12
     await asyncio.gather(instructor.close(), *(p.close() for p in participants))
+
+
+@pytest.mark.parametrize("event_type", sorted(DURABLE_TYPES - PROJECTED_TYPES))
+def test_the_records_projector_needs_no_wake_up_for_other_types(event_type):
+    """The hub wakes the projector only for `PROJECTED_TYPES` (HRV streams would keep it
+    busy); every other type must leave the projection exactly as it was."""
+    state, _ = project_all(_sample(i, "ana", hrv=40) for i in range(1, 4))
+    before = copy.deepcopy(state)
+    data = {**VALID_DATA.get(event_type, {}), "hrv": 50, "average_hrv": 50, "participants_reporting": 1}
+    event = StoredEvent(1, 9, event_type, datetime(2026, 1, 1, tzinfo=UTC), None, data)
+    assert apply(state, event) == [] and state == before
