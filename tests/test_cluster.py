@@ -92,7 +92,7 @@ async def test_kill_9_clients_resume_on_another_process_with_nothing_lost(
 ):
     nodes = await start_nodes(hub_factory, redis_base, redis_prefix, 3, HUB_PRESENCE_TTL="3")
     a, doomed, c = nodes
-    session_id = await create_session(a)
+    session_id = await create_session(a, audience=EVERYONE_SEES_ALL)
     instructor = await LiveClient.connect(a.ws_url(session_id, "instructor", name="Sarah"))
     ghost = await LiveClient.connect(doomed.ws_url(session_id, "participant", name="ghost"))
     movers = [Resuming(await LiveClient.connect(doomed.ws_url(session_id, "observer"))) for _ in range(3)]
