@@ -514,9 +514,9 @@ async def run(args: argparse.Namespace) -> int:
             f"checks:       {crowd_result['sent']} sent, {len(acked)} acked; every acked sample in the log "
             f"once and at the instructor once: {verdict}"
         )
-        if args.json:
+        if args.out_file:
             write_json(
-                args.json,
+                args.out_file,
                 json.dumps(
                     {
                         "participants": args.participants,
@@ -573,7 +573,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin hub and load to CPUs")
-    parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--json", dest="out_file", help="write the figures to this file")
     parser.add_argument("--worker", choices=["participants", "staff"], help=argparse.SUPPRESS)
     parser.add_argument("--urls", help=argparse.SUPPRESS)
     return parser.parse_args()
