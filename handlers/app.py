@@ -21,7 +21,7 @@ from hub.presence_memory import MemoryPresence
 from hub.service import Hub
 from storage.embedded import EmbeddedPostgres
 from storage.pg_store import PgStore
-from storage.records_store import RecordsStore
+from storage.records.projection import RecordsStore
 
 from . import announce, ops, sessions, ws
 from .auth import Authenticator
@@ -56,7 +56,11 @@ async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
 def _extra_routes() -> list[Any]:
     """Routes of later features (pages, records); each module is optional while it is built."""
     found: list[Any] = []
-    for module_name in ("handlers.pages", "handlers.records", "handlers.summary"):
+    for module_name in (
+        "handlers.pages",
+        "handlers.records.session_record",
+        "handlers.records.channel_summary",
+    ):
         try:
             module = __import__(module_name, fromlist=["routes"])
         except ModuleNotFoundError as exc:

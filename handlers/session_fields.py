@@ -13,7 +13,7 @@ from hub.events import iso
 from hub.store import SessionRecord
 
 from .errors import ApiError
-from .records_fields import validate_record_fields
+from .records.fields import validate_record_fields
 
 BASE_SESSION_TYPES = ("live", "guided", "practice", "workshop", "coaching", "interview", "agent")
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$")

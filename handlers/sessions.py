@@ -12,13 +12,13 @@ from hub.committer import CommitFailed, CommitOverloaded
 from hub.connection import Principal
 from hub.events import iso
 from hub.presence import participant_list
+from hub.records.session_metrics import compute_metrics
 from hub.service import Hub
-from hub.session_metrics import compute_metrics
 from hub.store import SessionExists, SessionRecord, StoredEvent
 
 from .auth import AuthError, bearer_token, can_open
 from .errors import ApiError, json_response, query_flag, query_int, read_json_object
-from .records_fields import check_parent
+from .records.fields import check_parent
 from .session_fields import SESSION_ID_PATTERN, session_json, session_types, validate_create
 
 WRITERS = ("instructor", "admin")

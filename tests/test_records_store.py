@@ -11,9 +11,9 @@ import pytest
 
 from hub.store import AppendRequest, SessionRecord
 from storage.pg_store import PgStore
-from storage.records_query import Page
-from storage.records_sessions import HierarchyCycle, ParentNotFound
-from storage.records_store import RecordsStore
+from storage.records.paging import Page
+from storage.records.projection import RecordsStore
+from storage.records.session_fields import HierarchyCycle, ParentNotFound
 
 INSTRUCTOR = {"user_id": "sarah", "name": "Sarah", "role": "instructor"}
 OTHER = {"title": "x", "session_type": "live", "max_participants": 5, "attributes": {}}

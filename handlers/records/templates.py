@@ -10,13 +10,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.events import iso
-from hub.records_summaries import check_in_prompt, follow_up_due
+from hub.records.summaries import check_in_prompt, follow_up_due
 from hub.store import SessionExists, SessionRecord
-from storage.records_catalog import Conflict, NotFound
+from storage.records.catalog import Conflict, NotFound
 
-from .auth import can_open
-from .errors import ApiError, json_response, query_int, read_json_object
-from .records_common import (
+from ..auth import can_open
+from ..errors import ApiError, json_response, query_int, read_json_object
+from ..session_fields import FieldErrors, session_json, session_types, validate_create
+from ..sessions import WRITERS, caller, hub_of, load_session
+from .common import (
     SESSION_ID,
     listing,
     op,
@@ -26,9 +28,7 @@ from .records_common import (
     want_bool,
     want_str,
 )
-from .records_fields import check_parent, parse_time_param, validate_record_fields
-from .session_fields import FieldErrors, session_json, session_types, validate_create
-from .sessions import WRITERS, caller, hub_of, load_session
+from .fields import check_parent, parse_time_param, validate_record_fields
 
 _TEMPLATE_DEFAULTS = {  # template column -> the session field it fills
     "default_intention": "intention",

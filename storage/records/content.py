@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from .records_query import Page, Where, fetch_page
+from .paging import Page, Where, fetch_page
 
 MESSAGE_TYPES = ("prompt", "response")  # what feedback may be given on
 

@@ -13,11 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storage.records_catalog import Conflict, NotFound
-from storage.records_content import FeedbackExists, MessageNotFound
+from storage.records.catalog import Conflict, NotFound
+from storage.records.content import FeedbackExists, MessageNotFound
 
-from .errors import ApiError, json_response, query_int, read_json_object
-from .records_common import (
+from ..errors import ApiError, json_response, query_int, read_json_object
+from ..session_fields import FieldErrors
+from ..sessions import WRITERS, caller, hub_of, load_session
+from .common import (
     PARTICIPANTS,
     SESSION_ID,
     ensure_projected,
@@ -31,8 +33,6 @@ from .records_common import (
     want_int,
     want_str,
 )
-from .session_fields import FieldErrors
-from .sessions import WRITERS, caller, hub_of, load_session
 
 NOTE_TYPES = ("observation", "concern", "insight", "technical")
 FEEDBACK_TYPES = ("like", "dislike", "regenerate")
@@ -230,7 +230,7 @@ async def list_topics(request: Request) -> Response:
 
 async def topic_sessions(request: Request) -> Response:
     principal = caller(request)
-    from .sessions import STATUSES
+    from ..sessions import STATUSES
 
     topic_id = _path_id(request, "topic_id")
     page = page_from(request, STATUSES)

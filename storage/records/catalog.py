@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from .records_query import Page, Where, fetch_page
+from .paging import Page, Where, fetch_page
 
 
 class NotFound(Exception):

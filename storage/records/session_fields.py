@@ -14,8 +14,8 @@ import asyncpg
 
 from hub.store import SessionRecord
 
-from .pg_store import _SESSION_COLUMNS, _session
-from .records_query import Page, Where, fetch_page
+from ..pg_store import _SESSION_COLUMNS, _session
+from .paging import Page, Where, fetch_page
 
 _MAX_DEPTH = 100  # a hierarchy deeper than this is refused (and walks stop there)
 

@@ -5,7 +5,7 @@ endpoints that receive the events; they are derived from the log, so they can be
 rebuilt from it at any time and every hub process can derive them idempotently. This
 module is the pure part: `apply(state, event)` folds one event into the per-session
 `ProjectionState` and returns the rows to write, keyed by (session, seq). The store
-(`storage.records_store`) runs it after commit, or over the whole replayed log.
+(`storage.records.projection`) runs it after commit, or over the whole replayed log.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .events import iso
-from .store import StoredEvent
+from ..events import iso
+from ..store import StoredEvent
 
 SUMMARY_EVERY = 5  # seed 002: a summary after every 5 participant (user) messages
 _PROMPTS_KEPT = 500  # prompt timestamps kept for response durations; older links get none
@@ -92,7 +92,7 @@ class FeedbackRow:
 @dataclass(frozen=True)
 class SummaryDue:
     """A summary is due at this event; the store adds the session's record fields and
-    renders it (`hub.records_summaries.render`)."""
+    renders it (`hub.records.summaries.render`)."""
 
     seq: int
     kind: str  # "periodic" | "final"

@@ -10,12 +10,12 @@ from starlette.requests import Request
 
 from hub.events import iso
 from hub.store import SessionRecord
-from storage.records_query import Page
-from storage.records_store import RecordsStore
+from storage.records.paging import Page
+from storage.records.projection import RecordsStore
 
-from .errors import ApiError, query_int
-from .records_fields import parse_time_param
-from .sessions import hub_of
+from ..errors import ApiError, query_int
+from ..sessions import hub_of
+from .fields import parse_time_param
 
 READERS = ("participant", "instructor", "observer", "admin")
 PARTICIPANTS = ("participant", "instructor", "admin")  # people in the session, not observers

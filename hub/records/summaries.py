@@ -1,7 +1,7 @@
 """Deterministic summaries, progress and follow-up check-ins (seeds 000 and 002).
 
 No external model: a summary is rendered from the log-derived facts of the projector
-(`hub.records_projector.facts`) and the session's record fields, so the same log and the
+(`hub.records.projector.facts`) and the session's record fields, so the same log and the
 same record always give the same text.
 """
 

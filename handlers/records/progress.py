@@ -10,14 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.records_projector import facts
-from hub.records_summaries import indicator_checks, render
-from hub.session_metrics import compute_metrics
-from storage.records_store import summary_context
+from hub.records.projector import facts
+from hub.records.session_metrics import compute_metrics
+from hub.records.summaries import indicator_checks, render
+from storage.records.projection import summary_context
 
-from .errors import json_response
-from .records_common import SESSION_ID, ensure_projected, listing, op, page_from, records_of, row_json
-from .sessions import caller, hub_of, load_session, read_all
+from ..errors import json_response
+from ..sessions import caller, hub_of, load_session, read_all
+from .common import SESSION_ID, ensure_projected, listing, op, page_from, records_of, row_json
 
 
 def _elapsed(record: Any, now: datetime) -> int | None:

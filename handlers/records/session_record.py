@@ -15,15 +15,12 @@ from starlette.routing import Route
 
 from hub.connection import Principal
 from hub.store import SessionRecord
-from storage.records_sessions import HierarchyCycle, ParentNotFound
+from storage.records.session_fields import HierarchyCycle, ParentNotFound
 
-from . import records_content, records_plans, records_progress
-from .errors import ApiError, json_response, read_json_object
-from .openapi import CORE_PATHS
-from .records_common import SESSION_ID, listing, op, page_from, records_of, row_json
-from .records_fields import check_parent, validate_record_fields
-from .session_fields import FieldErrors, session_json
-from .sessions import (
+from ..errors import ApiError, json_response, read_json_object
+from ..openapi import CORE_PATHS
+from ..session_fields import FieldErrors, session_json
+from ..sessions import (
     STATUSES,
     TRANSITIONS,
     WRITERS,
@@ -33,6 +30,11 @@ from .sessions import (
     load_session,
     participant_count,
 )
+from . import content as records_content
+from . import progress as records_progress
+from . import templates as records_plans
+from .common import SESSION_ID, listing, op, page_from, records_of, row_json
+from .fields import check_parent, validate_record_fields
 
 # PATCH status -> lifecycle action, by the status the session is in now.
 _STATUS_ACTIONS: dict[str, dict[str, str]] = {

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hub.records_summaries import parse_hhmm
+from hub.records.summaries import parse_hhmm
 
 _TEXTS = {
     "intention": 10_000,
@@ -58,7 +58,7 @@ def _valid_zone(name: str) -> bool:
 
 
 def _check(name: str, value: Any, errors: Errors) -> None:
-    from .session_fields import SESSION_ID_PATTERN  # session_fields imports this module
+    from ..session_fields import SESSION_ID_PATTERN  # session_fields imports this module
 
     if name in _TEXTS:
         if not isinstance(value, str):
@@ -122,8 +122,8 @@ def parse_time_param(value: str | None, name: str) -> datetime | None:
     """A time filter (`after`, `before`): ISO-8601 with a time zone."""
     if value is None or value == "":
         return None
-    from .errors import ApiError
-    from .session_fields import parse_datetime
+    from ..errors import ApiError
+    from ..session_fields import parse_datetime
 
     parsed = parse_datetime(value)
     if parsed is None:
@@ -136,7 +136,7 @@ def parse_time_param(value: str | None, name: str) -> datetime | None:
 async def check_parent(store: Any, account_id: str, attributes: dict[str, Any]) -> None:
     """A new session's parent must be a session of the same account (422 otherwise): the
     database's foreign key would refuse it too, but only with a generic error."""
-    from .errors import ApiError
+    from ..errors import ApiError
 
     parent = attributes.get("parent_session_id")
     if isinstance(parent, str) and await store.get_session(account_id, parent) is None:

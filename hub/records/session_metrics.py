@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from statistics import mean, median
 from typing import Any
 
-from .store import StoredEvent
+from ..store import StoredEvent
 
 
 def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:

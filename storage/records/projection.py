@@ -1,6 +1,6 @@
 """The records projection in PostgreSQL: checkpoints, catch-up, rebuild.
 
-`catch_up` runs the pure projector (`hub.records_projector.apply`) over the events after a
+`catch_up` runs the pure projector (`hub.records.projector.apply`) over the events after a
 session's checkpoint and writes the rows it returns, in one transaction with the new
 checkpoint. The checkpoint row is locked first, so concurrent catch-ups of one session
 (from this process's worker, an HTTP read, or another hub process) run one after the
@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.records_projector import (
+from hub.records.projector import (
     FeedbackRow,
     InteractionRow,
     NoteRow,
@@ -23,7 +23,7 @@ from hub.records_projector import (
     Write,
     apply,
 )
-from hub.records_summaries import SummaryContext, render
+from hub.records.summaries import SummaryContext, render
 from hub.store import StoredEvent
 
 _PAGE = 500
@@ -33,9 +33,9 @@ class RecordsStore:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
         # The other record stores share the pool; imported here to keep one entry point.
-        from .records_catalog import CatalogStore
-        from .records_content import ContentStore
-        from .records_sessions import SessionFieldsStore
+        from .catalog import CatalogStore
+        from .content import ContentStore
+        from .session_fields import SessionFieldsStore
 
         self.sessions = SessionFieldsStore(pool)
         self.content = ContentStore(pool)
