@@ -28,8 +28,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from .errors import Unavailable
 
-class PresenceUnavailable(Exception):
+
+class PresenceUnavailable(Unavailable):
     pass
 
 

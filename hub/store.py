@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from .errors import Conflict, Unavailable
+
 
 @dataclass
 class SessionRecord:
@@ -128,9 +130,9 @@ class Store(SessionStore, EventLog, Protocol):
     async def close(self) -> None: ...
 
 
-class SessionExists(Exception):
+class SessionExists(Conflict):
     pass
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """The database cannot be reached: nothing of the call was stored or read."""

@@ -24,7 +24,7 @@ from .migrate import apply_migrations
 log = logging.getLogger("hub.storage")
 
 # Errors that say "the database is not there", as opposed to "this data is wrong".
-_UNREACHABLE = (
+UNREACHABLE = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -150,7 +150,8 @@ class PgStore:
                 *values,
             )
         except asyncpg.UniqueViolationError:
-            raise SessionExists(fields.get("session_id")) from None
+            session_id = fields.get("session_id")
+            raise SessionExists(f"session '{session_id}' already exists") from None
         except asyncpg.ForeignKeyViolationError as exc:
             # First session of an account nobody has registered yet: register it, once.
             # Any other reference (a parent session, say) is the caller's error to see.
@@ -205,7 +206,7 @@ class PgStore:
             return []
         try:
             return await self._append(items)
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def _append(self, items: Sequence[AppendRequest]) -> list[AppendResult]:
@@ -220,7 +221,7 @@ class PgStore:
                     [item.data for item in items],
                     [item.dedupe_key for item in items],
                 )
-            except _UNREACHABLE:
+            except UNREACHABLE:
                 await self._drop_writer()  # a fresh connection next time
                 raise
         return [
