@@ -18,9 +18,9 @@ import orjson
 from .close_codes import CloseCode
 from .committer import CommitFailed, CommitOverloaded, PendingAppend
 from .connection import Connection
+from .errors import ErrorCode, HubError, Invalid
 from .events import (
     TERMINAL_STATUSES,
-    EventError,
     envelope,
     error_message,
     iso,
@@ -257,10 +257,10 @@ class Membership:
                 unsafe = json_problem(event.client_id, "id")
             if unsafe is not None:
                 field, why = unsafe
-                error = EventError("invalid", f"{field} {why}", {"field": field})
+                error = Invalid(f"{field} {why}", {"field": field, "rule": "storable"})
                 error.client_id = event.client_id if event is not None else None
                 raise error
-        except EventError as exc:
+        except HubError as exc:
             self._reply_error(conn, room, exc.code, exc.message, exc.client_id, exc.details)
             return
         if event is None:
@@ -298,9 +298,12 @@ class Membership:
             self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
             return
         if exc is not None:
+            # A fault in the hub, not a dependency: say so and close with 1011 rather than
+            # let the client retry into the same fault.
             log.error("unexpected commit failure", exc_info=exc)
-            message = "internal error; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
+            message = "internal error; the fault is logged on the hub"
+            self._reply_error(conn, room, ErrorCode.INTERNAL, message, client_id, counted=False)
+            conn.close_soon(CloseCode.UNEXPECTED_CONDITION)
             return
         result = future.result()
         if result.error is not None:

@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from annotated_types import Interval, Len, MaxLen
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.connection import Principal
+from hub.errors import Conflict, ErrorCode, Forbidden, NotFound
 from hub.events import iso
 from hub.records.summaries import check_in_prompt, follow_up_due
-from hub.store import SessionExists, SessionRecord
-from storage.records.catalog import Conflict, NotFound
+from hub.store import SessionRecord
+from hub.validation import Problem, parse
+from hub.values import STRICT, AwareDatetime, Cursor
+from storage.records.catalog import Conflict as Taken
+from storage.records.catalog import NotFound as Missing
 
+from ..api import hub_of, operation
 from ..auth import can_open
-from ..errors import ApiError, json_response, query_int, read_json_object
-from ..session_fields import FieldErrors, session_json, session_types, validate_create
-from ..sessions import WRITERS, caller, hub_of, load_session
-from .common import (
-    SESSION_ID,
-    listing,
-    op,
-    page_from,
-    records_of,
-    row_json,
-    want_bool,
-    want_str,
-)
-from .fields import check_parent, parse_time_param, validate_record_fields
+from ..query import QueryInt, query_model
+from ..session_fields import SessionCreate, SessionOut, SessionType, Title, session_json
+from ..sessions import WRITERS
+from .common import Listing, PageQuery, listing, records_of, row_json, type_filter
+from .content import RowId
+from .fields import DurationMinutes, FollowUpTime, Items, LongText, RecordFields, TimeZone, check_parent
 
 _TEMPLATE_DEFAULTS = {  # template column -> the session field it fills
     "default_intention": "intention",
@@ -40,111 +39,127 @@ _TEMPLATE_DEFAULTS = {  # template column -> the session field it fills
 }
 
 
-def _template_fields(body: dict[str, Any]) -> dict[str, Any]:
-    errors = FieldErrors()
-    fields: dict[str, Any] = {
-        "template_name": want_str(body, errors, "template_name", 200, required=True),
-        "template_description": want_str(body, errors, "template_description", 4000),
-        "is_active": want_bool(body, errors, "is_active"),
-    }
-    session_type = body.get("session_type", "live")
-    if session_type not in session_types():
-        errors.add("session_type", "must be one of " + ", ".join(session_types()))
-    fields["session_type"] = session_type
-    suggested = body.get("suggested_for_event_types") or []
-    if not isinstance(suggested, list) or not all(
-        isinstance(s, str) and 0 < len(s) <= 100 for s in suggested
-    ):
-        errors.add("suggested_for_event_types", "must be a list of strings of 1 to 100 characters")
-    fields["suggested_for_event_types"] = suggested
-    # The defaults follow the same rules as the session fields they fill.
-    as_session = {field: body[column] for column, field in _TEMPLATE_DEFAULTS.items() if column in body}
-    checked = validate_record_fields(as_session, _Renamed(errors))
-    for column, field in _TEMPLATE_DEFAULTS.items():
-        fields[column] = checked.get(field)
-    defaults = body.get("defaults") or {}
-    if not isinstance(defaults, dict):
-        errors.add("defaults", "must be a JSON object of session fields")
-    else:
-        validate_record_fields(defaults, _Renamed(errors, "defaults."))
-    fields["defaults"] = defaults if isinstance(defaults, dict) else {}
-    errors.raise_if_any()
-    return fields
+class TemplateCreate(BaseModel):
+    """A template; its defaults follow the rules of the session fields they fill."""
+
+    model_config = STRICT
+
+    template_name: Title
+    template_description: Annotated[str, MaxLen(4000)] | None = None
+    session_type: SessionType = "live"
+    suggested_for_event_types: list[Annotated[str, Len(1, 100)]] | None = None
+    default_intention: LongText | None = None
+    default_success_indicators: Items | None = None
+    default_completion_indicators: Items | None = None
+    default_constraints: Items | None = None
+    default_procedure_notes: LongText | None = None
+    default_duration_minutes: DurationMinutes | None = None
+    defaults: RecordFields | None = Field(None, description="other session fields")
+    is_active: bool | None = None
+
+    def fields(self) -> dict[str, Any]:
+        fields = self.model_dump(mode="json", exclude={"defaults"})
+        fields["suggested_for_event_types"] = self.suggested_for_event_types or []
+        defaults = self.defaults.model_dump(mode="json", exclude_unset=True) if self.defaults else {}
+        fields["defaults"] = defaults
+        return fields
 
 
-class _Renamed:
-    """Report a session field's problem under the template's name for it."""
+class TemplateOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
-    def __init__(self, errors: FieldErrors, prefix: str = ""):
-        self.errors, self.prefix = errors, prefix
-        self.names = {field: column for column, field in _TEMPLATE_DEFAULTS.items()}
+    template_id: int
+    id: int
+    template_name: str
+    template_description: str | None
+    session_type: str
+    suggested_for_event_types: list[str]
+    defaults: dict[str, Any]
+    is_active: bool
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
 
-    def add(self, field: str, message: str) -> None:
-        name = field if self.prefix else self.names.get(field, field)
-        self.errors.add(self.prefix + name, message)
+
+class Templates(Listing):
+    templates: list[TemplateOut]
+
+
+class TemplatesQuery(PageQuery):
+    status: Literal["active", "inactive"] | None = None
+    type: SessionType | None = type_filter("session_type")
 
 
 def _template_json(row: Any) -> dict[str, Any]:
     return row_json(row) | {"template_id": row["id"]}
 
 
-async def create_template(request: Request) -> Response:
-    principal = caller(request, WRITERS)
-    body = await read_json_object(request, hub_of(request).settings.max_body_bytes)
-    fields = _template_fields(body)
+@operation("Create a session template", TemplateOut, status=201, roles=WRITERS, errors=(ErrorCode.CONFLICT,))
+async def create_template(request: Request, principal: Principal, body: TemplateCreate) -> dict[str, Any]:
+    fields = body.fields()
     try:
         row = await records_of(request).catalog.add_template(principal.account_id, fields, principal.user_id)
-    except Conflict:
-        raise ApiError(409, "conflict", f"template '{fields['template_name']}' already exists") from None
-    return json_response(_template_json(row), 201)
+    except Taken:
+        raise Conflict(f"template '{body.template_name}' already exists") from None
+    return _template_json(row)
 
 
-async def list_templates(request: Request) -> Response:
-    principal = caller(request)
-    page = page_from(request, ("active", "inactive"), session_types())
-    rows, cursor = await records_of(request).catalog.templates(principal.account_id, page)
-    return json_response(listing("templates", [_template_json(r) for r in rows], cursor))
+@operation("Templates (status = active|inactive, type = session_type)", Templates)
+async def list_templates(request: Request, principal: Principal, query: TemplatesQuery) -> dict[str, Any]:
+    rows, cursor = await records_of(request).catalog.templates(principal.account_id, query.page())
+    return listing("templates", [_template_json(r) for r in rows], cursor)
 
 
-async def _template(request: Request, account_id: str) -> Any:
-    raw = request.path_params["template_id"]
+async def _template(request: Request, account_id: str, template_id: int) -> Any:
     try:
-        if not raw.isdigit():
-            raise NotFound(raw)
-        return await records_of(request).catalog.template(account_id, int(raw))
-    except (NotFound, OverflowError):
-        raise ApiError(404, "not_found", f"template '{raw[:50]}' not found") from None
+        return await records_of(request).catalog.template(account_id, template_id)
+    except Missing:
+        raise NotFound(f"template '{template_id}' not found") from None
 
 
-async def get_template(request: Request) -> Response:
-    principal = caller(request)
-    return json_response(_template_json(await _template(request, principal.account_id)))
+@operation("A template", TemplateOut)
+async def get_template(request: Request, principal: Principal, template_id: RowId) -> dict[str, Any]:
+    return _template_json(await _template(request, principal.account_id, template_id))
 
 
-async def session_from_template(request: Request) -> Response:
+class SessionOverrides(SessionCreate):
+    """Fields of the new session; each one overrides the template's default."""
+
+    title: Title | None = None  # type: ignore[assignment]
+
+    @classmethod
+    def conditions(cls, data: dict[str, Any]) -> list[Problem]:
+        return []  # the merged session is checked whole, with the template's defaults
+
+
+@operation(
+    "Create a session from a template; body fields override its defaults",
+    SessionOut,
+    status=201,
+    roles=WRITERS,
+    errors=(ErrorCode.CONFLICT,),
+)
+async def session_from_template(
+    request: Request, principal: Principal, template_id: RowId, body: SessionOverrides | None
+) -> dict[str, Any]:
     """A new session with the template's defaults; the body's fields override them."""
-    principal = caller(request, WRITERS)
     hub = hub_of(request)
-    template = await _template(request, principal.account_id)
+    template = await _template(request, principal.account_id, template_id)
     if not template["is_active"]:
-        raise ApiError(409, "conflict", f"template {template['id']} is not active")
-    overrides: dict[str, Any] = {}
-    if request.headers.get("content-length") not in (None, "0"):
-        overrides = await read_json_object(request, hub.settings.max_body_bytes)
+        raise Conflict(f"template {template['id']} is not active")
     base: dict[str, Any] = {**template["defaults"], "title": template["template_name"]}
     base["session_type"] = template["session_type"]
     for column, field in _TEMPLATE_DEFAULTS.items():
         if template[column] is not None:
             base[field] = list(template[column]) if column == "default_constraints" else template[column]
     base["template_id"] = template["id"]
-    fields = validate_create({**base, **overrides}, hub.settings.default_max_participants)
+    overrides = body.model_dump(mode="json", exclude_unset=True) if body is not None else {}
+    created = parse(SessionCreate, {**base, **overrides})
+    fields = created.fields(hub.settings.default_max_participants)
     fields["created_by"] = principal.user_id
     await check_parent(hub.store, principal.account_id, fields["attributes"])
-    try:
-        record = await hub.store.create_session(principal.account_id, fields)
-    except SessionExists:
-        raise ApiError(409, "conflict", f"session '{fields['session_id']}' already exists") from None
-    return json_response(session_json(record, 0), 201)
+    record = await hub.store.create_session(principal.account_id, fields)  # SessionExists: 409
+    return session_json(record, 0)
 
 
 # follow-ups
@@ -167,52 +182,80 @@ def _follow_up_json(record: SessionRecord, now: datetime) -> dict[str, Any]:
     }
 
 
-def _may_manage(principal: Any, record: SessionRecord) -> None:
+class FollowUp(BaseModel):
+    session_id: str
+    coach_session_id: str = Field(description="the same as session_id (seed 002's name)")
+    title: str
+    status: str
+    primary_topic: str | None
+    follow_up_enabled: bool
+    follow_up_time: str | None
+    follow_up_timezone: str
+    last_follow_up_at: str | None
+    due: bool
+    prompt: str = Field(description="the check-in prompt to send")
+
+
+class FollowUpSettings(BaseModel):
+    model_config = STRICT
+
+    follow_up_enabled: bool | None = None
+    follow_up_time: FollowUpTime | None = None
+    follow_up_timezone: TimeZone | None = Field(None, description="IANA zone, default UTC")
+
+
+class DueQuery(BaseModel):
+    model_config = query_model()
+
+    at: AwareDatetime | None = Field(None, description="evaluate at (default: now)")
+    limit: QueryInt[Annotated[int, Interval(ge=1, le=500)]] = 50
+    cursor: QueryInt[Cursor] | None = None
+    type: SessionType | None = type_filter("session_type")
+
+
+class DueFollowUps(Listing):
+    at: datetime
+    followups: list[FollowUp]
+
+
+def _may_manage(principal: Principal, record: SessionRecord) -> None:
     if principal.role not in WRITERS and principal.user_id != record.attributes.get("owner_user_id"):
-        raise ApiError(403, "forbidden", f"role '{principal.role}' may not change this session's follow-ups")
+        raise Forbidden(f"role '{principal.role}' may not change this session's follow-ups")
 
 
-async def get_follow_up(request: Request) -> Response:
-    record = await load_session(request, caller(request))
-    return json_response(_follow_up_json(record, datetime.now(UTC)))
+@operation("Follow-up settings and whether one is due", FollowUp)
+async def get_follow_up(record: SessionRecord) -> dict[str, Any]:
+    return _follow_up_json(record, datetime.now(UTC))
 
 
-async def put_follow_up(request: Request) -> Response:
-    principal = caller(request)
-    record = await load_session(request, principal)
+@operation("Change follow-up settings", FollowUp)
+async def put_follow_up(
+    request: Request, principal: Principal, record: SessionRecord, body: FollowUpSettings
+) -> dict[str, Any]:
     _may_manage(principal, record)
-    body = await read_json_object(request, hub_of(request).settings.max_body_bytes)
-    errors = FieldErrors()
-    allowed = {"follow_up_enabled", "follow_up_time", "follow_up_timezone"}
-    for name in sorted(set(body) - allowed):
-        errors.add(name, "is not a follow-up setting")
-    changes = validate_record_fields({k: v for k, v in body.items() if k in allowed}, errors, partial=True)
-    errors.raise_if_any()
+    changes = body.model_dump(mode="json", exclude_unset=True)
     record = await records_of(request).sessions.update(record.pk, changes)
-    return json_response(_follow_up_json(record, datetime.now(UTC)))
+    return _follow_up_json(record, datetime.now(UTC))
 
 
-async def mark_sent(request: Request) -> Response:
-    principal = caller(request)
-    record = await load_session(request, principal)
+@operation("Mark today's follow-up sent", FollowUp)
+async def mark_sent(request: Request, principal: Principal, record: SessionRecord) -> dict[str, Any]:
     _may_manage(principal, record)
     now = datetime.now(UTC)
     record = await records_of(request).sessions.update(record.pk, {"last_follow_up_at": iso(now)})
-    return json_response(_follow_up_json(record, now))
+    return _follow_up_json(record, now)
 
 
-async def due_follow_ups(request: Request) -> Response:
+@operation("Due daily follow-ups with a check-in prompt", DueFollowUps)
+async def due_follow_ups(request: Request, principal: Principal, query: DueQuery) -> dict[str, Any]:
     """Seed 002's due check-ins of the caller's account (a participant sees their own)."""
-    principal = caller(request)
-    at = parse_time_param(request.query_params.get("at"), "at") or datetime.now(UTC)
-    limit = query_int(request, "limit", 50, 1, 500) or 50
-    cursor = query_int(request, "cursor", None, 0, 2**62)
-    session_type = request.query_params.get("type") or request.query_params.get("session_type")
+    at = query.at or datetime.now(UTC)
+    limit, cursor = query.limit, query.cursor
     store = records_of(request).sessions
     due: list[dict[str, Any]] = []
     next_cursor = None
     while len(due) <= limit:
-        batch = await store.follow_up_candidates(principal.account_id, session_type, cursor, 200)
+        batch = await store.follow_up_candidates(principal.account_id, query.type, cursor, 200)
         for record in batch:
             mine = principal.role in WRITERS or record.attributes.get("owner_user_id") == principal.user_id
             if (
@@ -227,7 +270,7 @@ async def due_follow_ups(request: Request) -> Response:
             cursor = record.pk
         if next_cursor is not None or len(batch) < 200:
             break
-    return json_response({"count": len(due), "at": iso(at), "followups": due, "next_cursor": next_cursor})
+    return {"count": len(due), "at": iso(at), "followups": due, "next_cursor": next_cursor}
 
 
 routes = [
@@ -240,80 +283,3 @@ routes = [
     Route("/api/v2/session/{session_id}/follow-up", put_follow_up, methods=["PUT"]),
     Route("/api/v2/session/{session_id}/follow-up/sent", mark_sent, methods=["POST"]),
 ]
-
-_TEMPLATE_ID = {"name": "template_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_AT = {
-    "name": "at",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "evaluate at",
-}
-openapi_paths: dict[str, Any] = {
-    "/api/v2/templates": {
-        "post": op(
-            "Create a session template", "201", "TemplateCreate", errors=(400, 401, 403, 409, 413, 422)
-        ),
-        "get": op("Templates (status = active|inactive, type = session_type)", listed=True),
-    },
-    "/api/v2/templates/{template_id}": {"get": op("A template", params=[_TEMPLATE_ID])},
-    "/api/v2/templates/{template_id}/sessions": {
-        "post": op(
-            "Create a session from a template; body fields override its defaults",
-            "201",
-            "SessionCreate",
-            [_TEMPLATE_ID],
-            (400, 401, 403, 404, 409, 413, 422),
-        )
-    },
-    "/api/v2/sessions/followups/due": {
-        "get": op(
-            "Due daily follow-ups with a check-in prompt",
-            params=[
-                _AT,
-                *[p for p in op("", listed=True)["parameters"] if p["name"] in ("limit", "cursor", "type")],
-            ],
-        )
-    },
-    "/api/v2/session/{session_id}/follow-up": {
-        "get": op("Follow-up settings and whether one is due", params=[SESSION_ID]),
-        "put": op(
-            "Change follow-up settings",
-            body="FollowUpSettings",
-            params=[SESSION_ID],
-            errors=(401, 403, 404, 422),
-        ),
-    },
-    "/api/v2/session/{session_id}/follow-up/sent": {
-        "post": op("Mark today's follow-up sent", params=[SESSION_ID])
-    },
-}
-
-openapi_schemas: dict[str, Any] = {
-    "TemplateCreate": {
-        "type": "object",
-        "required": ["template_name"],
-        "properties": {
-            "template_name": {"type": "string", "maxLength": 200},
-            "template_description": {"type": "string"},
-            "session_type": {"type": "string"},
-            "suggested_for_event_types": {"type": "array", "items": {"type": "string"}},
-            "default_intention": {"type": "string"},
-            "default_success_indicators": {"type": "array", "items": {"type": "string"}},
-            "default_completion_indicators": {"type": "array", "items": {"type": "string"}},
-            "default_constraints": {"type": "array", "items": {"type": "string"}},
-            "default_procedure_notes": {"type": "string"},
-            "default_duration_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
-            "defaults": {"type": "object", "description": "other session fields"},
-            "is_active": {"type": "boolean"},
-        },
-    },
-    "FollowUpSettings": {
-        "type": "object",
-        "properties": {
-            "follow_up_enabled": {"type": "boolean"},
-            "follow_up_time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
-            "follow_up_timezone": {"type": "string", "description": "IANA zone, default UTC"},
-        },
-    },
-}
