@@ -20,13 +20,33 @@ from hub.events import parse_client_frame
 from hub.safe_json import json_problem
 
 FRAMES = [
-    ("participant", {"type": "hrv_update", "id": "h", "data": {"hrv": 61.5, "improvement": 12.5, "coherence": 0.7}}),
-    ("participant", {"type": "response", "id": "r", "data": {"text": "I feel calm", "prompt_seq": 12, "method": "text"}}),
-    ("instructor", {"type": "announcement", "id": "a", "data": {"message": "Breathe in", "title": "Now", "type": "info"}}),
-    ("instructor", {"type": "note", "id": "n", "data": {"content": "steady", "note_type": "insight", "is_important": True}}),
+    (
+        "participant",
+        {"type": "hrv_update", "id": "h", "data": {"hrv": 61.5, "improvement": 12.5, "coherence": 0.7}},
+    ),
+    (
+        "participant",
+        {"type": "response", "id": "r", "data": {"text": "I feel calm", "prompt_seq": 12, "method": "text"}},
+    ),
+    (
+        "instructor",
+        {
+            "type": "announcement",
+            "id": "a",
+            "data": {"message": "Breathe in", "title": "Now", "type": "info"},
+        },
+    ),
+    (
+        "instructor",
+        {
+            "type": "note",
+            "id": "n",
+            "data": {"content": "steady", "note_type": "insight", "is_important": True},
+        },
+    ),
     ("instructor", {"type": "technique_changed", "id": "t", "data": {"technique": "Box", "duration": 240}}),
     ("participant", {"type": "feedback", "id": "f", "data": {"message_seq": 3, "feedback_type": "like"}}),
-]  # fmt: skip
+]
 
 
 def run(frames: int) -> float:

@@ -60,7 +60,7 @@ async def create_session(request: Request, principal: Principal, body: SessionCr
     hub = hub_of(request)
     fields = body.fields(hub.settings.default_max_participants)
     fields["created_by"] = principal.user_id
-    await check_parent(hub.store, principal.account_id, fields["attributes"])
+    await check_parent(hub.store, principal, fields["attributes"])
     record = await hub.store.create_session(principal.account_id, fields)  # SessionExists: 409
     return session_json(record, 0)
 

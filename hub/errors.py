@@ -100,7 +100,7 @@ class HubError(Exception):
     def __init__(self, code: ErrorCode | str, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.code = ErrorCode(code)
-        self.message = message
+        self.message = str(message)
         self.details: dict[str, Any] = details if details is not None else {}
         self.client_id: Any = None  # echoed in a WebSocket error when the frame had a usable id
 

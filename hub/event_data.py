@@ -201,3 +201,17 @@ class Pong(BaseModel):
 
 
 CONTROL_MODELS: dict[str, type[BaseModel]] = {"welcome": Welcome, "ack": Ack, "error": Error, "pong": Pong}
+
+
+def highest_numbers() -> dict[tuple[str, str], int | float]:
+    """(event type, field) -> the largest number the event model accepts: what every
+    column a projection writes that field into must hold."""
+    found: dict[tuple[str, str], int | float] = {}
+    for event_type, model in DATA_MODELS.items():
+        if not isinstance(model, type):
+            continue
+        for name, prop in model.model_json_schema()["properties"].items():
+            for branch in [prop, *prop.get("anyOf", [])]:
+                if "maximum" in branch:
+                    found[(event_type, name)] = branch["maximum"]
+    return found

@@ -24,7 +24,8 @@ from .connection import Connection
 from .events import envelope, iso
 from .metrics import HubMetrics
 from .presence import Presence
-from .records.worker import ProjectionStore, RecordsWorker
+from .records.store import ProjectionStore
+from .records.worker import RecordsWorker
 from .room import Room
 from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEvent
 from .supervisor import Supervisor

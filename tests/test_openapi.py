@@ -108,7 +108,8 @@ class Checked:
     async def __call__(self, method: str, path: str, json: Any = None, **kw: Any) -> Any:
         response = await self.api.call(method, path, json, **kw)
         template, op = _operation(self.document, method, path)
-        assert str(response.status_code) in op["responses"], (method, path, response.status_code, response.text)
+        status = str(response.status_code)
+        assert status in op["responses"], (method, path, status, response.text)
         schema = op["responses"][str(response.status_code)]["content"]["application/json"]["schema"]
         root = {**self.document, **schema}
         jsonschema.Draft202012Validator(root).validate(response.json())
@@ -160,7 +161,8 @@ async def test_what_the_hub_answers_conforms_to_the_document(api: Api, document)
     await call("GET", "/api/v2/topics")
     await call("GET", f"/api/v2/topics/{topic['topic_id']}/sessions")
     await call("DELETE", f"{S}/s1/topics/{topic['topic_id']}")
-    template = await call("POST", "/api/v2/templates", {"template_name": "Intro", "defaults": {"tags": ["x"]}})
+    intro = {"template_name": "Intro", "defaults": {"tags": ["x"]}}
+    template = await call("POST", "/api/v2/templates", intro)
     await call("GET", "/api/v2/templates")
     await call("GET", f"/api/v2/templates/{template['template_id']}")
     await call("POST", f"/api/v2/templates/{template['template_id']}/sessions", {"instructor": "I"})

@@ -11,10 +11,9 @@ from starlette.requests import Request
 
 from hub.errors import Unavailable
 from hub.events import iso
+from hub.records.store import Page, RecordsStore
 from hub.store import SessionRecord
 from hub.values import AwareDatetime, Cursor
-from storage.records.paging import Page
-from storage.records.projection import RecordsStore
 
 from ..api import hub_of
 from ..query import QueryInt, query_model
@@ -24,11 +23,10 @@ PARTICIPANTS = ("participant", "instructor", "admin")  # people in the session, 
 
 
 def records_of(request: Request) -> RecordsStore:
-    worker = hub_of(request).records
-    if worker is None:  # the app always attaches it; a hub without records cannot serve these
+    """The records store the composition root (`handlers.app`) built for this app."""
+    store: RecordsStore | None = getattr(request.app.state, "records", None)
+    if store is None:  # the app always sets it; an app without records cannot serve these
         raise Unavailable("session records are not available on this hub")
-    store = worker.store
-    assert isinstance(store, RecordsStore)
     return store
 
 

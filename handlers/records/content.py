@@ -18,11 +18,9 @@ from starlette.routing import Route
 from hub.connection import Principal
 from hub.errors import Conflict, ErrorCode, Invalid, NotFound
 from hub.event_data import FeedbackType, NoteType
+from hub.records.store import FeedbackExists, MessageNotFound
 from hub.store import SessionRecord
 from hub.values import INT64_MAX, STRICT, Seq
-from storage.records.catalog import Conflict as Taken
-from storage.records.catalog import NotFound as Missing
-from storage.records.content import FeedbackExists, MessageNotFound
 
 from ..api import operation
 from ..query import QueryInt
@@ -213,14 +211,8 @@ async def approve_artifact(
     request: Request, principal: Principal, record: SessionRecord, artifact_id: RowId, body: Approval | None
 ) -> dict[str, Any]:
     include = body.included_in_synthesis if body is not None else None
-    try:
-        row = await records_of(request).catalog.approve_artifact(
-            record.pk, artifact_id, principal.user_id, include
-        )
-    except Missing:
-        raise NotFound(f"artifact {artifact_id} not found") from None
-    except Taken:
-        raise Conflict(f"artifact {artifact_id} is already approved") from None
+    catalog = records_of(request).catalog  # no such artifact: 404; approved already: 409
+    row = await catalog.approve_artifact(record.pk, artifact_id, principal.user_id, include)
     return row_json(row)
 
 
@@ -286,16 +278,15 @@ async def link_topic(
 
 @operation("Unlink a topic", Unlinked, roles=WRITERS)
 async def unlink_topic(request: Request, record: SessionRecord, topic_id: RowId) -> dict[str, Any]:
-    try:
-        await records_of(request).catalog.unlink_topic(record.pk, topic_id)
-    except Missing:
-        raise NotFound(f"topic {topic_id} is not linked to this session") from None
+    await records_of(request).catalog.unlink_topic(record.pk, topic_id)  # not linked: 404
     return {"session_id": record.session_id, "topic_id": topic_id, "linked": False}
 
 
 @operation("The account's topics (type = topic_type)", Topics)
 async def list_topics(request: Request, principal: Principal, query: TopicsQuery) -> dict[str, Any]:
-    rows, cursor = await records_of(request).catalog.topics(principal.account_id, query.page())
+    rows, cursor = await records_of(request).catalog.topics(
+        principal.account_id, query.page(), principal.sessions
+    )
     return listing("topics", [row_json(r) for r in rows], cursor)
 
 
@@ -304,7 +295,9 @@ async def topic_sessions(
     request: Request, principal: Principal, topic_id: RowId, query: TopicSessionsQuery
 ) -> dict[str, Any]:
     catalog = records_of(request).catalog
-    rows, cursor = await catalog.topic_sessions(principal.account_id, topic_id, query.page())
+    rows, cursor = await catalog.topic_sessions(
+        principal.account_id, topic_id, query.page(), principal.sessions
+    )
     return listing("sessions", [row_json(r, drop=("id",)) for r in rows], cursor)
 
 

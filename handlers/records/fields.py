@@ -12,8 +12,11 @@ from annotated_types import Interval, Len, MaxLen
 from pydantic import BaseModel, BeforeValidator, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from hub.connection import Principal
 from hub.errors import Invalid
 from hub.values import STRICT, SessionId
+
+from ..auth import can_open
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
@@ -93,14 +96,14 @@ def record_values(body: dict[str, Any], partial: bool = False) -> dict[str, Any]
     return {k: v for k, v in body.items() if k in RECORD_FIELDS and (partial or v is not None)}
 
 
-async def check_parent(store: Any, account_id: str, attributes: dict[str, Any]) -> None:
-    """A new session's parent must be a session of the same account (422 otherwise): the
-    database's foreign key would refuse it too, but only with a generic error."""
+async def check_parent(store: Any, principal: Principal, attributes: dict[str, Any]) -> None:
+    """A session's parent must be a session of the same account that the caller's token
+    may open (422 otherwise, the same answer for both): the database's foreign key would
+    refuse another account's too, but only with a generic error."""
     parent = attributes.get("parent_session_id")
-    if isinstance(parent, str) and await store.get_session(account_id, parent) is None:
+    if isinstance(parent, str) and (
+        not can_open(principal, parent) or await store.get_session(principal.account_id, parent) is None
+    ):
         message = f"session '{parent}' not found in this account"
         problem = {"field": "parent_session_id", "rule": "exists", "message": message}
-        raise Invalid(
-            f"parent_session_id: {message}",
-            {"field": "parent_session_id", "rule": "exists", "errors": [problem]},
-        )
+        raise Invalid(f"parent_session_id: {message}", {**problem, "errors": [problem]})

@@ -14,7 +14,6 @@ from hub.records.projector import facts
 from hub.records.session_metrics import compute_metrics
 from hub.records.summaries import indicator_checks, render
 from hub.store import SessionRecord
-from storage.records.projection import summary_context
 
 from ..api import hub_of, operation
 from ..session_models import Metrics
@@ -89,7 +88,7 @@ async def current_summary(request: Request, record: SessionRecord) -> dict[str, 
     await ensure_projected(request, record)
     records = records_of(request)
     latest = await records.content.latest_summary(record.pk)
-    context = await summary_context(records.pool, record.pk, None)
+    context = await records.summary_context(record.pk, None)
     state = await records.projection_state(record.pk)
     kind = "final" if record.status in ("completed", "cancelled") else "current"
     text, plan, outline = render(facts(state), context, kind, _elapsed(record, datetime.now(UTC)))
@@ -106,7 +105,7 @@ async def progress(request: Request, record: SessionRecord) -> dict[str, Any]:
     await ensure_projected(request, record)
     counts = await records_of(request).content.counts(record.pk)
     attributes = record.attributes
-    context = await summary_context(records_of(request).pool, record.pk, None)
+    context = await records_of(request).summary_context(record.pk, None)
     success = indicator_checks(context.success_indicators, context.met_indicators)
     completion = indicator_checks(context.completion_indicators, context.met_indicators)
     elapsed = _elapsed(record, datetime.now(UTC))

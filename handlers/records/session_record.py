@@ -1,9 +1,6 @@
-"""Session records over HTTP: updating a session's record fields, hierarchies, state
-transitions and rebuilding the log-derived records.
-
-This module is what `handlers.app` mounts: it also exports the routes of the other
-records modules (content, plans, progress).
-"""
+"""A session's record over HTTP: updating its record fields (and status through its
+lifecycle), its place in a hierarchy, its state transitions, and rebuilding the
+log-derived records."""
 
 from __future__ import annotations
 
@@ -17,17 +14,15 @@ from starlette.routing import Route
 
 from hub.connection import Principal
 from hub.errors import Conflict, ErrorCode, Forbidden, Invalid
+from hub.records.store import ParentNotFound
 from hub.store import SessionRecord
 from hub.values import STRICT
-from storage.records.session_fields import HierarchyCycle, ParentNotFound
 
 from ..api import hub_of, operation
+from ..auth import can_open
 from ..session_fields import SessionOut, SessionType, Title, session_json
 from ..session_models import Status
 from ..sessions import TRANSITIONS, WRITERS, participant_count
-from . import content as records_content
-from . import progress as records_progress
-from . import templates as records_plans
 from .common import AnyType, PageQuery, listing, records_of, row_json, type_filter
 from .fields import RECORD_FIELDS, RecordFields, check_parent
 from .rows import Children, Transitions
@@ -123,7 +118,7 @@ async def patch_session(
     if not may_write(principal, record):
         raise Forbidden(f"role '{principal.role}' may not update this session")
     changes = body.changes()
-    await check_parent(hub.store, principal.account_id, changes)
+    await check_parent(hub.store, principal, changes)
     status = body.status
     if status is not None and status != record.status:
         action = _STATUS_ACTIONS[status].get(record.status)
@@ -139,7 +134,7 @@ async def patch_session(
             )
     if changes or body.title is not None:
         trigger = body.state_trigger or StateTrigger()
-        try:
+        try:  # a cycle in the hierarchy: 409
             record = await records_of(request).sessions.update(
                 record.pk, changes, body.title, (trigger.trigger_type, trigger.trigger_id)
             )
@@ -147,8 +142,6 @@ async def patch_session(
             message = "session not found in this account"
             problem = {"field": "parent_session_id", "rule": "exists", "message": message}
             raise Invalid(f"parent_session_id: {message}", {**problem, "errors": [problem]}) from None
-        except HierarchyCycle:
-            raise Conflict("parent_session_id: the session would become its own ancestor") from None
     fresh = await hub.store.get_session_by_pk(record.pk) or record
     return session_json(fresh, await participant_count(hub, fresh))
 
@@ -158,13 +151,18 @@ async def children(
     request: Request, principal: Principal, record: SessionRecord, query: ChildrenQuery
 ) -> dict[str, Any]:
     sessions = records_of(request).sessions
-    kids, cursor = await sessions.children(principal.account_id, record.session_id, query.page())
+    kids, cursor = await sessions.children(
+        principal.account_id, record.session_id, query.page(), principal.sessions
+    )
     return listing("sessions", [session_json(k) for k in kids], cursor)
 
 
 @operation("Walk to the root: parent, grandparent, ..., root", Ancestors)
 async def ancestors(request: Request, principal: Principal, record: SessionRecord) -> dict[str, Any]:
     chain = await records_of(request).sessions.ancestors(principal.account_id, record.session_id)
+    # The walk ends below the first ancestor outside the token's sessions: it is not there.
+    hidden = next((i for i, a in enumerate(chain) if not can_open(principal, a.session_id)), len(chain))
+    chain = chain[:hidden]
     root = chain[-1] if chain else record
     return {
         "session_id": record.session_id,
@@ -192,7 +190,4 @@ routes = [
     Route("/api/v2/session/{session_id}/ancestors", ancestors, methods=["GET"]),
     Route("/api/v2/session/{session_id}/state/transitions", transitions, methods=["GET"]),
     Route("/api/v2/session/{session_id}/records/rebuild", rebuild, methods=["POST"]),
-    *records_content.routes,
-    *records_plans.routes,
-    *records_progress.routes,
 ]

@@ -1,33 +1,26 @@
-"""Planning ahead: session templates (seed 000) and daily follow-ups (seed 002)."""
+"""Session templates (seed 000): an account's reusable defaults, and sessions created from them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from annotated_types import Interval, Len, MaxLen
+from annotated_types import Len, MaxLen
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.routing import Route
 
 from hub.connection import Principal
-from hub.errors import Conflict, ErrorCode, Forbidden, NotFound
-from hub.events import iso
-from hub.records.summaries import check_in_prompt, follow_up_due
-from hub.store import SessionRecord
+from hub.errors import Conflict, ErrorCode
 from hub.validation import Problem, parse
-from hub.values import STRICT, AwareDatetime, Cursor
-from storage.records.catalog import Conflict as Taken
-from storage.records.catalog import NotFound as Missing
+from hub.values import STRICT
 
 from ..api import hub_of, operation
-from ..auth import can_open
-from ..query import QueryInt, query_model
 from ..session_fields import SessionCreate, SessionOut, SessionType, Title, session_json
 from ..sessions import WRITERS
 from .common import Listing, PageQuery, listing, records_of, row_json, type_filter
 from .content import RowId
-from .fields import DurationMinutes, FollowUpTime, Items, LongText, RecordFields, TimeZone, check_parent
+from .fields import DurationMinutes, Items, LongText, RecordFields, check_parent
 
 _TEMPLATE_DEFAULTS = {  # template column -> the session field it fills
     "default_intention": "intention",
@@ -96,12 +89,8 @@ def _template_json(row: Any) -> dict[str, Any]:
 
 @operation("Create a session template", TemplateOut, status=201, roles=WRITERS, errors=(ErrorCode.CONFLICT,))
 async def create_template(request: Request, principal: Principal, body: TemplateCreate) -> dict[str, Any]:
-    fields = body.fields()
-    try:
-        row = await records_of(request).catalog.add_template(principal.account_id, fields, principal.user_id)
-    except Taken:
-        raise Conflict(f"template '{body.template_name}' already exists") from None
-    return _template_json(row)
+    catalog = records_of(request).catalog  # the name taken: 409
+    return _template_json(await catalog.add_template(principal.account_id, body.fields(), principal.user_id))
 
 
 @operation("Templates (status = active|inactive, type = session_type)", Templates)
@@ -111,10 +100,7 @@ async def list_templates(request: Request, principal: Principal, query: Template
 
 
 async def _template(request: Request, account_id: str, template_id: int) -> Any:
-    try:
-        return await records_of(request).catalog.template(account_id, template_id)
-    except Missing:
-        raise NotFound(f"template '{template_id}' not found") from None
+    return await records_of(request).catalog.template(account_id, template_id)  # none: 404
 
 
 @operation("A template", TemplateOut)
@@ -157,120 +143,9 @@ async def session_from_template(
     created = parse(SessionCreate, {**base, **overrides})
     fields = created.fields(hub.settings.default_max_participants)
     fields["created_by"] = principal.user_id
-    await check_parent(hub.store, principal.account_id, fields["attributes"])
+    await check_parent(hub.store, principal, fields["attributes"])
     record = await hub.store.create_session(principal.account_id, fields)  # SessionExists: 409
     return session_json(record, 0)
-
-
-# follow-ups
-
-
-def _follow_up_json(record: SessionRecord, now: datetime) -> dict[str, Any]:
-    attributes = record.attributes
-    return {
-        "session_id": record.session_id,
-        "coach_session_id": record.session_id,
-        "title": record.title,
-        "status": record.status,
-        "primary_topic": attributes.get("primary_topic"),
-        "follow_up_enabled": attributes.get("follow_up_enabled") is True,
-        "follow_up_time": attributes.get("follow_up_time"),
-        "follow_up_timezone": attributes.get("follow_up_timezone") or "UTC",
-        "last_follow_up_at": attributes.get("last_follow_up_at"),
-        "due": follow_up_due(record.status, attributes, now),
-        "prompt": check_in_prompt(record.title, attributes),
-    }
-
-
-class FollowUp(BaseModel):
-    session_id: str
-    coach_session_id: str = Field(description="the same as session_id (seed 002's name)")
-    title: str
-    status: str
-    primary_topic: str | None
-    follow_up_enabled: bool
-    follow_up_time: str | None
-    follow_up_timezone: str
-    last_follow_up_at: str | None
-    due: bool
-    prompt: str = Field(description="the check-in prompt to send")
-
-
-class FollowUpSettings(BaseModel):
-    model_config = STRICT
-
-    follow_up_enabled: bool | None = None
-    follow_up_time: FollowUpTime | None = None
-    follow_up_timezone: TimeZone | None = Field(None, description="IANA zone, default UTC")
-
-
-class DueQuery(BaseModel):
-    model_config = query_model()
-
-    at: AwareDatetime | None = Field(None, description="evaluate at (default: now)")
-    limit: QueryInt[Annotated[int, Interval(ge=1, le=500)]] = 50
-    cursor: QueryInt[Cursor] | None = None
-    type: SessionType | None = type_filter("session_type")
-
-
-class DueFollowUps(Listing):
-    at: datetime
-    followups: list[FollowUp]
-
-
-def _may_manage(principal: Principal, record: SessionRecord) -> None:
-    if principal.role not in WRITERS and principal.user_id != record.attributes.get("owner_user_id"):
-        raise Forbidden(f"role '{principal.role}' may not change this session's follow-ups")
-
-
-@operation("Follow-up settings and whether one is due", FollowUp)
-async def get_follow_up(record: SessionRecord) -> dict[str, Any]:
-    return _follow_up_json(record, datetime.now(UTC))
-
-
-@operation("Change follow-up settings", FollowUp)
-async def put_follow_up(
-    request: Request, principal: Principal, record: SessionRecord, body: FollowUpSettings
-) -> dict[str, Any]:
-    _may_manage(principal, record)
-    changes = body.model_dump(mode="json", exclude_unset=True)
-    record = await records_of(request).sessions.update(record.pk, changes)
-    return _follow_up_json(record, datetime.now(UTC))
-
-
-@operation("Mark today's follow-up sent", FollowUp)
-async def mark_sent(request: Request, principal: Principal, record: SessionRecord) -> dict[str, Any]:
-    _may_manage(principal, record)
-    now = datetime.now(UTC)
-    record = await records_of(request).sessions.update(record.pk, {"last_follow_up_at": iso(now)})
-    return _follow_up_json(record, now)
-
-
-@operation("Due daily follow-ups with a check-in prompt", DueFollowUps)
-async def due_follow_ups(request: Request, principal: Principal, query: DueQuery) -> dict[str, Any]:
-    """Seed 002's due check-ins of the caller's account (a participant sees their own)."""
-    at = query.at or datetime.now(UTC)
-    limit, cursor = query.limit, query.cursor
-    store = records_of(request).sessions
-    due: list[dict[str, Any]] = []
-    next_cursor = None
-    while len(due) <= limit:
-        batch = await store.follow_up_candidates(principal.account_id, query.type, cursor, 200)
-        for record in batch:
-            mine = principal.role in WRITERS or record.attributes.get("owner_user_id") == principal.user_id
-            if (
-                mine
-                and can_open(principal, record.session_id)
-                and follow_up_due(record.status, record.attributes, at)
-            ):
-                if len(due) == limit:
-                    next_cursor = cursor
-                    break
-                due.append(_follow_up_json(record, at))
-            cursor = record.pk
-        if next_cursor is not None or len(batch) < 200:
-            break
-    return {"count": len(due), "at": iso(at), "followups": due, "next_cursor": next_cursor}
 
 
 routes = [
@@ -278,8 +153,4 @@ routes = [
     Route("/api/v2/templates", list_templates, methods=["GET"]),
     Route("/api/v2/templates/{template_id}", get_template, methods=["GET"]),
     Route("/api/v2/templates/{template_id}/sessions", session_from_template, methods=["POST"]),
-    Route("/api/v2/sessions/followups/due", due_follow_ups, methods=["GET"]),
-    Route("/api/v2/session/{session_id}/follow-up", get_follow_up, methods=["GET"]),
-    Route("/api/v2/session/{session_id}/follow-up", put_follow_up, methods=["PUT"]),
-    Route("/api/v2/session/{session_id}/follow-up/sent", mark_sent, methods=["POST"]),
 ]
