@@ -192,12 +192,12 @@ def _lifecycle(action: str) -> Any:
         if body is not None:
             data.update(body.model_dump(exclude_none=True))
         result = await hub.append(record, event_type, data, principal.actor)
-        if result.error == "conflict":
+        if result.error == ErrorCode.CONFLICT:
             raise Conflict(
                 f"cannot {action} a session that is {result.status}",
                 {"status": result.status, "allowed_from": list(legal_from)},
             )
-        if result.error == "not_found":
+        if result.error == ErrorCode.NOT_FOUND:
             raise NotFound(f"session '{record.session_id}' not found")
         fresh = await hub.store.get_session_by_pk(record.pk) or record
         body_out = session_json(fresh, await participant_count(hub, fresh))

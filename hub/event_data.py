@@ -208,7 +208,7 @@ def highest_numbers() -> dict[tuple[str, str], int | float]:
     column a projection writes that field into must hold."""
     found: dict[tuple[str, str], int | float] = {}
     for event_type, model in DATA_MODELS.items():
-        if not isinstance(model, type):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
             continue
         for name, prop in model.model_json_schema()["properties"].items():
             for branch in [prop, *prop.get("anyOf", [])]:

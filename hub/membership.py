@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.membership")
 
-_ERROR_TEXT = {
-    "not_found": "the session does not exist",
-    "conflict": "the session's status does not allow this event",
+_ERROR_TEXT: dict[str, str] = {
+    ErrorCode.NOT_FOUND: "the session does not exist",
+    ErrorCode.CONFLICT: "the session's status does not allow this event",
 }
 
 
@@ -87,7 +87,7 @@ class Membership:
         if is_participant and not ended and key not in members:
             present = len(participant_list(members))
             if present >= session.max_participants:
-                self._refuse(conn, "conflict", "the session is full", CloseCode.SESSION_FULL)
+                self._refuse(conn, ErrorCode.CONFLICT, "the session is full", CloseCode.SESSION_FULL)
                 return False
 
         room = await hub.open_room(session)
@@ -116,7 +116,7 @@ class Membership:
             conn.offer(
                 error_message(
                     session.session_id,
-                    "resume_unavailable",
+                    ErrorCode.RESUME_UNAVAILABLE,
                     "events after 'since' cannot be replayed; refetch the session content",
                     details=resume,
                 ).decode()
@@ -230,7 +230,7 @@ class Membership:
         members = await hub.presence.members(room_key)
         data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
         result = await hub.append(session, "participant_left", data, conn.principal.actor)
-        if result.error not in (None, "conflict"):
+        if result.error not in (None, ErrorCode.CONFLICT):
             log.warning("participant_left not stored", extra={"error": result.error})
 
     # frames from members
@@ -245,7 +245,9 @@ class Membership:
             else:
                 # Not counted towards HUB_MAX_ERRORS: sustained abuse ends in 3508, not 3507.
                 message = "too many messages; slow down"
-                self._reply_error(conn, room, "rate_limited", message, _client_id_of(raw), counted=False)
+                self._reply_error(
+                    conn, room, ErrorCode.RATE_LIMITED, message, _client_id_of(raw), counted=False
+                )
             return
         if conn.strikes and conn.bucket.tokens >= conn.bucket.capacity - 1:
             conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
@@ -283,7 +285,7 @@ class Membership:
         except CommitOverloaded as exc:
             # The hub's fault, not the client's: never counted towards HUB_MAX_ERRORS (a
             # database outage must not end connections with a do-not-reconnect code).
-            self._reply_error(conn, room, "unavailable", str(exc), event.client_id, counted=False)
+            self._reply_error(conn, room, exc.code, exc.message, event.client_id, counted=False)
             return
         future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
 
@@ -295,7 +297,7 @@ class Membership:
         exc = future.exception()
         if isinstance(exc, CommitFailed):
             message = "the event could not be stored; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
+            self._reply_error(conn, room, ErrorCode.UNAVAILABLE, message, client_id, counted=False)
             return
         if exc is not None:
             # A fault in the hub, not a dependency: say so and close with 1011 rather than
@@ -308,7 +310,7 @@ class Membership:
         result = future.result()
         if result.error is not None:
             message = _ERROR_TEXT.get(result.error, result.error)
-            if result.error == "conflict":
+            if result.error == ErrorCode.CONFLICT:
                 message = f"the session is {result.status}; this event is not allowed now"
             self._reply_error(conn, room, result.error, message, client_id, {"status": result.status})
 

@@ -65,7 +65,7 @@ class AppendResult:
     ts: datetime | None
     data: dict[str, Any] | None  # the data as stored (lifecycle events gain fields)
     duplicate: bool = False
-    error: str | None = None  # "not_found" | "conflict"
+    error: str | None = None  # an ErrorCode: not_found | conflict
     status: str | None = None  # the session status after this item
 
 
