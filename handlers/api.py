@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from pydantic import AliasChoices, BaseModel, TypeAdapter, ValidationError
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hub.connection import Principal
 from hub.errors import ErrorCode, Forbidden, NotFound
+from hub.safe_json import text_problem
 from hub.service import Hub
 from hub.store import SessionRecord
 from hub.validation import invalid, parse, problems
@@ -212,21 +214,28 @@ def query_names(model: type[BaseModel]) -> dict[str, str]:
 
 
 def parse_query(request: Request, model: type[BaseModel]) -> Any:
+    return parse_params(request.query_params, model, "query parameter ")
+
+
+def parse_params(params: QueryParams, model: type[BaseModel], what: str = "") -> Any:
+    """The query string as `model`: unknown names are ignored, an empty value is absent,
+    and a refusal names every broken rule (Invalid)."""
     known = query_names(model)
     raw: dict[str, str] = {}
-    for name, value in request.query_params.multi_items():
-        if name not in known or value == "":  # empty is the same as absent
+    for name, value in params.multi_items():
+        if name not in known or value == "":
             continue
-        if "\x00" in value:
-            found = [{"field": name, "rule": "storable", "message": "must not contain the NUL character"}]
-            raise invalid(found, f"query parameter '{name}' must not contain the NUL character")
+        problem = text_problem(value)
+        if problem is not None:
+            found = [{"field": name, "rule": "storable", "message": problem}]
+            raise invalid(found, f"{what}'{name}' {problem}")
         raw[name] = value
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         found = problems(exc)
         first = found[0]
-        raise invalid(found, f"query parameter '{first['field']}' {first['message']}") from None
+        raise invalid(found, f"{what}'{first['field']}' {first['message']}") from None
 
 
 async def parse_body(request: Request, model: type[BaseModel], optional: bool) -> Any:

@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, TypeVar
 
+from annotated_types import Interval
 from pydantic import BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
+
+from hub.values import INT64_MAX
 
 T = TypeVar("T")
 _WHOLE = re.compile(r"^-?[0-9]{1,19}$")
@@ -40,3 +43,5 @@ def _flag(value: Any) -> Any:
 
 QueryInt = Annotated[T, BeforeValidator(_whole)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
+# The id of a stored row in a path (`/templates/{template_id}`): a bigserial.
+RowId = QueryInt[Annotated[int, Interval(ge=1, le=INT64_MAX)]]

@@ -11,7 +11,7 @@ import logging
 from typing import Annotated, Any, Literal
 
 from annotated_types import Interval, Len
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -29,12 +29,13 @@ from hub.errors import (
     classify,
 )
 from hub.events import error_message
+from hub.safe_json import text_problem
 from hub.service import Hub
 from hub.store import SessionRecord
-from hub.validation import invalid, problems
 from hub.values import SEQ_MAX
 from hub.wire import WireMessage
 
+from .api import parse_params
 from .auth import can_open, websocket_token
 from .query import QueryInt, query_model
 from .raw_send import RAW_SEND_KEY
@@ -105,13 +106,14 @@ def _role_allowed(principal: Principal, requested: str) -> bool:
     return requested == principal.role
 
 
-def _no_nul(value: Any) -> Any:
-    if isinstance(value, str) and "\x00" in value:
-        raise PydanticCustomError("storable", "must not contain the NUL character")
+def _storable(value: Any) -> Any:
+    problem = text_problem(value) if isinstance(value, str) else None
+    if problem is not None:
+        raise PydanticCustomError("storable", problem)
     return value
 
 
-Name = Annotated[str, BeforeValidator(_no_nul), Len(1, 100)]
+Name = Annotated[str, BeforeValidator(_storable), Len(1, 100)]
 
 
 class ConnectQuery(BaseModel):
@@ -129,23 +131,13 @@ class ConnectQuery(BaseModel):
     token: str | None = Field(None, description="HS256 JWT; or the subprotocol `bearer.<token>`")
 
 
-def _parse_query(params: Any) -> ConnectQuery:
-    raw = {k: v for k, v in params.items() if k in ConnectQuery.model_fields and v != ""}
-    try:
-        return ConnectQuery.model_validate(raw)
-    except ValidationError as exc:
-        found = problems(exc)
-        first = found[0]
-        raise invalid(found, f"{first['field']} {first['message']}") from None
-
-
 async def _admit(
     websocket: WebSocket, hub: Hub, token: str | None
 ) -> tuple[Principal, SessionRecord, int | None]:
     """Everything that decides whether this connection may join: a HubError if not."""
     if not hub.accepting:
         raise ShuttingDown("the hub is shutting down")
-    query = _parse_query(websocket.query_params)
+    query: ConnectQuery = parse_params(websocket.query_params, ConnectQuery)
     session_id, role = query.session_id, query.role
     principal = websocket.app.state.auth.from_request(websocket, token, role_hint=role)
     if not _role_allowed(principal, role):

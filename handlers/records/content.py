@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from annotated_types import Interval, Len, MaxLen
+from annotated_types import Len, MaxLen
 from pydantic import AliasChoices, BaseModel, BeforeValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from starlette.requests import Request
@@ -20,10 +20,10 @@ from hub.errors import Conflict, ErrorCode, Invalid, NotFound
 from hub.event_data import FeedbackType, NoteType
 from hub.records.store import FeedbackExists, MessageNotFound
 from hub.store import SessionRecord
-from hub.values import INT64_MAX, STRICT, Seq
+from hub.values import STRICT, Seq
 
 from ..api import operation
-from ..query import QueryInt
+from ..query import QueryInt, RowId
 from ..session_fields import SessionType, Title
 from ..session_models import Status
 from ..sessions import WRITERS
@@ -52,7 +52,6 @@ from .rows import (
 )
 
 Coverage = Literal["introduction", "exploration", "deep_dive", "completion"]
-RowId = QueryInt[Annotated[int, Interval(ge=1, le=INT64_MAX)]]
 
 
 def _object_or_array(value: Any) -> Any:

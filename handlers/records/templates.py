@@ -16,10 +16,10 @@ from hub.validation import Problem, parse
 from hub.values import STRICT
 
 from ..api import hub_of, operation
+from ..query import RowId
 from ..session_fields import SessionCreate, SessionOut, SessionType, Title, session_json
 from ..sessions import WRITERS
 from .common import Listing, PageQuery, listing, records_of, row_json, type_filter
-from .content import RowId
 from .fields import DurationMinutes, Items, LongText, RecordFields, check_parent
 
 _TEMPLATE_DEFAULTS = {  # template column -> the session field it fills
