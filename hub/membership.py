@@ -18,7 +18,7 @@ import orjson
 from .close_codes import CloseCode
 from .committer import CommitFailed, CommitOverloaded, PendingAppend
 from .connection import Connection
-from .errors import ErrorCode, HubError, Invalid
+from .errors import ErrorCode, HubError, Invalid, SessionFull
 from .events import (
     TERMINAL_STATUSES,
     envelope,
@@ -87,7 +87,9 @@ class Membership:
         if is_participant and not ended and key not in members:
             present = len(participant_list(members))
             if present >= session.max_participants:
-                self._refuse(conn, ErrorCode.CONFLICT, "the session is full", CloseCode.SESSION_FULL)
+                self._refuse(
+                    conn, SessionFull("the session is full", {"max_participants": session.max_participants})
+                )
                 return False
 
         room = await hub.open_room(session)
@@ -331,10 +333,10 @@ class Membership:
             self.hub.metrics.closes.labels("too_many_errors").inc()
             conn.close_soon(CloseCode.TOO_MANY_ERRORS)
 
-    def _refuse(self, conn: Connection, code: str, message: str, close: CloseCode) -> None:
+    def _refuse(self, conn: Connection, error: HubError) -> None:
         conn.start()
-        conn.offer(error_message(conn.session_id, code, message).decode())
-        conn.close_soon(close)
+        conn.offer(error_message(conn.session_id, error.code, error.message, details=error.details).decode())
+        conn.close_soon(error.close_code)
 
     # background
 
