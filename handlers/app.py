@@ -30,7 +30,6 @@ from .asyncapi import asyncapi_route
 from .auth import Authenticator
 from .errors import ErrorBoundary, http_error, hub_error
 from .openapi import openapi_route
-from .raw_send import ExposeRawSend
 
 log = logging.getLogger("hub")
 
@@ -118,10 +117,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes()]
     app = Starlette(
         routes=[*routes, openapi_route, asyncapi_route],
-        middleware=[
-            Middleware(ErrorBoundary, unreachable=DEPENDENCY_ERRORS),
-            Middleware(ExposeRawSend),
-        ],
+        middleware=[Middleware(ErrorBoundary, unreachable=DEPENDENCY_ERRORS)],
         lifespan=lifespan,
         exception_handlers={HubError: hub_error, HTTPException: http_error},
     )
