@@ -201,6 +201,7 @@ def pinned(cpus: set[int] | None) -> Any:
     return lambda: os.sched_setaffinity(0, cpus)
 
 
+HUB_PYTHON_ARGS: list[str] = []  # before `-m hub`: bench/ingest.py --profile runs it under cProfile
 SERVER_CPUS: set[int] | None = None  # set in amain unless --no-pin
 CLIENT_CPUS: set[int] | None = None
 
@@ -325,7 +326,17 @@ async def start_hub(args: argparse.Namespace, logdir: Path) -> Server:
     for item in args.hub_env:
         key, _, value = item.partition("=")
         env[key] = value
-    cmd = [str(Path(sys.executable)), "-m", "hub", "serve", "--host", HOST, "--port", str(port)]
+    cmd = [
+        str(Path(sys.executable)),
+        *HUB_PYTHON_ARGS,
+        "-m",
+        "hub",
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
     proc, log_path = await spawn("hub", cmd, logdir, env)
     info = {"database": "postgresql" if db_url else "embedded", "db_name": db_name if db_url else None}
     server = Server("hub", proc, port, log_path, info)

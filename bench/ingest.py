@@ -258,8 +258,12 @@ def main() -> None:
     parser.add_argument("--hub-env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--hub-start-timeout", type=float, default=120.0)
     parser.add_argument("--json", help="also write every run's figures to this file")
+    parser.add_argument("--profile", help="e2e: run the hub under cProfile, stats to this file (last run)")
     args = parser.parse_args()
     if args.mode == "e2e":
+        if args.profile:
+            profiled = str(fanout.BENCH / "hub_profiled.py")
+            fanout.HUB_PYTHON_ARGS[:] = [profiled, str(Path(args.profile).resolve())]
         args.hub_env = [
             "HUB_RATE_LIMIT=1000000",
             "HUB_RATE_BURST=1000000",
