@@ -26,7 +26,7 @@ from .events import now_iso as iso_now
 from .lifecycle import ACTIONS
 from .metrics import HubMetrics
 from .room import Room
-from .safe_json import json_problem
+from .safe_json import json_problem, raw_is_storable
 from .store import AppendRequest, AppendResult
 
 log = logging.getLogger("hub.inbound")
@@ -62,9 +62,9 @@ class Inbound:
         try:
             event = parse_client_frame(raw, conn.role)
             # Valid JSON PostgreSQL cannot store (NUL, deep nesting) would fail the whole batch.
-            unsafe = json_problem(event.data) if event is not None else None
-            if unsafe is None and event is not None:
-                unsafe = json_problem(event.client_id, "id")
+            unsafe = None
+            if event is not None and not raw_is_storable(raw):
+                unsafe = json_problem(event.data) or json_problem(event.client_id, "id")
             if unsafe is not None:
                 field, why = unsafe
                 error = Invalid(f"{field} {why}", {"field": field, "rule": "storable"})

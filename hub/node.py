@@ -176,7 +176,7 @@ class Hub:
             ack = {"id": pending.client_id, "seq": result.seq}
             conn.offer(envelope("ack", session_id, ack).decode())
         if not result.duplicate:
-            self.metrics.events_in.labels(request.type).inc()
+            self.metrics.event_in(request.type)
             if self.records is not None and request.type in PROJECTED_TYPES:
                 self.records.notify(request.session_pk)
         if room is not None:

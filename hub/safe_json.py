@@ -47,3 +47,13 @@ def json_problem(value: Any, where: str = "data", max_depth: int = MAX_DEPTH) ->
                 for index, child in enumerate(item):
                     stack.append((child, f"{path}[{index}]"[:200], depth + 1))
     return None
+
+
+def raw_is_storable(raw: str | bytes) -> bool:
+    """True when a JSON document, as received, cannot hold anything `json_problem` would
+    refuse: a NUL reaches decoded text only through the `\\u0000` escape, and a document
+    with fewer brackets than `MAX_DEPTH` cannot nest that deep. The inbound fast path; False
+    only means "look closer"."""
+    if isinstance(raw, str):
+        return "\\u0000" not in raw and raw.count("{") + raw.count("[") < MAX_DEPTH
+    return b"\\u0000" not in raw and raw.count(b"{") + raw.count(b"[") < MAX_DEPTH

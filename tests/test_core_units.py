@@ -200,3 +200,25 @@ def test_close_code_table_matches_the_protocol_doc():
         CloseCode.MESSAGE_TOO_BIG,
     ):
         assert not should_reconnect(terminal)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type":"note","id":"n","data":{"content":"ok"}}',
+        '{"type":"note","id":"n","data":{"content":"nul \\u0000 inside"}}',
+        '{"type":"note","id":"\\u0000","data":{}}',
+        '{"type":"note","id":"n","data":{"k\\u0000":1}}',
+        '{"type":"note","id":"n","data":' + '{"a":' * 40 + "1" + "}" * 40 + "}",
+        '{"type":"note","id":"n","data":{"content":"\\\\u0000 is only text"}}',
+    ],
+)
+def test_the_inbound_fast_path_never_passes_what_json_problem_refuses(raw):
+    from hub.safe_json import json_problem, raw_is_storable
+
+    message = orjson.loads(raw)
+    refused = json_problem(message["data"]) or json_problem(message["id"], "id")
+    if refused is not None:
+        assert not raw_is_storable(raw) and not raw_is_storable(raw.encode())
+    if raw.endswith('"ok"}}'):
+        assert raw_is_storable(raw) and raw_is_storable(raw.encode())
