@@ -19,6 +19,7 @@ from hub.config import ConfigError, Settings
 
 from .app import create_app
 from .uvicorn_transport import server_config, started
+from .ws import direct_lane
 
 log = logging.getLogger("hub")
 
@@ -97,5 +98,5 @@ def banner(host: str, port: int) -> str:
 def serve(settings: Settings, host: str, port: int, links: bool = True) -> None:
     sock = bind(host, port)
     app = create_app(settings)
-    config = server_config(app, settings, host=host, port=port)
+    config = server_config(direct_lane(app), settings, host=host, port=port)
     DrainingServer(config, app, banner(host, port) if links else "").run(sockets=[sock])

@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 from annotated_types import Interval, Len
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
+from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.close_codes import CloseCode, reason
@@ -194,4 +196,24 @@ def _count_close(hub: Hub, code: CloseCode) -> None:
         hub.metrics.closes.labels("slow_consumer").inc()
 
 
-routes = [WebSocketRoute("/ws/live-updates", live_updates)]
+PATH = "/ws/live-updates"
+routes = [WebSocketRoute(PATH, live_updates)]
+
+
+def direct_lane(app: Starlette) -> ASGIApp:
+    """`app`, with live connections handed to `live_updates` directly.
+
+    Starlette's middleware and routing stay suspended on the stack of every open
+    WebSocket for its whole life: seven coroutine frames, about 4 KB a connection. None
+    of them acts on a WebSocket this endpoint has not already handled (the error
+    boundary and exception handlers answer HTTP; `live_updates` classifies and closes
+    for itself), so the live path skips them. Everything else goes through `app`."""
+
+    async def lane(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == PATH:
+            scope["app"] = app  # what Starlette sets: the endpoint reads app.state
+            await live_updates(WebSocket(scope, receive, send))
+            return
+        await app(scope, receive, send)
+
+    return lane

@@ -1,9 +1,11 @@
 """One client connection: who it is, its bounded outgoing queue, and its writer.
 
-Fan-out never awaits a member: `offer` appends to the member's queue and returns. The
-connection's own writer task drains the queue onto the socket. A member whose queue is
-full cannot keep up; it is closed with `slow_consumer` so that it resumes with `since`
-instead of holding memory for the room.
+Fan-out never awaits a member: `offer` writes straight to the socket when it can take the
+frame now, else appends to the member's queue and returns. Only then does the connection
+get a writer task, which drains the queue onto the socket and ends once it is empty: an
+idle connection holds no task, no queue and no waiter (a process holds tens of thousands
+of them). A member whose queue is full cannot keep up; it is closed with `slow_consumer`
+so that it resumes with `since` instead of holding memory for the room.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .close_codes import CloseCode, reason
+from .slim_sync import Flag
 from .wire import WireMessage
 
 log = logging.getLogger("hub.connection")
@@ -39,7 +42,7 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Principal:
     """Who is connected: filled by the auth hook."""
 
@@ -56,6 +59,8 @@ class Principal:
 
 
 class TokenBucket:
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
+
     def __init__(self, rate: float, burst: int):
         self.rate = rate
         self.capacity = float(burst)
@@ -72,7 +77,7 @@ class TokenBucket:
         return False
 
 
-@dataclass
+@dataclass(slots=True)
 class Connection:
     transport: Transport
     principal: Principal
@@ -90,21 +95,27 @@ class Connection:
     held: list[tuple[int, WireMessage]] = field(default_factory=list)
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(50.0, 100))
     strikes: int = 0
-
-    def __post_init__(self) -> None:
-        self._queue: deque[WireMessage] = deque()
-        self._sending = False  # the writer holds a message the socket has not taken yet
-        self._batch: list[bytes] = []  # frames for this loop tick, written together
-        self._ready = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+    # Frames the socket could not take at once, for the writer; None while there are none.
+    _queue: deque[WireMessage] | None = field(default=None, init=False)
+    _sending: bool = field(default=False, init=False)  # the writer holds a frame not yet taken
+    _batch: list[bytes] = field(default_factory=list, init=False)  # this loop tick's frames
+    _drained: Flag = field(default_factory=Flag, init=False)
+    _writer: asyncio.Task[None] | None = field(default=None, init=False)  # only while needed
+    _started: bool = field(default=False, init=False)
 
     @property
     def role(self) -> str:
         return self.principal.role
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.conn_id}")
+        """The member has joined: from now on queued frames and closes get written."""
+        self._started = True
+        if self._queue or self.closed:
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        if self._started and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.conn_id}")
 
     def offer(self, message: WireMessage | str) -> bool:
         """Send without waiting: straight to the socket when it can take it, else queue;
@@ -113,22 +124,25 @@ class Connection:
             return False
         if isinstance(message, str):
             message = WireMessage(message)
+        queue = self._queue
         # Only when nothing is ahead of it, or frames would overtake each other.
-        if not self._queue and not self._sending and self.transport.can_write_now():
+        if not queue and not self._sending and self.transport.can_write_now():
             if not self._batch:
                 _TICK_FLUSH.add(self)
             self._batch.append(message.frame)
             return True
-        if len(self._queue) >= self.queue_size:
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= self.queue_size:
             self.close_soon(CloseCode.SLOW_CONSUMER)
             return False
-        self._queue.append(message)
-        self._ready.set()
+        queue.append(message)
+        self._wake_writer()
         return True
 
     async def put(self, payload: WireMessage | str) -> None:
         """Queue a frame, waiting for room first: for replays, which may be long."""
-        while len(self._queue) >= self.queue_size // 2 and not self.closed:
+        while self._queue and len(self._queue) >= self.queue_size // 2 and not self.closed:
             self._drained.clear()
             await self._drained.wait()
         self.offer(payload)
@@ -163,35 +177,35 @@ class Connection:
         self.closed = True
         self.close_code = int(code)
         if code == CloseCode.SLOW_CONSUMER:
-            self._queue.clear()
+            self._queue = None  # what it could not take is dropped at once, not held
         if self.on_closed is not None:
             self.on_closed(code)  # counted now: the close frame may wait on a stalled peer
-        self._ready.set()
+        self._wake_writer()
 
     async def wait_closed(self, timeout: float) -> None:
         if self._writer is not None:
             await asyncio.wait({self._writer}, timeout=timeout)
 
     async def _write_loop(self) -> None:
+        """Drain the queue onto the socket; end once it is empty (or close, if closed)."""
         try:
-            while True:
-                self.flush_batch()  # what went out before the queue formed goes first
-                while self._queue:
-                    message = self._queue.popleft()
-                    if self.transport.can_write_now():
-                        self.transport.write_frames([message.frame])
-                    else:
-                        self._sending = True
-                        await self.transport.send(message)
-                        self._sending = False
-                self._drained.set()
-                if self.closed:
-                    break
-                self._ready.clear()
-                await self._ready.wait()
+            self.flush_batch()  # what went out before the queue formed goes first
+            while self._queue:
+                message = self._queue.popleft()
+                if self.transport.can_write_now():
+                    self.transport.write_frames([message.frame])
+                else:
+                    self._sending = True
+                    await self.transport.send(message)
+                    self._sending = False
+            self._queue = None
+            self._drained.set()
+            if not self.closed:
+                return  # idle again: the next frame the socket cannot take starts a writer
         except Exception as exc:  # the peer went away mid-write; the reader side notices too
             log.debug("writer stopped", extra={"conn": self.conn_id, "error": repr(exc)})
             self.closed = True
+            self._queue = None
             return
         code = CloseCode(self.close_code or CloseCode.NORMAL)
         try:
