@@ -140,6 +140,10 @@ class Connection:
         self._wake_writer()
         return True
 
+    def queued(self) -> int:
+        """Frames waiting for the socket (0 while the peer keeps up, and after a close)."""
+        return len(self._queue) if self._queue else 0
+
     async def put(self, payload: WireMessage | str) -> None:
         """Queue a frame, waiting for room first: for replays, which may be long."""
         while self._queue and len(self._queue) >= self.queue_size // 2 and not self.closed:

@@ -222,3 +222,49 @@ def test_the_inbound_fast_path_never_passes_what_json_problem_refuses(raw):
         assert not raw_is_storable(raw) and not raw_is_storable(raw.encode())
     if raw.endswith('"ok"}}'):
         assert raw_is_storable(raw) and raw_is_storable(raw.encode())
+
+
+async def test_a_slow_consumer_is_closed_with_its_code_and_lets_go_of_what_it_could_not_take():
+    conn = Connection(StalledTransport(), Principal("default", "u1", "observer", "U"), "s1", 50)
+    conn.start()
+    for seq in range(1, 50):
+        conn.push_event(seq, WireMessage("x" * 10_000))
+    await asyncio.sleep(0)
+    assert conn.queued() == 48 and not conn.closed  # one is held by the stalled send
+    for seq in range(50, 53):  # the queue is full at 50 waiting frames
+        conn.push_event(seq, WireMessage("{}"))
+    assert conn.closed and conn.close_code == CloseCode.SLOW_CONSUMER
+    assert conn.queued() == 0, "a closed slow consumer still holds its frames"
+    assert not conn.offer("{}") and conn.queued() == 0
+    await conn.stop()
+
+
+async def test_an_idle_member_holds_no_task():
+    before = len(asyncio.all_tasks())
+    members = [_member()[0] for _ in range(100)]
+    await asyncio.sleep(0)
+    assert len(asyncio.all_tasks()) == before, "an idle connection has a task of its own"
+    members[0].close_soon(CloseCode.SERVER_SHUTDOWN)  # a close still gets written
+    await members[0].wait_closed(1.0)
+    for member in members:
+        await member.stop()
+
+
+async def test_slim_flag_and_inbox_behave_like_asyncio():
+    from hub.slim_sync import Flag, Inbox
+
+    flag = Flag()
+    waiters = [asyncio.create_task(flag.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    flag.set()
+    flag.clear()  # set wakes every waiter even if cleared before they run
+    assert await asyncio.gather(*waiters) == [True, True, True] and not flag.is_set()
+    inbox: Inbox[int] = Inbox()
+    getters = [asyncio.create_task(inbox.get()) for _ in range(2)]
+    await asyncio.sleep(0)
+    getters[0].cancel()
+    inbox.put_nowait(1)  # not lost to the cancelled getter
+    inbox.put_nowait(2)
+    assert await getters[1] == 1 and inbox.get_nowait() == 2 and inbox.empty()
+    with pytest.raises(asyncio.QueueEmpty):
+        inbox.get_nowait()
