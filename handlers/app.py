@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         broker, presence = await build_backends(settings)
         hub = Hub(settings, store, broker, presence)
         hub.attach_records(RecordsStore(store.pool))
+        hub.tokens.verifier = app.state.auth.verify_renewal
         await hub.start()
         app.state.hub = hub
         app.state.store = store

@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 from hub.config import Settings
 from hub.connection import Principal
 from hub.events import ROLES
+from hub.token_refresh import TokenRejected
 
 DEFAULT_ACCOUNT = "default"
 _REQUIRED = ["exp", "sub", "account", "role"]
@@ -107,6 +108,13 @@ class Authenticator:
             raise AuthError(401, "the token signature is not valid")
         return _principal(claims)
 
+    def verify_renewal(self, token: str) -> Principal:
+        """`verify` for in-band renewal (hub/token_refresh.py), in the core's terms."""
+        try:
+            return self.verify(token)
+        except AuthError as exc:
+            raise TokenRejected(exc.message) from None
+
     def from_request(
         self, conn: HTTPConnection, token: str | None, role_hint: str | None = None
     ) -> Principal:
@@ -153,6 +161,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         name=name or str(sub),
         sessions=sessions,
         expires_at=float(claims["exp"]),
+        token_role=str(role),
     )
 
 
@@ -189,4 +198,4 @@ def websocket_token(conn: HTTPConnection) -> tuple[str | None, str | None]:
 
 
 def can_open(principal: Principal, session_id: str) -> bool:
-    return principal.sessions is None or session_id in principal.sessions
+    return principal.may_open(session_id)

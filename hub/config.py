@@ -59,6 +59,7 @@ class Settings:
     max_connections_per_user: int = 20
     allowed_origins: list[str] = field(default_factory=list)
     presence_grace: float = 2.0
+    token_warning: float = 60.0  # seconds before a token's expiry that `token_expiring` is sent
     presence_ttl: float = 15.0
     room_linger: float = 5.0
     gap_repair_delay: float = 0.02
@@ -106,6 +107,7 @@ class Settings:
             max_connections_per_user=_int("HUB_MAX_CONNECTIONS_PER_USER", 20),
             allowed_origins=_list("HUB_ALLOWED_ORIGINS"),
             presence_grace=_float("HUB_PRESENCE_GRACE", 2.0),
+            token_warning=_float("HUB_TOKEN_WARNING", 60.0),
             presence_ttl=_float("HUB_PRESENCE_TTL", 15.0),
             room_linger=_float("HUB_ROOM_LINGER", 5.0),
             gap_repair_delay=_float("HUB_GAP_REPAIR_DELAY", 0.02),

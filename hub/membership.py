@@ -20,6 +20,7 @@ from .committer import CommitFailed, CommitOverloaded, PendingAppend
 from .connection import Connection
 from .events import (
     TERMINAL_STATUSES,
+    ControlFrame,
     EventError,
     envelope,
     error_message,
@@ -251,6 +252,9 @@ class Membership:
             conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
         try:
             event = parse_client_frame(raw, conn.role)
+            if isinstance(event, ControlFrame):  # `refresh`: hub/token_refresh.py
+                conn.offer(self.hub.tokens.refresh(conn, event))
+                return
             # Valid JSON PostgreSQL cannot store (NUL, deep nesting) would fail the whole batch.
             unsafe = json_problem(event.data) if event is not None else None
             if unsafe is None and event is not None:

@@ -28,6 +28,7 @@ from .records_worker import ProjectionStore, RecordsWorker
 from .room import Room
 from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEvent
 from .supervisor import Supervisor
+from .token_refresh import TokenLifetime
 
 log = logging.getLogger("hub")
 
@@ -61,6 +62,9 @@ class Hub:
             observer=self._observe_batch,
         )
         self.supervisor = Supervisor(self.metrics)
+        self.tokens = TokenLifetime(
+            settings.token_warning, on_expired=self.metrics.closes.labels("token_expired").inc
+        )
         self.accepting = True
         # Membership (presence, join/leave events, grace) is its own concept:
         from .membership import Membership
@@ -285,7 +289,7 @@ class Hub:
     # background checks
 
     async def _sweep_loop(self) -> None:
-        """Close idle connections and those whose token expired."""
+        """Close idle connections; warn and close those whose token runs out."""
         while True:
             await asyncio.sleep(1.0)
             now_mono, now_wall = time.monotonic(), time.time()
@@ -294,9 +298,8 @@ class Hub:
                     if now_mono - conn.last_seen > self.settings.idle_timeout:
                         self.metrics.closes.labels("idle_timeout").inc()
                         conn.close_soon(CloseCode.IDLE_TIMEOUT)
-                    elif conn.principal.expires_at and now_wall >= conn.principal.expires_at:
-                        self.metrics.closes.labels("token_expired").inc()
-                        conn.close_soon(CloseCode.TOKEN_EXPIRED)
+                    else:
+                        self.tokens.sweep(conn, now_wall)
 
     async def _head_check_loop(self) -> None:
         """Catch a lost last event: compare each room with the log's head, in one query.
