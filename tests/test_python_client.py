@@ -33,17 +33,18 @@ FAST = {"backoff_base": 0.1, "backoff_cap": 1.0}
 class Reader:
     """Runs the app's `async for event in client.events()` and keeps what it saw."""
 
-    def __init__(self, client: HubClient, pause: float = 0.0):
+    def __init__(self, client: HubClient, held: bool = False):
         self.client = client
         self.events: list[Event] = []
-        self.pause = pause
+        self.reading = asyncio.Event()  # cleared: the app is busy and reads nothing
+        if not held:
+            self.reading.set()
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         async for event in self.client.events():
             self.events.append(event)
-            if self.pause:
-                await asyncio.sleep(self.pause)
+            await self.reading.wait()
 
     def seqs(self) -> list[int]:
         return [e.seq for e in self.events if e.seq is not None]
