@@ -1,10 +1,13 @@
 """A TCP forwarder between a client and a hub whose connections a test can cut, as a
-network failure would: no close frame, no FIN, just a reset."""
+network failure would (no close frame, no FIN, just a reset), or stall: nothing flows
+from the hub to the client, and with the forwarder's small receive buffer the hub's
+writes back up within a few megabytes, whatever the kernel's autotuning allows."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 
 class TcpProxy:
@@ -14,6 +17,8 @@ class TcpProxy:
         self.cuts = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @property
     def base_url(self) -> str:
@@ -31,6 +36,13 @@ class TcpProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def stall(self) -> None:
+        """Stop forwarding what the hub sends (the client's requests still go through)."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     async def close(self) -> None:
         self.cut()
         if self._server is not None:
@@ -38,17 +50,29 @@ class TcpProxy:
             await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = socket.socket()
+        upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # before connect: the window
+        upstream.setblocking(False)
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            await asyncio.get_running_loop().sock_connect(upstream, ("127.0.0.1", self.target_port))
+            up_reader, up_writer = await asyncio.open_connection(sock=upstream)
         except OSError:
+            upstream.close()
             writer.transport.abort()
             return
         self._writers |= {writer, up_writer}
-        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer, self._flowing))
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gate: asyncio.Event | None = None
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while chunk := await reader.read(65536):
+            while True:
+                if gate is not None:
+                    await gate.wait()
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
                 writer.write(chunk)
                 await writer.drain()
         self._writers.discard(writer)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from session_hub_client import HubAPI, HubClient
 
 from tests.auth_support import SECRET, token
 from tests.cluster_tools import start_nodes
-from tests.support import create_session
+from tests.support import HubProcess, create_session
 from tests.tcp_proxy import TcpProxy
 from tests.test_python_client import FAST, Reader, publish, stored_messages, until
 
@@ -51,21 +52,35 @@ async def test_an_expiring_token_is_renewed_in_band_and_on_reconnect(hub_factory
     assert len(minted) >= 4  # connect, two renewals, reconnect
 
 
-async def test_a_slow_app_is_closed_as_slow_consumer_and_resumes_without_loss(hub_factory):
+async def test_a_slow_consumer_is_closed_and_resumes_without_loss(hub_factory):
     hub = hub_factory(HUB_OUTBOUND_QUEUE="16", HUB_RATE_LIMIT="1000", HUB_RATE_BURST="1000")
     session_id = await create_session(hub)
+    proxy = await TcpProxy(hub.port).start()
     blob = "x" * 48_000
     writer = HubClient(hub.base_url, session_id=session_id, role="instructor", **FAST)
-    slow = HubClient(hub.base_url, session_id=session_id, role="observer", since=0, buffer_size=4, **FAST)
-    async with writer, slow:
-        # The app reads nothing while 10 MB go out: the socket buffers fill, then the hub's queue.
-        reader = Reader(slow, held=True)
-        sends = [writer.send("session_update", {"i": i, "blob": blob}) for i in range(220)]
-        seqs = await asyncio.gather(*sends)
-        reader.reading.set()
-        await reader.wait_for(max(seqs), timeout=60)
-        assert reader.seqs() == list(range(1, max(seqs) + 1))
-        assert 3001 in slow.stats.close_codes, slow.stats
+    slow = HubClient(proxy.base_url, session_id=session_id, role="observer", since=0, buffer_size=4, **FAST)
+    try:
+        async with writer, slow:
+            # The app reads nothing and its network stalls while 7 MB go out: the hub's
+            # queue for it overflows and the hub closes it (3001) instead of holding memory.
+            reader = Reader(slow, held=True)
+            proxy.stall()
+            seqs: list[int] = []
+            for start in range(0, 150, 5):  # several commits: each backs the queue up further
+                sends = [writer.send("session_update", {"i": i, "b": blob}) for i in range(start, start + 5)]
+                seqs += await asyncio.gather(*sends)
+            await until(lambda: "hub_slow_consumer_closes_total 1.0" in metrics_text(hub), 20)
+            proxy.resume()
+            reader.reading.set()
+            await reader.wait_for(max(seqs), timeout=60)
+            assert reader.seqs() == list(range(1, max(seqs) + 1))
+            assert slow.stats.close_codes == [3001] and slow.stats.reconnects == 1
+    finally:
+        await proxy.close()
+
+
+def metrics_text(hub: HubProcess) -> str:
+    return httpx.get(hub.base_url + "/metrics", timeout=5).text
 
 
 async def test_one_of_two_hub_processes_on_redis_killed(hub_factory, redis_base, redis_prefix):
