@@ -18,10 +18,11 @@ from hub.broker_memory import MemoryBroker
 from hub.config import Settings
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
+from hub.records.store import RecordsStore
 from hub.service import Hub
 from storage.embedded import EmbeddedPostgres
 from storage.pg_store import PgStore
-from storage.records_store import RecordsStore
+from storage.records.store import PgRecordsStore
 
 from . import announce, ops, sessions, ws
 from .auth import Authenticator
@@ -56,7 +57,7 @@ async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
 def _extra_routes() -> list[Any]:
     """Routes of later features (pages, records); each module is optional while it is built."""
     found: list[Any] = []
-    for module_name in ("handlers.pages", "handlers.records", "handlers.summary"):
+    for module_name in ("handlers.pages", "handlers.records.routes"):
         try:
             module = __import__(module_name, fromlist=["routes"])
         except ModuleNotFoundError as exc:
@@ -81,7 +82,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store = await PgStore.connect(dsn, settings.db_pool_min, settings.db_pool_max)
         broker, presence = await build_backends(settings)
         hub = Hub(settings, store, broker, presence)
-        hub.attach_records(RecordsStore(store.pool))
+        records: RecordsStore = PgRecordsStore(store.pool)
+        hub.attach_records(records)
+        app.state.records = records
         hub.tokens.verifier = app.state.auth.verify_renewal
         await hub.start()
         app.state.hub = hub

@@ -24,7 +24,8 @@ from .connection import Connection
 from .events import envelope, iso
 from .metrics import HubMetrics
 from .presence import Presence
-from .records_worker import ProjectionStore, RecordsWorker
+from .records.store import ProjectionStore
+from .records.worker import RecordsWorker
 from .room import Room
 from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEvent
 from .supervisor import Supervisor
@@ -70,7 +71,7 @@ class Hub:
         from .membership import Membership
 
         self.membership = Membership(self)
-        # Session records projected from the log (hub/records_worker.py); attached by the app.
+        # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
 
     def attach_records(self, store: ProjectionStore) -> None:
