@@ -24,7 +24,7 @@ from storage.embedded import EmbeddedPostgres
 from storage.pg_store import PgStore
 from storage.records.store import PgRecordsStore
 
-from . import announce, ops, sessions, ws
+from . import announce, ops, sessions, stream, ws
 from .auth import Authenticator
 from .errors import ApiError, error_response
 from .openapi import openapi_route
@@ -125,7 +125,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         log.exception("request failed", extra={"path": request.url.path})
         return error_response(503, "unavailable", "the hub could not complete the request; try again")
 
-    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes(), openapi_route]
+    routes = [
+        *ops.routes,
+        *sessions.routes,
+        *announce.routes,
+        *ws.routes,
+        *stream.routes,
+        *_extra_routes(),
+        openapi_route,
+    ]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(ExposeRawSend)],

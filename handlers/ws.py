@@ -21,7 +21,8 @@ from hub.service import Hub
 from hub.store import SessionRecord
 from hub.wire import WireMessage
 
-from .auth import AuthError, can_open, websocket_token
+from .admission import Refusal, admit, claim_slot, count_close, ensure_accepting, release_slot
+from .auth import websocket_token
 from .raw_send import RAW_SEND_KEY
 
 log = logging.getLogger("hub.ws")
@@ -79,25 +80,6 @@ async def _refuse(websocket: WebSocket, session_id: str, code: CloseCode, error:
         pass
 
 
-def _role_allowed(principal: Principal, requested: str) -> bool:
-    """A token's role caps what the connection may ask for; admins may take any role."""
-    if principal.role == "admin":
-        return True
-    if principal.role == "instructor":
-        return requested in ("instructor", "observer")
-    return requested == principal.role
-
-
-class Refusal(Exception):
-    """Why a connection is turned away: the close code, the error code, the message."""
-
-    def __init__(self, close: CloseCode, code: str, message: str):
-        super().__init__(message)
-        self.close = close
-        self.code = code
-        self.message = message
-
-
 def _text_param(params: Any, name: str, low: int, high: int) -> str | None:
     value = params.get(name)
     if value is None:
@@ -133,46 +115,10 @@ async def _admit(
     websocket: WebSocket, hub: Hub, token: str | None
 ) -> tuple[Principal, SessionRecord, int | None]:
     """Everything that decides whether this connection may join: Refusal if not."""
-    if not hub.accepting:
-        raise Refusal(CloseCode.SERVER_SHUTDOWN, "unavailable", "the hub is shutting down")
+    ensure_accepting(hub)
     session_id, role, since, name = _parse_query(websocket.query_params)
-    try:
-        principal = websocket.app.state.auth.from_request(websocket, token, role_hint=role)
-    except AuthError as exc:
-        close = CloseCode.UNAUTHORIZED if exc.status == 401 else CloseCode.FORBIDDEN
-        raise Refusal(close, exc.code, exc.message) from None
-    if not _role_allowed(principal, role):
-        message = f"the token's role '{principal.role}' may not connect as '{role}'"
-        raise Refusal(CloseCode.FORBIDDEN, "forbidden", message)
-    if name and token:
-        principal.name = name
-    principal.role = role  # the connection acts in the role it asked for
-    # Another account's session, or one outside the token's list, is simply not there.
-    session = None
-    if can_open(principal, session_id):
-        session = await hub.store.get_session(principal.account_id, session_id)
-    if session is None:
-        raise Refusal(CloseCode.NOT_FOUND, "not_found", f"session '{session_id}' not found")
+    principal, session = await admit(websocket, hub, token, session_id, role, name)
     return principal, session, since
-
-
-async def _claim_slot(hub: Hub, conn: Connection) -> None:
-    """Take one of the user's connection slots, counted on every process sharing the
-    presence (Redis), or Refusal. The last step of admission: nothing after it can refuse,
-    so a refused connection never holds a slot."""
-    principal, limit = conn.principal, hub.settings.max_connections_per_user
-    if not await hub.presence.claim_user_slot(principal.account_id, principal.user_id, conn.conn_id, limit):
-        message = f"too many connections for this user (at most {limit}, HUB_MAX_CONNECTIONS_PER_USER)"
-        raise Refusal(CloseCode.TOO_MANY_CONNECTIONS, "rate_limited", message)
-
-
-async def _release_slot(hub: Hub, conn: Connection) -> None:
-    principal = conn.principal
-    try:
-        await hub.presence.release_user_slot(principal.account_id, principal.user_id, conn.conn_id)
-    except Exception:
-        # The presence no longer refreshes it, so it expires within HUB_PRESENCE_TTL.
-        log.warning("connection slot not released; it expires", exc_info=True)
 
 
 async def live_updates(websocket: WebSocket) -> None:
@@ -188,10 +134,10 @@ async def live_updates(websocket: WebSocket) -> None:
             principal,
             session.session_id,
             settings.outbound_queue_size,
-            on_closed=lambda code: _count_close(hub, code),
+            on_closed=lambda code: count_close(hub, code),
             bucket=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
-        await _claim_slot(hub, conn)
+        await claim_slot(hub, conn)
     except Refusal as refusal:
         await _refuse(websocket, session_id, refusal.close, refusal.code, refusal.message)
         return
@@ -226,13 +172,7 @@ async def live_updates(websocket: WebSocket) -> None:
         try:
             await hub.membership.leave(conn, session)
         finally:  # also when leaving failed or this task was cancelled during it
-            await _release_slot(hub, conn)
-
-
-def _count_close(hub: Hub, code: CloseCode) -> None:
-    if code == CloseCode.SLOW_CONSUMER:
-        hub.metrics.slow_consumers.inc()
-        hub.metrics.closes.labels("slow_consumer").inc()
+            await release_slot(hub, conn)
 
 
 routes = [WebSocketRoute("/ws/live-updates", live_updates)]
