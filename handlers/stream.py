@@ -160,3 +160,31 @@ async def _client_left(receive: Receive) -> None:
 
 
 routes = [Route("/api/v2/session/{session_id}/stream", session_stream, methods=["GET"])]
+
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+openapi_paths: dict[str, Any] = {
+    "/api/v2/session/{session_id}/stream": {
+        "get": {
+            "summary": "The session as Server-Sent Events (read-only members); docs/protocol.md",
+            "parameters": [
+                {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                {"name": "role", "in": "query", "schema": {"type": "string", "enum": list(STREAM_ROLES)}},
+                {"name": "name", "in": "query", "schema": {"type": "string"}},
+                {"name": "token", "in": "query", "schema": {"type": "string"}},
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 0}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "`id: <seq>`, `event: <type>`, `data: <the event as JSON>` per event",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                "204": {"description": "the session has ended and nothing after the position remains"},
+                **{
+                    str(s): {"description": "refused", "content": _ERROR}
+                    for s in (400, 401, 403, 404, 409, 429, 503)
+                },
+            },
+        }
+    }
+}
