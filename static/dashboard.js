@@ -1,6 +1,7 @@
 // The monitoring dashboard: every live session with participant counts and event rates
-// (polled), and one session's event feed watched read-only as an observer.
-import { connect } from "./hub-client.js";
+// (polled), and one session's event feed watched read-only as an observer, over the
+// session's Server-Sent Events stream (hub-stream.js): a dashboard never sends.
+import { connectStream } from "./hub-stream.js";
 import { HrvChart } from "./hrv-chart.js";
 import { $, api, appendFeed, bindConnection, clock, feedItem, h, pageToken, query } from "./ui.js";
 
@@ -14,7 +15,7 @@ const state = {
   heads: new Map(),
   /** @type {string | null} */
   watching: null,
-  /** @type {import("./hub-client.js").HubClient | null} */
+  /** @type {import("./hub-stream.js").StreamClient | null} */
   client: null,
   /** @type {HrvChart | null} */
   chart: null,
@@ -137,7 +138,7 @@ function watch(sessionId, title, head) {
   state.chart = state.chart || new HrvChart($("hrv-chart"), $("hrv-legend"));
   state.chart.clear();
   // Observers are read-only; start 50 events back so the feed is not empty.
-  const client = connect(sessionId, "observer", "dashboard", pageToken(), { since: head ? Math.max(0, head - 50) : null });
+  const client = connectStream(sessionId, "observer", "dashboard", pageToken(), { since: head ? Math.max(0, head - 50) : null });
   state.client = client;
   /** @type {any} */ (window).hubClient = client;
   bindConnection(client, $("badge"), $("banner"), (change) => {
