@@ -9,7 +9,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,7 +27,6 @@ from . import announce, ops, sessions, stream, ws
 from .auth import Authenticator
 from .errors import ApiError, error_response
 from .openapi import openapi_route
-from .raw_send import ExposeRawSend
 
 log = logging.getLogger("hub")
 
@@ -136,7 +134,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(ExposeRawSend)],
         lifespan=lifespan,
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
     )
