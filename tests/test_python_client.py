@@ -104,6 +104,17 @@ async def test_sends_are_acked_with_their_seq_and_every_event_arrives_once_in_or
     await asyncio.wait_for(reader.task, 5)  # the app's loop ends when the client is closed
 
 
+async def test_closing_a_client_whose_app_stopped_reading_does_not_hang(hub: HubProcess):
+    session_id = await create_session(hub)
+    async with HubClient(hub.base_url, session_id=session_id, role="instructor") as writer:
+        idle = HubClient(hub.base_url, session_id=session_id, role="observer", since=0, buffer_size=1)
+        await idle.connect()
+        await asyncio.gather(*(writer.send("announcement", {"message": f"m{i}"}) for i in range(20)))
+        await asyncio.sleep(0.3)  # the buffer is full and the client waits for room
+        await asyncio.wait_for(idle.close(), 3)  # the closing handshake, not a 5 s timeout
+        assert [e.seq async for e in idle.events()] == [1], "what was buffered, then the end"
+
+
 async def test_the_hub_killed_mid_stream_and_restarted_loses_and_repeats_nothing(hub: HubProcess):
     session_id = await create_session(hub)
     states: list[StateChange] = []

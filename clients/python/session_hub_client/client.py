@@ -189,9 +189,11 @@ class HubClient:
             yield event
 
     async def close(self) -> None:
-        """Close for good; waiting sends raise HubClosed."""
+        """Close for good; waiting sends raise HubClosed. `events()` yields what is
+        already buffered, then ends."""
         self._closing = True
         self._wake.set()
+        self._buffer.end()  # the reader may be waiting for room the app will never make
         ws = self._ws
         if ws is not None:
             try:
@@ -199,7 +201,10 @@ class HubClient:
             except (TimeoutError, ConnectionClosed, OSError):
                 ws.transport.abort()
         if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:  # stuck in a handshake or a write to a dead peer
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         self._finish(1000, "closed_by_app", by_app=True)
@@ -257,6 +262,9 @@ class HubClient:
             return (1006 if status in _RETRYABLE_HTTP else 1008), f"http_{status}", 0.0
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             return 1006, f"connect_failed: {type(exc).__name__}", 0.0
+        if self._closing:  # closed by the app during the handshake
+            await ws.close(1000, "bye")
+            return 1000, "closed_by_app", 0.0
         started = time.monotonic()
         self._ws, self._replacing, self._welcomed = ws, None, False
         try:
@@ -336,6 +344,8 @@ class HubClient:
 
     async def _on_event(self, ws: ClientConnection, message: dict[str, Any]) -> bool:
         """Hand a durable event to the app once; False when a gap makes us reconnect."""
+        if self._closing:
+            return True  # read on, unbuffered, so that the closing handshake gets through
         seq: int = message["seq"]
         last = self._last_seq
         if last is not None and seq <= last:
