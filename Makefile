@@ -54,6 +54,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd clients/python && ../../$(BIN)/mypy  # the Python client, strict (its own pyproject.toml)
 
 browser-deps:
 	@sh .ci/browser-deps
