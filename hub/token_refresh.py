@@ -56,7 +56,7 @@ class TokenLifetime:
     def sweep(self, conn: Connection, now: float) -> None:
         """Once a second per connection: warn shortly before expiry, close at expiry."""
         expires_at = conn.principal.expires_at
-        if not expires_at:
+        if not expires_at or conn.closed:
             return
         if now >= expires_at:
             if self._on_expired is not None:
