@@ -202,7 +202,8 @@ export class StreamClient extends Emitter {
 
   /** @param {HubMessage} msg */
   onEvent(msg) {
-    const verdict = this.tracker.accept(/** @type {number} */ (msg.seq));
+    // prev_seq: the previous event of this member's view (docs/protocol.md), when the hub says.
+    const verdict = this.tracker.accept(/** @type {number} */ (msg.seq), /** @type {any} */ (msg).prev_seq);
     if (verdict === "duplicate") {
       this.stats.duplicatesDropped += 1;
     } else if (verdict === "gap") {

@@ -21,6 +21,7 @@ from session_hub_client import (
     StateChange,
     backoff_delay,
 )
+from session_hub_client.ordering import verdict
 
 from tests.support import HubProcess, create_session
 from tests.tcp_proxy import TcpProxy
@@ -227,3 +228,12 @@ def test_backoff_is_exponential_with_full_jitter():
     assert backoff_delay(3, 0.5, 30, rand=lambda: 0.5) == pytest.approx(2.0)
     assert backoff_delay(40, 0.5, 30, rand=lambda: 0.999) < 30
     assert backoff_delay(5, 0.5, 30, rand=lambda: 0.0) == 0.0
+
+
+def test_the_order_rule_follows_each_members_view():
+    assert verdict(None, {"seq": 17}) == "deliver"
+    assert verdict(4, {"seq": 4}) == "duplicate"
+    assert verdict(4, {"seq": 5}) == "deliver"
+    assert verdict(4, {"seq": 6}) == "gap", "without prev_seq every event is in the view"
+    assert verdict(4, {"seq": 9, "prev_seq": 4}) == "deliver", "5-8 were not meant for this member"
+    assert verdict(4, {"seq": 9, "prev_seq": 7}) == "gap", "7 was meant for it and never came"

@@ -2,7 +2,8 @@
 
 - Every durable event reaches `events()` exactly once, in seq order: the client remembers
   the last seq it buffered and reconnects with `since=<that seq>`; the hub replays what
-  was missed; repeats are dropped; a gap makes it reconnect at once to have it replayed.
+  was missed; repeats are dropped; a gap (an event whose `prev_seq`, the previous event
+  of this member's view, is past the last one held) makes it reconnect at once.
 - `send()` resolves with the event's seq once the hub has stored it. Until then the
   event is sent again, with the same id, after every reconnect: the hub stores an id once.
 - Reconnects use exponential backoff with full jitter and stop on the do-not-reconnect
@@ -35,6 +36,7 @@ from .buffer import EventBuffer
 from .close_codes import CLIENT_RECONNECT, SESSION_ENDED, close_name, should_reconnect
 from .errors import HubClosed, HubError
 from .models import ConnectionState, Event, ResumeUnavailable, StateChange
+from .ordering import verdict
 
 log = logging.getLogger("session_hub_client")
 
@@ -347,11 +349,11 @@ class HubClient:
         if self._closing:
             return True  # read on, unbuffered, so that the closing handshake gets through
         seq: int = message["seq"]
-        last = self._last_seq
-        if last is not None and seq <= last:
+        decided = verdict(self._last_seq, message)
+        if decided == "duplicate":
             self.stats.duplicates_dropped += 1
             return True
-        if last is not None and seq > last + 1:
+        if decided == "gap":
             # Something was skipped: reconnect with since=last; the hub replays it.
             self.stats.gaps += 1
             self._replacing = "gap"

@@ -29,12 +29,16 @@ class Event:
     ts: str
     actor: Actor | None
     data: dict[str, Any] = field(default_factory=dict)
+    # The seq of the previous event this member received (its audience's view); None when
+    # the hub does not say (then every event is in the view).
+    prev_seq: int | None = None
 
     @classmethod
     def from_message(cls, message: Mapping[str, Any]) -> Event:
         actor = message.get("actor")
         seq = message.get("seq")
         data = message.get("data")
+        prev_seq = message.get("prev_seq")
         return cls(
             type=str(message.get("type", "")),
             session_id=str(message.get("session_id", "")),
@@ -44,6 +48,7 @@ class Event:
             if isinstance(actor, dict)
             else None,
             data=data if isinstance(data, dict) else {},
+            prev_seq=prev_seq if isinstance(prev_seq, int) and not isinstance(prev_seq, bool) else None,
         )
 
 
