@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from session_hub_client import (
@@ -23,12 +23,20 @@ from session_hub_client import (
 )
 from session_hub_client.ordering import verdict
 
+from tests.auth_support import token_hub
 from tests.support import HubProcess, create_session
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(90)
 
 FAST = {"backoff_base": 0.1, "backoff_cap": 1.0}
+
+
+@pytest.fixture(scope="module")
+def shared(pg_base: str) -> Iterator[HubProcess]:
+    """One dev-mode hub for the tests that leave it running (each on its own session)."""
+    with token_hub(pg_base, HUB_DEV="1") as (process, _dsn):
+        yield process
 
 
 class Reader:
@@ -77,7 +85,8 @@ async def stored_messages(hub: HubProcess, session_id: str) -> list[str]:
     return [m["data"]["message"] for m in content["replay"]["messages"] if m["type"] == "announcement"]
 
 
-async def test_sends_are_acked_with_their_seq_and_every_event_arrives_once_in_order(hub: HubProcess):
+async def test_sends_are_acked_with_their_seq_and_every_event_arrives_once_in_order(shared: HubProcess):
+    hub = shared
     session_id = await create_session(hub)
     states: list[StateChange] = []
     writer = HubClient(hub.base_url, session_id=session_id, role="instructor", name="Sarah")
@@ -105,7 +114,8 @@ async def test_sends_are_acked_with_their_seq_and_every_event_arrives_once_in_or
     await asyncio.wait_for(reader.task, 5)  # the app's loop ends when the client is closed
 
 
-async def test_closing_a_client_whose_app_stopped_reading_does_not_hang(hub: HubProcess):
+async def test_closing_a_client_whose_app_stopped_reading_does_not_hang(shared: HubProcess):
+    hub = shared
     session_id = await create_session(hub)
     async with HubClient(hub.base_url, session_id=session_id, role="instructor") as writer:
         idle = HubClient(hub.base_url, session_id=session_id, role="observer", since=0, buffer_size=1)
@@ -141,7 +151,8 @@ async def test_the_hub_killed_mid_stream_and_restarted_loses_and_repeats_nothing
     assert observer.stats.reconnects >= 1 and writer.stats.reconnects >= 1
 
 
-async def test_a_cut_socket_resumes_from_the_last_event(hub: HubProcess):
+async def test_a_cut_socket_resumes_from_the_last_event(shared: HubProcess):
+    hub = shared
     session_id = await create_session(hub)
     proxy = await TcpProxy(hub.port).start()
     sent: dict[int, int] = {}
@@ -168,7 +179,8 @@ async def test_a_cut_socket_resumes_from_the_last_event(hub: HubProcess):
     assert sorted(await stored_messages(hub, session_id)) == sorted(f"m{i}" for i in range(60))
 
 
-async def test_a_do_not_reconnect_close_ends_the_client_with_the_reason(hub: HubProcess):
+async def test_a_do_not_reconnect_close_ends_the_client_with_the_reason(shared: HubProcess):
+    hub = shared
     client = HubClient(hub.base_url, session_id="no-such-session", role="observer", **FAST)
     with pytest.raises(HubClosed) as closed:
         await asyncio.wait_for(client.connect(), 10)
@@ -182,7 +194,8 @@ async def test_a_do_not_reconnect_close_ends_the_client_with_the_reason(hub: Hub
     await client.close()
 
 
-async def test_the_app_is_told_when_its_position_cannot_be_replayed(hub: HubProcess):
+async def test_the_app_is_told_when_its_position_cannot_be_replayed(shared: HubProcess):
+    hub = shared
     session_id = await create_session(hub)
     told: list[ResumeUnavailable] = []
     async with HubClient(
@@ -192,7 +205,8 @@ async def test_the_app_is_told_when_its_position_cannot_be_replayed(hub: HubProc
         assert client.last_seq == 1, "the stream goes on after the hub's head"
 
 
-async def test_the_http_side_runs_a_session(hub: HubProcess):
+async def test_the_http_side_runs_a_session(shared: HubProcess):
+    hub = shared
     async with HubAPI(hub.base_url) as api:
         created = await api.create_session("Evening Calm", "Sarah Chen", session_id="api-1")
         assert created["session_id"] == "api-1" and created["status"] == "scheduled"
@@ -204,7 +218,7 @@ async def test_the_http_side_runs_a_session(hub: HubProcess):
         for step in steps:
             await step("api-1")
         live = await api.live_sessions()
-        assert [s["session_id"] for s in live["sessions"]] == ["api-1"]
+        assert "api-1" in [s["session_id"] for s in live["sessions"]]
         announced = await api.announce("Break in five", session_id="api-1")
         assert announced["sessions_notified"] == ["api-1"]
         ended = await api.end_session("api-1", message="Thank you")
