@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from hub.audience import AUDIENCE_KEY, AudienceError, validate_overrides
 from hub.events import iso
 from hub.store import SessionRecord
 
@@ -24,6 +25,7 @@ _CORE = {
     "instructor_name",
     "max_participants",
     "scheduled_start",
+    AUDIENCE_KEY,
 }
 
 
@@ -105,6 +107,13 @@ def validate_create(body: dict[str, Any], default_max: int) -> dict[str, Any]:
             errors.add("breathing_techniques", "must hold 1 to 10 techniques")
     # The seeds' record fields (intention, indicators, rating, hierarchy, state, follow-ups).
     validate_record_fields(body, errors)
+    audience: dict[str, str] = {}
+    if body.get(AUDIENCE_KEY) is not None:
+        try:
+            audience = validate_overrides(body[AUDIENCE_KEY])
+        except AudienceError as exc:
+            for problem in exc.errors:
+                errors.add(problem["field"], problem["message"])
     errors.raise_if_any()
     attributes = {k: v for k, v in body.items() if k not in _CORE}
     return {
@@ -115,6 +124,7 @@ def validate_create(body: dict[str, Any], default_max: int) -> dict[str, Any]:
         "max_participants": max_participants,
         "scheduled_start": scheduled_start,
         "attributes": attributes,
+        "audience": audience,
     }
 
 

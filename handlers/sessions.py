@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.audience import in_view
 from hub.committer import CommitFailed, CommitOverloaded
 from hub.connection import Principal
 from hub.events import iso
@@ -57,7 +58,13 @@ async def load_session(request: Request, principal: Principal) -> SessionRecord:
 
 
 async def participant_count(hub: Hub, record: SessionRecord) -> int:
-    return len(participant_list(await hub.presence.members(str(record.pk))))
+    return (await hub.presence.roster(str(record.pk), 0)).participant_count
+
+
+async def latest_group_hrv(hub: Hub, record: SessionRecord) -> dict[str, Any] | None:
+    """The group's HRV figures of the session's latest `hrv_summary`, if any."""
+    latest = await hub.store.read_typed(record.pk, ("hrv_summary",), 0, 1, newest_first=True)
+    return {**latest[0].data, "seq": latest[0].seq, "ts": iso(latest[0].ts)} if latest else None
 
 
 async def read_all(
@@ -131,6 +138,7 @@ async def live_sessions(request: Request) -> Response:
             "started_at": iso(record.started_at) if record.started_at else None,
             "current_technique": record.current_technique,
             "head_seq": record.head_seq,
+            "group_hrv": await latest_group_hrv(hub, record),
         }
         if include_metrics:
             metrics = compute_metrics(await read_all(hub, record))
@@ -174,7 +182,8 @@ async def session_content(request: Request) -> Response:
         if include_metrics:
             body["metrics"] = compute_metrics(events)
         if include_replay:
-            messages = [_message(record, e) for e in events]
+            # A participant reads the log as its view holds it (hub/audience.py).
+            messages = [_message(record, e) for e in await in_view(hub.store, record, principal.role, events)]
             body["replay"] = {"message_count": len(messages), "messages": messages}
     return json_response(body)
 
@@ -196,7 +205,7 @@ async def session_events(request: Request) -> Response:
     record = await load_session(request, principal)
     since = query_int(request, "since", 0, 0, 2**62) or 0
     limit = query_int(request, "limit", 1000, 1, 10_000) or 1000
-    events = await read_all(hub, record, since, limit)
+    events = await in_view(hub.store, record, principal.role, await read_all(hub, record, since, limit))
     return json_response(
         {
             "session_id": record.session_id,

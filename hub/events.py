@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from .audience import AUDIENCE_KEY, reserved_data_problem
+
 LIFECYCLE_TYPES = frozenset(
     {"session_started", "session_paused", "session_resumed", "session_ending", "session_ended"}
 )
@@ -24,6 +26,7 @@ DURABLE_TYPES = frozenset(
     | {
         "technique_changed",
         "hrv_update",
+        "hrv_summary",
         "hrv_milestone",
         "achievement_unlocked",
         "prompt",
@@ -107,6 +110,15 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
         Field("improvement", "num", False, -100, 200),
         Field("coherence", "num", False, 0, 1),
     ),
+    # Written by the hub only (hub/group_hrv.py): the group's figures for one interval.
+    "hrv_summary": (
+        Field("participants_reporting", "int", True, 0, 100_000),
+        Field("average_hrv", "num", False, 0, 1000),
+        Field("average_hrv_improvement", "num", False),
+        Field("min_hrv", "num", False, 0, 1000),
+        Field("max_hrv", "num", False, 0, 1000),
+        Field("interval", "int", False, 0),
+    ),
     "hrv_milestone": (
         Field("improvement", "num", True, -100, 200),
         _str("participant_id", high=200),
@@ -183,6 +195,9 @@ def validate_data(event_type: str, data: Any) -> dict[str, Any]:
         raise EventError("invalid", "data must be a JSON object", {"field": "data"})
     if event_type == "session_update" and not data:
         raise EventError("invalid", "session_update needs a non-empty data object", {"field": "data"})
+    reserved = reserved_data_problem(event_type, data)
+    if reserved is not None:
+        raise EventError("invalid", reserved, {"field": AUDIENCE_KEY})
     for spec in SCHEMAS.get(event_type, ()):
         if spec.name not in data or data[spec.name] is None:
             if spec.required:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .audience import ViewCursor, cursor_at, frame_in_view, view_of
 from .close_codes import CloseCode
 from .committer import CommitFailed, CommitOverloaded, PendingAppend
 from .connection import Connection
@@ -28,7 +29,8 @@ from .events import (
     parse_client_frame,
 )
 from .events import now_iso as iso_now
-from .presence import participant_list
+from .presence import Roster
+from .presence_count import LIST_CAP
 from .room import Room
 from .safe_json import json_problem
 from .store import AppendRequest, AppendResult, SessionRecord
@@ -48,13 +50,12 @@ def member_key(conn: Connection) -> str:
     return conn.principal.user_id
 
 
-def presence_event_data(participant_id: Any, name: Any, members: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def presence_event_data(participant_id: Any, name: Any, count: int) -> dict[str, Any]:
     """Data of `participant_joined` / `participant_left`: who, and the count after it.
 
     The count goes by both names: `participant_count` (the contract's welcome) and
     `count` (seed 003's event table).
     """
-    count = len(participant_list(members))
     return {"participant_id": participant_id, "name": name, "participant_count": count, "count": count}
 
 
@@ -84,10 +85,20 @@ class Membership:
         key = member_key(conn)
         is_participant = conn.role == "participant"
         ended = session.status in TERMINAL_STATUSES
-        members = await hub.presence.members(room_key)
-        if is_participant and not ended and key not in members:
-            present = len(participant_list(members))
-            if present >= session.max_participants:
+        info = {
+            "participant_id": conn.principal.user_id,
+            "name": conn.principal.name,
+            "role": conn.role,
+            "joined_at": iso_now(),
+        }
+        admission = None
+        if not ended:
+            # The cap is checked and the member registered in one atomic step on the
+            # presence, so racing joins on several processes never pass it together.
+            # A reconnect within the grace finds its old entry still present: no new join.
+            limit = session.max_participants if is_participant else None
+            admission = await hub.presence.join(room_key, key, conn.conn_id, info, limit)
+            if not admission.admitted:
                 self._refuse(conn, "conflict", "the session is full", CloseCode.SESSION_FULL)
                 return False
 
@@ -97,22 +108,12 @@ class Membership:
         room.add(conn)
         hub.metrics.connections.inc()
 
-        first = False
-        if not ended:
-            info = {
-                "participant_id": conn.principal.user_id,
-                "name": conn.principal.name,
-                "role": conn.role,
-                "joined_at": iso_now(),
-            }
-            # A reconnect within the grace finds its old entry still present: no new join.
-            first = await hub.presence.add(room_key, key, conn.conn_id, info)
-            members = await hub.presence.members(room_key)
-
+        roster = await hub.presence.roster(room_key, LIST_CAP)
         fresh = await hub.store.get_session_by_pk(session.pk) or session
-        head = max(fresh.head_seq, room.head)
+        room_head, room_cursor = room.position()  # together: the replay starts from them
+        head = max(fresh.head_seq, room_head)
         resume = self._resume_info(since, head, fresh.retained_from)
-        conn.offer(self._welcome(conn, fresh, members, head, resume))
+        conn.offer(self._welcome(conn, fresh, roster, head, resume))
         if since is not None and not resume["recovered"]:
             conn.offer(
                 error_message(
@@ -124,15 +125,21 @@ class Membership:
             )
         start_after = since if since is not None and resume["recovered"] else head
         if since is None:
-            start_after = room.head
-        await self._replay(conn, session, start_after, head)
+            start_after = room_head
+        if start_after < head:
+            cursor = room_cursor
+            if start_after != room_head:
+                cursor = await cursor_at(hub.store, fresh, start_after)
+            await self._replay(conn, fresh, start_after, head, cursor)
         conn.last_seq = max(conn.last_seq, start_after)
         conn.finish_replay()
 
         if ended:
             conn.close_soon(CloseCode.SESSION_ENDED)
-        elif first and is_participant:
-            data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
+        elif admission is not None and admission.first and is_participant:
+            data = presence_event_data(
+                conn.principal.user_id, conn.principal.name, admission.participant_count
+            )
             self._background(hub.append(fresh, "participant_joined", data, conn.principal.actor))
         return True
 
@@ -157,20 +164,22 @@ class Membership:
         self,
         conn: Connection,
         session: SessionRecord,
-        members: dict[str, dict[str, Any]],
+        roster: Roster,
         head: int,
         resume: dict[str, Any],
     ) -> str:
-        participants = participant_list(members)
         data = {
             "role": conn.role,
-            "participant_count": len(participants),
+            "participant_count": roster.participant_count,
+            # Bounded however large the class: the first LIST_CAP to join (the count is
+            # exact), so a 1000-person welcome stays a few KiB.
             "participants": [
-                {"participant_id": p["participant_id"], "name": p["name"]} for p in participants
+                {"participant_id": p["participant_id"], "name": p["name"]} for p in roster.participants
             ],
             "instructors": [
                 {"participant_id": p["participant_id"], "name": p["name"]}
-                for p in participant_list(members, "instructor")
+                for p in roster.staff
+                if p.get("role") == "instructor"
             ],
             "status": session.status,
             "current_technique": session.current_technique,
@@ -186,12 +195,18 @@ class Membership:
         }
         return envelope("welcome", session.session_id, data, actor=conn.principal.actor).decode()
 
-    async def _replay(self, conn: Connection, session: SessionRecord, after: int, upto: int) -> None:
+    async def _replay(
+        self, conn: Connection, session: SessionRecord, after: int, upto: int, cursor: ViewCursor
+    ) -> None:
+        """The log after `after` as the member's view holds it (`cursor` stands at `after`)."""
         page = self.settings.replay_page
+        view = view_of(conn.role)
         while after < upto and not conn.closed:
             rows = await self.hub._fetch_payloads(session, after, upto)
             for seq, payload in rows:
-                await conn.put(payload)
+                framed = frame_in_view(cursor, view, seq, payload)
+                if framed is not None:
+                    await conn.put(framed)
                 conn.last_seq = seq
             if len(rows) < page:
                 break
@@ -228,8 +243,8 @@ class Membership:
         gone = await hub.presence.remove(room_key, key, conn.conn_id)
         if not gone or conn.role != "participant":
             return
-        members = await hub.presence.members(room_key)
-        data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
+        count = (await hub.presence.roster(room_key, 0)).participant_count
+        data = presence_event_data(conn.principal.user_id, conn.principal.name, count)
         result = await hub.append(session, "participant_left", data, conn.principal.actor)
         if result.error not in (None, "conflict"):
             log.warning("participant_left not stored", extra={"error": result.error})
@@ -369,8 +384,8 @@ class Membership:
         session = await self.hub.store.get_session_by_pk(session_pk)
         if session is None or session.status in TERMINAL_STATUSES:
             return
-        members = await self.hub.presence.members(str(session_pk))
-        data = presence_event_data(info.get("participant_id"), info.get("name"), members)
+        count = (await self.hub.presence.roster(str(session_pk), 0)).participant_count
+        data = presence_event_data(info.get("participant_id"), info.get("name"), count)
         data["reason"] = "connection_lost"
         actor = {
             "user_id": info.get("participant_id"),

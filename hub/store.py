@@ -46,6 +46,7 @@ class SessionRecord:
     created_at: datetime
     updated_at: datetime
     attributes: dict[str, Any] = field(default_factory=dict)
+    audience: dict[str, str] = field(default_factory=dict)  # overrides set at creation
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,22 @@ class EventLog(Protocol):
 
     async def trim_log(self, session_pk: int, before_seq: int) -> int:
         """Drop events below `before_seq` (retention); resume before it is then refused."""
+        ...
+
+    async def read_typed(
+        self, session_pk: int, types: Sequence[str], after_seq: int, limit: int, newest_first: bool = False
+    ) -> list[StoredEvent]:
+        """Events of the given types with seq > after_seq, ascending (or the newest first)."""
+        ...
+
+    async def latest_seq_of(
+        self, session_pk: int, types: Sequence[str], after_seq: int, upto_seq: int
+    ) -> int:
+        """The highest seq in (after_seq, upto_seq] of one of `types`; 0 when there is none."""
+        ...
+
+    async def latest_audience_change(self, session_pk: int, upto_seq: int) -> StoredEvent | None:
+        """The last `session_update` at or below `upto_seq` whose data sets `audience`."""
         ...
 
 

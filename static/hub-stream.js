@@ -22,6 +22,7 @@ export const STREAM_TYPES = [
   "welcome",
   "error",
   "token_expiring",
+  "presence",
   "close",
   "session_started",
   "session_paused",
@@ -177,6 +178,8 @@ export class StreamClient extends Emitter {
     else if (msg.type === "error") {
       const d = msg.data || {};
       this.emit("error", new HubError(d.code || "error", d.message || "", d.details ?? null, d.id ?? null));
+    } else if (msg.type === "presence") {
+      this.emit("presence", msg); // participants: the coalesced count (docs/protocol.md)
     } else if (msg.type === "token_expiring") {
       // A stream cannot renew in-band: open the next one with a fresh token before expiry.
       if (this.getToken) this.reconnectNow("token_expiring");

@@ -43,6 +43,7 @@ _SESSION_FIELDS = (
     "scheduled_start",
     "attributes",
     "created_by",
+    "audience",
 )
 
 
@@ -109,7 +110,7 @@ class PgStore:
     async def create_session(
         self, account_id: str, fields: dict[str, Any], _registering: bool = False
     ) -> SessionRecord:
-        defaults = {"session_type": "live", "max_participants": 100, "attributes": {}}
+        defaults = {"session_type": "live", "max_participants": 100, "attributes": {}, "audience": {}}
         values = [
             fields.get(name) if fields.get(name) is not None else defaults.get(name)
             for name in _SESSION_FIELDS
@@ -225,6 +226,48 @@ class PgStore:
             StoredEvent(session_pk, row["seq"], row["type"], row["ts"], row["actor"], row["data"])
             for row in rows
         ]
+
+    async def read_typed(
+        self, session_pk: int, types: Sequence[str], after_seq: int, limit: int, newest_first: bool = False
+    ) -> list[StoredEvent]:
+        order = "DESC" if newest_first else "ASC"
+        rows = await self.pool.fetch(
+            "SELECT seq, type, ts, actor, data FROM hub_events"
+            f" WHERE session_pk = $1 AND seq > $2 AND type = ANY($3) ORDER BY seq {order} LIMIT $4",
+            session_pk,
+            after_seq,
+            list(types),
+            limit,
+        )
+        return [
+            StoredEvent(session_pk, row["seq"], row["type"], row["ts"], row["actor"], row["data"])
+            for row in rows
+        ]
+
+    async def latest_seq_of(
+        self, session_pk: int, types: Sequence[str], after_seq: int, upto_seq: int
+    ) -> int:
+        seq = await self.pool.fetchval(
+            "SELECT seq FROM hub_events WHERE session_pk = $1 AND seq > $2 AND seq <= $3"
+            " AND type = ANY($4) ORDER BY seq DESC LIMIT 1",
+            session_pk,
+            after_seq,
+            upto_seq,
+            list(types),
+        )
+        return int(seq or 0)
+
+    async def latest_audience_change(self, session_pk: int, upto_seq: int) -> StoredEvent | None:
+        # The predicate is spelled as in the partial index (migration 040) so it is used.
+        row = await self.pool.fetchrow(
+            "SELECT seq, type, ts, actor, data FROM hub_events WHERE session_pk = $1 AND seq <= $2"
+            " AND type = 'session_update' AND data ? 'audience' ORDER BY seq DESC LIMIT 1",
+            session_pk,
+            upto_seq,
+        )
+        if row is None:
+            return None
+        return StoredEvent(session_pk, row["seq"], row["type"], row["ts"], row["actor"], row["data"])
 
     async def count_events(self, session_pk: int) -> int:
         count = await self.pool.fetchval("SELECT count(*) FROM hub_events WHERE session_pk = $1", session_pk)
