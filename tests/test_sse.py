@@ -1,6 +1,7 @@
 """GET /api/v2/session/{id}/stream with a real HTTP client (httpx) against real hubs: the
 SSE framing, replay and `Last-Event-ID`, heartbeats, the drain on SIGTERM and the resume
-after a restart, auth and roles, and the slow-consumer close.
+after a restart, auth and roles, audiences (each stream gets its member's view), and the
+slow-consumer close.
 """
 
 from __future__ import annotations
@@ -210,3 +211,21 @@ async def test_a_stalled_stream_is_closed_as_slow_consumer_and_the_room_goes_on(
         await instructor.close()
     metrics = (await api(hub, "GET", "/metrics")).text
     assert "hub_slow_consumer_closes_total 1.0" in metrics
+
+
+async def test_a_stream_gets_its_members_view_of_the_log(hub: HubProcess):
+    session_id = await create_session(hub)
+    instructor = await LiveClient.connect(hub.ws_url(session_id, "instructor"))
+    async with (
+        stream(hub.base_url, session_id, role="participant", name="Ana", since=0) as listener,
+        stream(hub.base_url, session_id, since=0) as staff,
+    ):
+        await listener.next_of("welcome")
+        await staff.next_of("welcome")
+        note = (await instructor.request("note", {"content": "for staff only"}))["data"]["seq"]
+        shared = (await instructor.request("announcement", {"message": "for everyone"}))["data"]["seq"]
+        heard = await listener.next_of("announcement")
+        assert heard["data"]["prev_seq"] < note < shared == heard["data"]["seq"]
+        await staff.next_of("announcement")
+        assert note in staff.seqs() and note not in listener.seqs(), "the audience rules of the socket"
+    await instructor.close()
