@@ -244,6 +244,20 @@ def test_backoff_is_exponential_with_full_jitter():
     assert backoff_delay(5, 0.5, 30, rand=lambda: 0.0) == 0.0
 
 
+async def test_a_participant_gets_its_view_without_taking_skipped_seqs_for_gaps(shared: HubProcess):
+    session_id = await create_session(shared)
+    async with (
+        HubClient(shared.base_url, session_id=session_id, role="instructor") as writer,
+        HubClient(shared.base_url, session_id=session_id, role="participant", name="Ana") as ana,
+    ):
+        reader = Reader(ana)
+        note = await writer.send("note", {"content": "for staff only"})
+        shared_seq = await writer.send("announcement", {"message": "for everyone"})
+        await reader.wait_for(shared_seq)
+        assert note not in reader.seqs() and reader.events[-1].prev_seq is not None
+        assert ana.stats.gaps == 0 and ana.stats.connects == 1
+
+
 def test_the_order_rule_follows_each_members_view():
     assert verdict(None, {"seq": 17}) == "deliver"
     assert verdict(4, {"seq": 4}) == "duplicate"
