@@ -9,10 +9,11 @@ async with HubClient("http://127.0.0.1:8000", session_id="morning-001", role="pa
 
 from .api import HubAPI
 from .backoff import backoff_delay
-from .client import ClientStats, HubClient, TokenProvider
+from .client import HubClient
 from .close_codes import CLOSE_NAMES, close_name, should_reconnect
 from .errors import HubAPIError, HubClosed, HubError
-from .models import Actor, ConnectionState, Event, ResumeUnavailable, StateChange
+from .models import Actor, ClientStats, ConnectionState, Event, ResumeUnavailable, StateChange
+from .tokens import TokenProvider
 
 __all__ = [
     "CLOSE_NAMES",

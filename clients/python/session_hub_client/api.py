@@ -6,15 +6,14 @@ and the hub's error envelope (`code`, `message`, `details`).
 
 from __future__ import annotations
 
-import inspect
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from .client import TokenProvider
 from .errors import HubAPIError
+from .tokens import TokenProvider, TokenSource
 
 JSON = dict[str, Any]
 
@@ -32,8 +31,7 @@ class HubAPI:
         client: httpx.AsyncClient | None = None,
     ):
         self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.token_provider = token_provider
+        self.tokens = TokenSource(token, token_provider)
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(timeout=timeout)
 
@@ -118,7 +116,7 @@ class HubAPI:
         self, method: str, path: str, json: Any = None, params: dict[str, str] | None = None
     ) -> JSON:
         headers = {}
-        token = await self._token()
+        token = await self.tokens.current()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         response = await self._client.request(
@@ -139,14 +137,6 @@ class HubAPI:
                 error.get("details"),
             )
         return body if isinstance(body, dict) else {"body": body}
-
-    async def _token(self) -> str | None:
-        if self.token_provider is None:
-            return self.token
-        token = self.token_provider()
-        if inspect.isawaitable(token):
-            token = await token
-        return str(token)
 
 
 def _session(session_id: str) -> str:

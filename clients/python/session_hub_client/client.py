@@ -16,56 +16,35 @@ Wire protocol: docs/protocol.md of the hub.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
+from .background import Background
 from .backoff import backoff_delay
 from .buffer import EventBuffer
 from .close_codes import CLIENT_RECONNECT, SESSION_ENDED, close_name, should_reconnect
 from .errors import HubClosed, HubError
-from .models import ConnectionState, Event, ResumeUnavailable, StateChange
+from .models import ClientStats, ConnectionState, Event, ResumeUnavailable, StateChange
 from .ordering import verdict
+from .outbox import Outbox, Pending
+from .tokens import TokenProvider, TokenSource
+from .urls import socket_url
 
 log = logging.getLogger("session_hub_client")
 
-TokenProvider = Callable[[], "str | Awaitable[str]"]
-Callback = Callable[[Any], Any]
+__all__ = ["HubClient"]
 
 _LASTED = 10.0  # seconds: a connection that lasted this long starts the backoff over
 _RETRYABLE_HTTP = {408, 429, 500, 502, 503, 504}
-
-
-@dataclass
-class _Pending:
-    id: str
-    type: str
-    data: dict[str, Any]
-    future: asyncio.Future[int]
-    sends: int = 0
-    retries: int = 0
-
-
-@dataclass
-class ClientStats:
-    connects: int = 0
-    reconnects: int = 0
-    duplicates_dropped: int = 0
-    gaps: int = 0
-    resends: int = 0
-    refreshes: int = 0
-    close_codes: list[int] = field(default_factory=list)
 
 
 class HubClient:
@@ -101,8 +80,7 @@ class HubClient:
         self.session_id = session_id
         self.role = role
         self.name = name
-        self.token = token
-        self.token_provider = token_provider
+        self.tokens = TokenSource(token, token_provider)
         self.user_id = user_id  # dev-mode hubs only: a stable user id across reconnects
         self.on_state = on_state
         self.on_error = on_error
@@ -116,7 +94,7 @@ class HubClient:
         self.stats = ClientStats()
         self._last_seq = since
         self._buffer = EventBuffer(buffer_size)
-        self._pending: dict[str, _Pending] = {}
+        self._outbox = Outbox()
         self._ws: ClientConnection | None = None
         self._welcomed = False
         self._replacing: str | None = None  # why this client is closing its own socket
@@ -131,7 +109,7 @@ class HubClient:
         self._ready: asyncio.Future[None] | None = None
         self._heartbeat_task: asyncio.Task[Any] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = Background()
 
     # the app's side
 
@@ -168,17 +146,13 @@ class HubClient:
         if self._final is not None:
             raise self._final
         client_id = id or uuid.uuid4().hex
-        pending = self._pending.get(client_id)
-        if pending is None:
-            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            pending = _Pending(client_id, type, dict(data or {}), future)
-            self._pending[client_id] = pending
-            if self._ws is not None and self._welcomed:
-                await self._transmit(self._ws, pending)
+        pending, new = self._outbox.add(client_id, type, dict(data or {}))
+        if new and self._ws is not None and self._welcomed:
+            await self._transmit(self._ws, pending)
         try:
             return await asyncio.shield(pending.future)
         except asyncio.CancelledError:
-            self._pending.pop(client_id, None)
+            self._outbox.forget(client_id)
             raise
 
     async def events(self) -> AsyncIterator[Event]:
@@ -207,8 +181,7 @@ class HubClient:
             if not done:  # stuck in a handshake or a write to a dead peer
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
+        self._background.cancel_all()
         self._finish(1000, "closed_by_app", by_app=True)
 
     # the connection loop
@@ -246,14 +219,14 @@ class HubClient:
         self._set_state("connecting" if self.stats.connects == 0 else "reconnecting", reason="connecting")
         self.stats.connects += 1
         try:
-            token = await self._token_for_connect()
+            token = await self.tokens.current()
         except Exception as exc:
             log.warning("token_provider failed; retrying", exc_info=exc)
             return 1006, "token_provider_failed", 0.0
         protocols = [Subprotocol(f"bearer.{token}")] if token else None
         try:
             ws = await connect(
-                self._socket_url(url),
+                socket_url(url, self.session_id, self.role, self.name, self._dev_user(), self._last_seq),
                 subprotocols=protocols,
                 open_timeout=self.open_timeout,
                 max_size=2**24,
@@ -302,9 +275,9 @@ class HubClient:
             kind = message.get("type")
             if kind == "welcome":
                 interval = self._on_welcome(message)
-                self._heartbeat_task = self._spawn(self._heartbeat(ws, interval))
+                self._heartbeat_task = self._background.spawn(self._heartbeat(ws, interval))
                 # Everything not yet acked goes out again with the same id; the hub dedupes.
-                for pending in list(self._pending.values()):
+                for pending in self._outbox.waiting():
                     await self._transmit(ws, pending)
             elif isinstance(message.get("seq"), int):
                 if not await self._on_event(ws, message):
@@ -313,8 +286,8 @@ class HubClient:
                 self._on_ack(message.get("data") or {})
             elif kind == "error":
                 self._on_error(message.get("data") or {})
-            elif kind == "token_expiring" and self.token_provider is not None:
-                self._spawn(self._refresh(ws))
+            elif kind == "token_expiring" and self.tokens.renewable:
+                self._background.spawn(self._refresh(ws))
             elif kind == "refreshed":
                 self.stats.refreshes += 1
 
@@ -333,7 +306,7 @@ class HubClient:
             info = ResumeUnavailable(since, head, why, retained)
             self._last_seq = head
             reason = "resume_unavailable"
-            self._call(self.on_resume_unavailable, info)
+            self._background.call(self.on_resume_unavailable, info)
         if self.stats.connects > 1:
             self.stats.reconnects += 1
         self._welcomed = True
@@ -364,9 +337,8 @@ class HubClient:
         return True
 
     def _on_ack(self, data: dict[str, Any]) -> None:
-        pending = self._pending.pop(str(data.get("id")), None)
-        if pending is not None and not pending.future.done() and isinstance(data.get("seq"), int):
-            pending.future.set_result(data["seq"])
+        if isinstance(data.get("seq"), int):
+            self._outbox.acked(str(data.get("id")), data["seq"])
 
     def _on_error(self, data: dict[str, Any]) -> None:
         code = str(data.get("code") or "error")
@@ -374,19 +346,17 @@ class HubClient:
             return  # told through on_resume_unavailable, from the welcome
         client_id = data.get("id") if isinstance(data.get("id"), str) else None
         error = HubError(code, str(data.get("message") or ""), data.get("details"), client_id)
-        pending = self._pending.get(client_id) if client_id is not None else None
+        pending = self._outbox.get(client_id)
         if pending is not None and code == "unavailable":
             # Not stored (the database is unreachable): the hub asks for it again; same id.
             pending.retries += 1
-            self._spawn(self._resend_later(pending, min(5.0, 0.2 * 2**pending.retries)))
+            self._background.spawn(self._resend_later(pending, min(5.0, 0.2 * 2**pending.retries)))
             return
         if pending is not None:
-            del self._pending[pending.id]
-            if not pending.future.done():
-                pending.future.set_exception(error)
+            self._outbox.refused(pending.id, error)
             return
         self._last_error = error
-        self._call(self.on_error, error)
+        self._background.call(self.on_error, error)
 
     async def _heartbeat(self, ws: ClientConnection, interval: float) -> None:
         """Keep the hub's idle timeout away, and notice a socket that died silently."""
@@ -405,7 +375,7 @@ class HubClient:
     async def _refresh(self, ws: ClientConnection) -> None:
         """Renew the token in-band (the hub sent `token_expiring`)."""
         try:
-            token = await self._provide_token()
+            token = await self.tokens.current()
         except Exception as exc:
             log.warning("token_provider failed; the connection closes at expiry and reconnects", exc_info=exc)
             return
@@ -415,51 +385,26 @@ class HubClient:
         except ConnectionClosed:
             pass
 
-    async def _resend_later(self, pending: _Pending, delay: float) -> None:
+    async def _resend_later(self, pending: Pending, delay: float) -> None:
         await asyncio.sleep(delay)
         ws = self._ws
-        if ws is not None and self._welcomed and self._pending.get(pending.id) is pending:
+        if ws is not None and self._welcomed and self._outbox.get(pending.id) is pending:
             await self._transmit(ws, pending)
 
-    async def _transmit(self, ws: ClientConnection, pending: _Pending) -> None:
+    async def _transmit(self, ws: ClientConnection, pending: Pending) -> None:
         pending.sends += 1
         if pending.sends > 1:
             self.stats.resends += 1
-        frame = {"type": pending.type, "id": pending.id, "data": pending.data}
         try:
-            await ws.send(json.dumps(frame))
+            await ws.send(pending.frame())
         except ConnectionClosed:
             pass  # sent again after the reconnect
 
     # helpers
 
-    async def _token_for_connect(self) -> str | None:
-        if self.token_provider is not None:
-            return await self._provide_token()
-        return self.token
-
-    async def _provide_token(self) -> str:
-        assert self.token_provider is not None
-        token = self.token_provider()
-        if inspect.isawaitable(token):
-            token = await token
-        self.token = str(token)
-        return self.token
-
-    def _socket_url(self, base: str) -> str:
-        parts = urlsplit(base)
-        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
-        path = parts.path.rstrip("/")
-        if not path.endswith("/ws/live-updates"):
-            path += "/ws/live-updates"
-        query: dict[str, str] = {"session_id": self.session_id, "role": self.role}
-        if self.name:
-            query["name"] = self.name
-        if self.user_id and not self.token:
-            query["user_id"] = self.user_id
-        if self._last_seq is not None:
-            query["since"] = str(self._last_seq)
-        return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
+    def _dev_user(self) -> str | None:
+        """The `user_id` parameter: dev-mode hubs only, where no token names the user."""
+        return None if self.tokens.token or self.tokens.renewable else self.user_id
 
     def _finish(self, code: int, reason: str, by_app: bool = False) -> None:
         if self._final is not None:
@@ -472,10 +417,7 @@ class HubClient:
                 message += f" ({self._last_error.code}: {self._last_error.message})"
             error = HubClosed(message, code, reason)
         self._final = error
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(error)
-        self._pending.clear()
+        self._outbox.fail_all(error)
         # The app's loop ends quietly when it closed the client or the session ended.
         self._buffer.end(None if by_app or code == SESSION_ENDED else error)
         self._set_state("closed", reason=reason, code=None if by_app else code)
@@ -486,27 +428,4 @@ class HubClient:
     def _set_state(self, state: ConnectionState, **extra: Any) -> None:
         previous, self.state = self.state, state
         change = StateChange(state, previous, attempt=self._attempt, last_seq=self._last_seq, **extra)
-        self._call(self.on_state, change)
-
-    def _call(self, callback: Callable[[Any], Any] | None, payload: Any) -> None:
-        """Run an app callback (plain or async); its failure is logged, never ours."""
-        if callback is None:
-            return
-        try:
-            result = callback(payload)
-            if inspect.isawaitable(result):
-                self._spawn(result)
-        except Exception:
-            log.exception("hub client callback failed")
-
-    def _spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("hub client task failed", exc_info=t.exception())
-
-        task.add_done_callback(done)
-        return task
+        self._background.call(self.on_state, change)

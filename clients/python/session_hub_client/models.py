@@ -65,6 +65,19 @@ class StateChange:
     last_seq: int | None = None
 
 
+@dataclass
+class ClientStats:
+    """What a HubClient went through (for dashboards, logs and tests)."""
+
+    connects: int = 0  # connection attempts
+    reconnects: int = 0  # welcomes after the first
+    duplicates_dropped: int = 0
+    gaps: int = 0  # missed events that made it reconnect
+    resends: int = 0  # sends that went out again (same id)
+    refreshes: int = 0  # tokens renewed in-band
+    close_codes: list[int] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class ResumeUnavailable:
     """The hub could not replay from the client's position (`welcome.data.resume`): events
