@@ -3,55 +3,45 @@
 The WebSocket (`handlers/ws.py`) and the event stream (`handlers/stream.py`) admit members
 by the same rules: the hub accepts, the token verifies, its role may act in the requested
 role, the session is the caller's to open, and the user has a connection slot left. A
-refusal names its close code (WebSocket), its HTTP status (event stream) and its error code.
+refusal is a `HubError`: the socket closes with its close code, the stream answers its
+HTTP status (hub/errors.py has both).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Any
 
-from starlette.requests import HTTPConnection
+from annotated_types import Len
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from hub.close_codes import CloseCode
 from hub.connection import Connection, Principal
+from hub.errors import Forbidden, NotFound, ShuttingDown, TooManyConnections
+from hub.safe_json import text_problem
 from hub.service import Hub
 from hub.store import SessionRecord
 
-from .auth import AuthError, can_open
+from .auth import can_open
 
 log = logging.getLogger("hub.admission")
 
-# What an HTTP client is told where a WebSocket client gets the close code.
-_HTTP_STATUS = {
-    CloseCode.SERVER_SHUTDOWN: 503,
-    CloseCode.INTERNAL_ERROR: 503,
-    CloseCode.BAD_REQUEST: 400,
-    CloseCode.UNAUTHORIZED: 401,
-    CloseCode.FORBIDDEN: 403,
-    CloseCode.NOT_FOUND: 404,
-    CloseCode.SESSION_FULL: 409,
-    CloseCode.SESSION_ENDED: 409,
-    CloseCode.TOO_MANY_CONNECTIONS: 429,
-}
+
+def _storable(value: Any) -> Any:
+    problem = text_problem(value) if isinstance(value, str) else None
+    if problem is not None:
+        raise PydanticCustomError("storable", problem)
+    return value
 
 
-class Refusal(Exception):
-    """Why a connection is turned away: the close code, the error code, the message."""
-
-    def __init__(self, close: CloseCode, code: str, message: str):
-        super().__init__(message)
-        self.close = close
-        self.code = code
-        self.message = message
-
-    @property
-    def http_status(self) -> int:
-        return _HTTP_STATUS.get(self.close, 400)
+# A session id, display name or dev-mode user id in a member's query string.
+Name = Annotated[str, BeforeValidator(_storable), Len(1, 100)]
 
 
 def ensure_accepting(hub: Hub) -> None:
     if not hub.accepting:
-        raise Refusal(CloseCode.SERVER_SHUTDOWN, "unavailable", "the hub is shutting down")
+        raise ShuttingDown("the hub is shutting down")
 
 
 def role_allowed(principal: Principal, requested: str) -> bool:
@@ -64,18 +54,12 @@ def role_allowed(principal: Principal, requested: str) -> bool:
 
 
 async def admit(
-    conn: HTTPConnection, hub: Hub, token: str | None, session_id: str, role: str, name: str | None
-) -> tuple[Principal, SessionRecord]:
-    """The principal (acting in `role`) and the session it may join, or Refusal."""
-    try:
-        principal: Principal = conn.app.state.auth.from_request(conn, token, role_hint=role)
-    except AuthError as exc:
-        close = CloseCode.UNAUTHORIZED if exc.status == 401 else CloseCode.FORBIDDEN
-        raise Refusal(close, exc.code, exc.message) from None
+    hub: Hub, principal: Principal, with_token: bool, session_id: str, role: str, name: str | None
+) -> SessionRecord:
+    """The session `principal` may join acting in `role` (it takes that role), or a HubError."""
     if not role_allowed(principal, role):
-        message = f"the token's role '{principal.role}' may not connect as '{role}'"
-        raise Refusal(CloseCode.FORBIDDEN, "forbidden", message)
-    if name and token:
+        raise Forbidden(f"the token's role '{principal.role}' may not connect as '{role}'")
+    if name and with_token:
         principal.name = name
     principal.role = role  # the connection acts in the role it asked for
     # Another account's session, or one outside the token's list, is simply not there.
@@ -83,18 +67,18 @@ async def admit(
     if can_open(principal, session_id):
         session = await hub.store.get_session(principal.account_id, session_id)
     if session is None:
-        raise Refusal(CloseCode.NOT_FOUND, "not_found", f"session '{session_id}' not found")
-    return principal, session
+        raise NotFound(f"session '{session_id}' not found")
+    return session
 
 
 async def claim_slot(hub: Hub, conn: Connection) -> None:
     """Take one of the user's connection slots, counted on every process sharing the
-    presence (Redis), or Refusal. The last step of admission: nothing after it can refuse,
-    so a refused connection never holds a slot."""
+    presence (Redis), or TooManyConnections. The last step of admission: nothing after it
+    can refuse, so a refused connection never holds a slot."""
     principal, limit = conn.principal, hub.settings.max_connections_per_user
     if not await hub.presence.claim_user_slot(principal.account_id, principal.user_id, conn.conn_id, limit):
         message = f"too many connections for this user (at most {limit}, HUB_MAX_CONNECTIONS_PER_USER)"
-        raise Refusal(CloseCode.TOO_MANY_CONNECTIONS, "rate_limited", message)
+        raise TooManyConnections(message, {"limit": limit})
 
 
 async def release_slot(hub: Hub, conn: Connection) -> None:

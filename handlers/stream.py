@@ -15,23 +15,28 @@ import asyncio
 import contextlib
 import functools
 import logging
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from annotated_types import Interval
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from hub.close_codes import CloseCode
-from hub.connection import Connection
+from hub.connection import Connection, Principal
+from hub.errors import ErrorCode, Invalid, classify
 from hub.events import TERMINAL_STATUSES
 from hub.service import Hub
 from hub.store import SessionRecord
 from hub.stream_member import EventStreamTransport, keep_alive, sse_retry
+from hub.values import SEQ_MAX, SessionId
 
-from .admission import Refusal, admit, claim_slot, count_close, ensure_accepting, release_slot
+from .admission import Name, admit, claim_slot, count_close, ensure_accepting, release_slot
+from .api import operation
 from .auth import bearer_token
 from .errors import error_response
+from .query import QueryInt, query_model
 
 log = logging.getLogger("hub.stream")
 
@@ -41,57 +46,68 @@ _HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # nginx: pass events on as they come
 ]
+Seq = QueryInt[Annotated[int, Interval(ge=0, le=SEQ_MAX)]]
 
 
-def _position(request: Request) -> int | None:
+class StreamQuery(BaseModel):
+    """The query string of `/api/v2/session/{id}/stream`."""
+
+    model_config = query_model()
+
+    since: Seq | None = Field(
+        None, description="last seq the client has seen (a `Last-Event-ID` header wins): replay after it"
+    )
+    role: Literal["observer", "participant"] | None = Field(
+        None, description="default: the token's role when it is participant or observer, else observer"
+    )
+    name: Name | None = Field(None, description="display name; default: the token's name")
+    user_id: Name | None = Field(None, description="dev mode only: a stable user id")
+    token: str | None = Field(
+        None, description="for EventSource, which cannot set headers: a short-lived token (else Bearer)"
+    )
+
+
+def _position(request: Request, query: StreamQuery) -> int | None:
     """Where the stream resumes: Last-Event-ID wins over `since` (it is the newer one)."""
-    for raw in (request.headers.get("last-event-id"), request.query_params.get("since")):
-        if not raw:
-            continue
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-            message = "since and Last-Event-ID must be a whole number ≥ 0"
-            raise Refusal(CloseCode.BAD_REQUEST, "invalid", message)
-        return int(raw)
-    return None
+    raw = request.headers.get("last-event-id")
+    if not raw:
+        return query.since
+    if not (raw.isascii() and raw.isdigit() and int(raw) <= SEQ_MAX):
+        raise Invalid("Last-Event-ID must be a whole number ≥ 0", {"field": "Last-Event-ID"})
+    return int(raw)
 
 
-def _role(request: Request, token_role: str | None) -> str:
-    """`?role=`, else the token's own role where that is a stream role, else observer."""
-    default = token_role if token_role in STREAM_ROLES else "observer"
-    role = request.query_params.get("role") or default
-    if role not in STREAM_ROLES:
-        raise Refusal(
-            CloseCode.BAD_REQUEST, "invalid", "the stream is read-only: role must be observer or participant"
-        )
-    return role
+_REFUSALS = (
+    ErrorCode.CONFLICT,
+    ErrorCode.RATE_LIMITED,
+    ErrorCode.UNAVAILABLE,
+)
 
 
-async def session_stream(request: Request) -> Response:
+@operation(
+    "The session as Server-Sent Events, for members that only read",
+    None,
+    media_type="text/event-stream",
+    errors=_REFUSALS,
+    token_in_query=True,
+)
+async def session_stream(
+    request: Request, principal: Principal, session_id: SessionId, query: StreamQuery
+) -> Response:
+    """`id: <seq>`, `event: <type>`, `data: <the message as JSON>` per message (docs/protocol.md,
+    "Server-Sent Events"), heartbeat comments, and `event: close` with the close code before
+    the end. Auth: `Authorization: Bearer`, or `?token=`. 204 once the session has ended
+    and nothing after the position remains (an EventSource then stops for good)."""
     hub: Hub = request.app.state.hub
-    session_id = request.path_params["session_id"]
-    token = bearer_token(request) or request.query_params.get("token") or None
-    try:
-        ensure_accepting(hub)
-        since = _position(request)
-        role = _role(request, _token_role(request, token))
-        name = request.query_params.get("name") or None
-        principal, session = await admit(request, hub, token, session_id, role, name)
-    except Refusal as refusal:
-        return error_response(refusal.http_status, refusal.code, refusal.message)
+    ensure_accepting(hub)
+    since = _position(request, query)
+    # Participants listen as themselves; staff (and dev-mode callers) as observers.
+    role = query.role or (principal.role if principal.role in STREAM_ROLES else "observer")
+    with_token = bool(bearer_token(request) or query.token)
+    session = await admit(hub, principal, with_token, session_id, role, query.name)
     if session.status in TERMINAL_STATUSES and (since is None or since >= session.head_seq):
-        # Nothing more will ever come: 204 is what makes an EventSource stop reconnecting.
         return Response(status_code=204)
     return EventStreamResponse(hub, principal, session, since)
-
-
-def _token_role(request: Request, token: str | None) -> str | None:
-    """The token's role, for the default stream role (participants listen as themselves)."""
-    if not token:
-        return None
-    try:
-        return str(request.app.state.auth.verify(token).role)
-    except Exception:
-        return None  # admission says why, with the right status
 
 
 class EventStreamResponse(Response):
@@ -99,7 +115,7 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, hub: Hub, principal: Any, session: SessionRecord, since: int | None):
+    def __init__(self, hub: Hub, principal: Principal, session: SessionRecord, since: int | None):
         super().__init__(status_code=200)
         self.hub = hub
         self.principal = principal
@@ -122,9 +138,8 @@ class EventStreamResponse(Response):
         conn = Connection(transport, self.principal, session.session_id, queue, on_closed=closed)
         try:
             await claim_slot(hub, conn)
-        except Refusal as refusal:
-            response = error_response(refusal.http_status, refusal.code, refusal.message)
-            await response(scope, receive, send)
+        except Exception as exc:  # before the stream starts: an answer like any request's
+            await error_response(classify(exc, scope["app"].state.unreachable))(scope, receive, send)
             return
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -138,9 +153,13 @@ class EventStreamResponse(Response):
             finished = asyncio.create_task(transport.finished.wait())
             tasks.append(finished)
             await asyncio.wait({left, finished}, return_when=asyncio.FIRST_COMPLETED)
-        except Exception:
-            log.exception("event stream failed", extra={"session": session.session_id})
-            conn.close_soon(CloseCode.INTERNAL_ERROR)
+        except Exception as exc:
+            error = classify(exc, scope["app"].state.unreachable)
+            if error.code == ErrorCode.INTERNAL:
+                log.error("event stream failed: a fault in the hub", exc_info=exc)
+            else:
+                log.warning("event stream failed: %s", exc, extra={"session": session.session_id})
+            conn.close_soon(error.close_code)
             await conn.wait_closed(2.0)
         finally:
             for task in tasks:
@@ -160,31 +179,3 @@ async def _client_left(receive: Receive) -> None:
 
 
 routes = [Route("/api/v2/session/{session_id}/stream", session_stream, methods=["GET"])]
-
-_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-openapi_paths: dict[str, Any] = {
-    "/api/v2/session/{session_id}/stream": {
-        "get": {
-            "summary": "The session as Server-Sent Events (read-only members); docs/protocol.md",
-            "parameters": [
-                {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                {"name": "role", "in": "query", "schema": {"type": "string", "enum": list(STREAM_ROLES)}},
-                {"name": "name", "in": "query", "schema": {"type": "string"}},
-                {"name": "token", "in": "query", "schema": {"type": "string"}},
-                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 0}},
-            ],
-            "responses": {
-                "200": {
-                    "description": "`id: <seq>`, `event: <type>`, `data: <the event as JSON>` per event",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                },
-                "204": {"description": "the session has ended and nothing after the position remains"},
-                **{
-                    str(s): {"description": "refused", "content": _ERROR}
-                    for s in (400, 401, 403, 404, 409, 429, 503)
-                },
-            },
-        }
-    }
-}

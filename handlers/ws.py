@@ -7,19 +7,30 @@ close code (a refused handshake only shows an HTTP 403 to browsers).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Literal
 
+from annotated_types import Interval
+from pydantic import BaseModel, Field
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from hub.close_codes import CloseCode, reason
+from hub.close_codes import reason
 from hub.connection import Connection, Principal, TokenBucket
+from hub.errors import (
+    ErrorCode,
+    HubError,
+    ShuttingDown,
+    classify,
+)
 from hub.events import error_message
 from hub.service import Hub
 from hub.store import SessionRecord
+from hub.values import SEQ_MAX
 
-from .admission import Refusal, admit, claim_slot, count_close, ensure_accepting, release_slot
+from .admission import Name, admit, claim_slot, count_close, ensure_accepting, release_slot
+from .api import parse_params
 from .auth import websocket_token
+from .query import QueryInt, query_model
 from .uvicorn_transport import open_transport
 
 log = logging.getLogger("hub.ws")
@@ -27,53 +38,40 @@ log = logging.getLogger("hub.ws")
 CONNECT_ROLES = ("participant", "instructor", "observer")
 
 
-async def _refuse(websocket: WebSocket, session_id: str, code: CloseCode, error: str, message: str) -> None:
+async def _refuse(websocket: WebSocket, session_id: str, error: HubError) -> None:
     try:
-        await websocket.send_text(error_message(session_id, error, message).decode())
-        await websocket.close(int(code), reason(code))
+        await websocket.send_text(
+            error_message(session_id, error.code, error.message, details=error.details).decode()
+        )
+        await websocket.close(int(error.close_code), reason(error.close_code))
     except Exception:
         pass
 
 
-def _text_param(params: Any, name: str, low: int, high: int) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if not low <= len(value) <= high or "\x00" in value:
-        raise Refusal(
-            CloseCode.BAD_REQUEST, "invalid", f"{name} must be {low} to {high} characters, without NUL"
-        )
-    return str(value)
+class ConnectQuery(BaseModel):
+    """The query string of `/ws/live-updates`; a bad one closes with 3500 (bad_request)."""
 
+    model_config = query_model()
 
-def _parse_query(params: Any) -> tuple[str, str, int | None, str | None]:
-    """(session_id, role, since, name) from the query string, or Refusal(bad_request)."""
-    session_id = _text_param(params, "session_id", 1, 100)
-    if session_id is None:
-        raise Refusal(CloseCode.BAD_REQUEST, "invalid", "session_id is required")
-    role = params.get("role", "")
-    if role not in CONNECT_ROLES:
-        message = "role must be one of " + ", ".join(CONNECT_ROLES)
-        raise Refusal(CloseCode.BAD_REQUEST, "invalid", message)
-    since: int | None = None
-    if params.get("since") not in (None, ""):
-        raw = params["since"]
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-            raise Refusal(CloseCode.BAD_REQUEST, "invalid", "since must be a whole number ≥ 0")
-        since = int(raw)
-    name = _text_param(params, "name", 1, 100)
-    _text_param(params, "user_id", 1, 100)  # dev mode names the user with it
-    return session_id, role, since, name
+    session_id: Name
+    role: Literal["participant", "instructor", "observer"]
+    since: QueryInt[Annotated[int, Interval(ge=0, le=SEQ_MAX)]] | None = Field(
+        None, description="last seq the client has seen: replay everything after it first"
+    )
+    name: Name | None = Field(None, description="display name; default: the token's name")
+    user_id: Name | None = Field(None, description="dev mode only: a stable user id")
+    token: str | None = Field(None, description="HS256 JWT; or the subprotocol `bearer.<token>`")
 
 
 async def _admit(
     websocket: WebSocket, hub: Hub, token: str | None
 ) -> tuple[Principal, SessionRecord, int | None]:
-    """Everything that decides whether this connection may join: Refusal if not."""
+    """Everything that decides whether this connection may join: a HubError if not."""
     ensure_accepting(hub)
-    session_id, role, since, name = _parse_query(websocket.query_params)
-    principal, session = await admit(websocket, hub, token, session_id, role, name)
-    return principal, session, since
+    query: ConnectQuery = parse_params(websocket.query_params, ConnectQuery)
+    principal = websocket.app.state.auth.from_request(websocket, token, role_hint=query.role)
+    session = await admit(hub, principal, bool(token), query.session_id, query.role, query.name)
+    return principal, session, query.since
 
 
 async def live_updates(websocket: WebSocket) -> None:
@@ -93,15 +91,17 @@ async def live_updates(websocket: WebSocket) -> None:
             bucket=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
         await claim_slot(hub, conn)
-    except Refusal as refusal:
-        await _refuse(websocket, session_id, refusal.close, refusal.code, refusal.message)
-        return
-    except Exception:
-        # The database or the presence (Redis) is unreachable: the client may try again
-        # (3004 is in the reconnect range).
-        log.exception("connection not admitted", extra={"session": session_id})
-        message = "the hub could not check this connection; try again"
-        await _refuse(websocket, session_id, CloseCode.INTERNAL_ERROR, "unavailable", message)
+    except Exception as exc:
+        # A refusal closes with its do-not-reconnect code; an unreachable database or
+        # presence (Redis) with 3004 (try again); a fault in the hub with 1011.
+        error = classify(exc, websocket.app.state.unreachable)
+        if error.code == ErrorCode.INTERNAL:
+            log.error(
+                "connection not admitted: a fault in the hub", exc_info=exc, extra={"session": session_id}
+            )
+        elif error.code == ErrorCode.UNAVAILABLE and not isinstance(exc, ShuttingDown):
+            log.warning("connection not admitted: %s", exc, extra={"session": session_id})
+        await _refuse(websocket, session_id, error)
         return
 
     # The slot is held from here: no await until the `try` whose `finally` releases it.
@@ -120,9 +120,13 @@ async def live_updates(websocket: WebSocket) -> None:
             hub.membership.handle_frame(conn, room, frame)
     except WebSocketDisconnect:
         pass
-    except Exception:
-        log.exception("connection failed", extra={"session": session_id})
-        conn.close_soon(CloseCode.INTERNAL_ERROR)
+    except Exception as exc:
+        error = classify(exc, websocket.app.state.unreachable)
+        if error.code == ErrorCode.INTERNAL:
+            log.error("connection failed: a fault in the hub", exc_info=exc, extra={"session": session_id})
+        else:
+            log.warning("connection failed: %s", exc, extra={"session": session_id})
+        conn.close_soon(error.close_code)
     finally:
         try:
             await hub.membership.leave(conn, session)

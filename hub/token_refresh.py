@@ -25,7 +25,8 @@ from typing import Any
 
 from .close_codes import CloseCode
 from .connection import Connection, Principal
-from .events import ControlFrame, EventError, envelope, iso
+from .errors import Forbidden, HubError, Invalid, Unauthorized
+from .events import ControlFrame, envelope, iso
 
 _MAX_TOKEN = 8192  # characters; far above any token the hub issues
 
@@ -67,10 +68,10 @@ class TokenLifetime:
             conn.offer(envelope("token_expiring", conn.session_id, _expiry_data(expires_at, now)).decode())
 
     def refresh(self, conn: Connection, frame: ControlFrame) -> str:
-        """Renew `conn`'s token from a `refresh` frame: the `refreshed` reply, or EventError."""
+        """Renew `conn`'s token from a `refresh` frame: the `refreshed` reply, or HubError."""
         try:
             return self._refresh(conn, frame)
-        except EventError as exc:
+        except HubError as exc:
             exc.client_id = frame.client_id
             raise
 
@@ -79,17 +80,17 @@ class TokenLifetime:
         token = data.get("token")
         if not isinstance(token, str) or not 1 <= len(token) <= _MAX_TOKEN:
             message = f"data.token must be a token string of 1 to {_MAX_TOKEN} characters"
-            raise EventError("invalid", message, {"field": "token"})
+            raise Invalid(message, {"field": "token"})
         if self.verifier is None:
-            raise EventError("unauthorized", "this hub does not renew tokens", {"field": "token"})
+            raise Unauthorized("this hub does not renew tokens", {"field": "token"})
         try:
             renewed = self.verifier(token)
         except TokenRejected as exc:
-            raise EventError("unauthorized", str(exc), {"field": "token"}) from None
+            raise Unauthorized(str(exc), {"field": "token"}) from None
         reason = mismatch(conn.principal, renewed, conn.session_id)
         if reason is not None:
             message = f"the new token cannot replace this connection's token ({reason.replace('_', ' ')})"
-            raise EventError("forbidden", message, {"field": "token", "reason": reason})
+            raise Forbidden(message, {"field": "token", "reason": reason})
         assert renewed.expires_at is not None  # verified tokens always carry `exp`
         conn.principal.expires_at = renewed.expires_at
         conn.principal.sessions = renewed.sessions

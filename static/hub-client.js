@@ -56,7 +56,7 @@ export const CLOSE_NAMES = /** @type {Record<number, string>} */ ({
   1006: "abnormal",
   1008: "policy_violation",
   1009: "message_too_big",
-  1011: "server_error",
+  1011: "unexpected_condition",
   1012: "service_restart",
   1013: "try_again_later",
   3000: "server_shutdown",

@@ -1,6 +1,6 @@
-"""One close-code table, four copies kept in step: the hub's (`hub/close_codes.py`), the
-browser client's (`static/hub-client.js`), the Python client's
-(`clients/python/session_hub_client/close_codes.py`) and the one in `docs/protocol.md`.
+"""One close-code table: the browser client's (`static/hub-client.js`) and the Python
+client's (`clients/python/session_hub_client/close_codes.py`) are kept in step with the
+hub's (`hub/close_codes.py`; `tests/test_errors.py` keeps `docs/protocol.md` in step).
 Same names, and the same answer to "reconnect after this code?" for every code.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 
@@ -44,14 +43,6 @@ def js_client() -> dict[str, object]:
     return loaded
 
 
-def docs_table() -> dict[int, tuple[str, bool]]:
-    """code -> (name, reconnect) from the close-code table of docs/protocol.md."""
-    text = (ROOT / "docs" / "protocol.md").read_text()
-    section = text.split("## Close codes", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| (\d{4}) \| `?([a-z_ ]+?)`? \| (yes|no)\b", section, flags=re.M)
-    return {int(code): (name.replace(" ", "_"), answer == "yes") for code, name, answer in rows}
-
-
 def test_the_clients_name_every_code_the_hub_sends_as_the_hub_does(js_client: dict[str, object]) -> None:
     js_names = {int(code): name for code, name in dict(js_client["names"]).items()}  # type: ignore[call-overload]
     assert js_names == python_client.CLOSE_NAMES, "hub-client.js and the Python client disagree"
@@ -65,17 +56,3 @@ def test_the_clients_reconnect_exactly_when_the_hub_says_to(js_client: dict[str,
     assert js_reconnect == python_reconnect
     hub_reconnect = {code for code in EVERY_CODE if should_reconnect(code)}
     assert {c for c in python_reconnect if c < 4000} == hub_reconnect
-
-
-def test_the_documented_table_is_the_hubs_table() -> None:
-    documented = docs_table()
-    for code in CloseCode:
-        if code < 3000 and code not in documented:
-            continue  # the RFC's own codes are summarised in prose
-        assert code in documented, f"{code} ({reason(code)}) is not documented"
-        name, reconnect = documented[code]
-        assert reconnect == should_reconnect(code), f"{code}: the docs say reconnect={reconnect}"
-        if code >= 3000:
-            assert name == reason(code)
-    unknown = set(documented) - {int(c) for c in CloseCode}
-    assert not unknown, f"the docs list codes the hub does not send: {unknown}"

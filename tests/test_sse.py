@@ -171,8 +171,8 @@ async def test_the_stream_admits_as_the_websocket_does(hub_factory):
         ({"Authorization": f"Bearer {token(account='globex')}"}, {}, 404),
         ({"Authorization": f"Bearer {token(sessions=['other'])}"}, {}, 404),
         ({"Authorization": f"Bearer {token(role='participant')}"}, {"role": "observer"}, 403),
-        ({"Authorization": f"Bearer {token(role='instructor')}"}, {"role": "instructor"}, 400),
-        ({"Authorization": f"Bearer {token()}"}, {"since": "-1"}, 400),
+        ({"Authorization": f"Bearer {token(role='instructor')}"}, {"role": "instructor"}, 422),
+        ({"Authorization": f"Bearer {token()}"}, {"since": "-1"}, 422),
     ]
     for headers, params, status in cases:
         refused = await api(hub, "GET", path, headers=headers, params=params)
