@@ -21,11 +21,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from .close_codes import CloseCode
 from .connection import Connection, Principal
 from .errors import Forbidden, HubError, Invalid, Unauthorized
+from .event_data import Refreshed, TokenExpiring
 from .events import ControlFrame, envelope, iso
 
 _MAX_TOKEN = 8192  # characters; far above any token the hub issues
@@ -39,11 +39,10 @@ class TokenRejected(Exception):
 TokenVerifier = Callable[[str], Principal]
 
 
-def _expiry_data(expires_at: float, now: float) -> dict[str, Any]:
-    return {
-        "expires_at": iso(datetime.fromtimestamp(expires_at, UTC)),
-        "expires_in": max(0, int(expires_at - now)),
-    }
+def _expiry(expires_at: float, now: float) -> TokenExpiring:
+    return TokenExpiring(
+        expires_at=iso(datetime.fromtimestamp(expires_at, UTC)), expires_in=max(0, int(expires_at - now))
+    )
 
 
 class TokenLifetime:
@@ -65,7 +64,8 @@ class TokenLifetime:
             conn.close_soon(CloseCode.TOKEN_EXPIRED)
         elif expires_at - now <= self.warn_before and conn.expiry_warned != expires_at:
             conn.expiry_warned = expires_at
-            conn.offer(envelope("token_expiring", conn.session_id, _expiry_data(expires_at, now)).decode())
+            data = _expiry(expires_at, now).model_dump()
+            conn.offer(envelope("token_expiring", conn.session_id, data).decode())
 
     def refresh(self, conn: Connection, frame: ControlFrame) -> str:
         """Renew `conn`'s token from a `refresh` frame: the `refreshed` reply, or HubError."""
@@ -94,7 +94,8 @@ class TokenLifetime:
         assert renewed.expires_at is not None  # verified tokens always carry `exp`
         conn.principal.expires_at = renewed.expires_at
         conn.principal.sessions = renewed.sessions
-        reply = {"id": frame.client_id, **_expiry_data(renewed.expires_at, time.time())}
+        expiry = _expiry(renewed.expires_at, time.time())
+        reply = Refreshed(id=frame.client_id, **expiry.model_dump()).model_dump()
         return envelope("refreshed", conn.session_id, reply).decode()
 
 
