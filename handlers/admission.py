@@ -19,8 +19,8 @@ from pydantic_core import PydanticCustomError
 from hub.close_codes import CloseCode
 from hub.connection import Connection, Principal
 from hub.errors import Forbidden, NotFound, ShuttingDown, TooManyConnections
+from hub.node import Hub
 from hub.safe_json import text_problem
-from hub.service import Hub
 from hub.store import SessionRecord
 
 from .auth import can_open

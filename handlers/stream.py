@@ -26,8 +26,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from hub.connection import Connection, Principal
 from hub.errors import ErrorCode, Invalid, classify
-from hub.events import TERMINAL_STATUSES
-from hub.service import Hub
+from hub.lifecycle import TERMINAL_STATUSES
+from hub.node import Hub
 from hub.store import SessionRecord
 from hub.stream_member import EventStreamTransport, keep_alive, sse_retry
 from hub.values import SEQ_MAX, SessionId
@@ -147,7 +147,7 @@ class EventStreamResponse(Response):
             await write(sse_retry())
             left = asyncio.create_task(_client_left(receive))
             tasks.append(left)
-            if await hub.membership.join(conn, session, self.since):
+            if await hub.membership.join(conn, session, self.since) is not None:
                 interval = hub.settings.heartbeat_interval
                 tasks.append(asyncio.create_task(keep_alive(conn, transport, interval)))
             finished = asyncio.create_task(transport.finished.wait())
