@@ -287,6 +287,14 @@ class AsgiTransport:
             pass  # already closed by the peer
 
 
+def release_handshake(websocket: WebSocket) -> None:
+    """Admission has read the handshake's headers (token, origin, subprotocol); an open
+    socket keeps none of them (about 1 KB each, held for the connection's life)."""
+    headers = websocket.scope.get("headers")
+    if isinstance(headers, list):
+        headers.clear()  # in place: Starlette's cached Headers share the list
+
+
 def open_transport(websocket: WebSocket) -> Transport:
     """The transport for an accepted WebSocket: the fast one when the server is ours."""
     protocol = websocket.scope.get("extensions", {}).get(SCOPE_KEY)

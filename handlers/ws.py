@@ -33,7 +33,7 @@ from .admission import Name, admit, claim_slot, count_close, ensure_accepting, r
 from .api import parse_params
 from .auth import websocket_token
 from .query import QueryInt, query_model
-from .uvicorn_transport import open_transport
+from .uvicorn_transport import open_transport, release_handshake
 
 log = logging.getLogger("hub.ws")
 
@@ -93,6 +93,7 @@ async def live_updates(websocket: WebSocket) -> None:
             bucket=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
         await claim_slot(hub, conn)
+        release_handshake(websocket)
     except Exception as exc:
         # A refusal closes with its do-not-reconnect code; an unreachable database or
         # presence (Redis) with 3004 (try again); a fault in the hub with 1011.
