@@ -13,9 +13,11 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.close_codes import CloseCode, reason
-from hub.connection import Connection, Principal, TokenBucket
+from hub.connection import Connection, Principal
 from hub.events import error_message
 from hub.node import Hub
+from hub.presence import ACCOUNT_SLOTS
+from hub.rate_limits import Bucket
 from hub.store import SessionRecord
 
 from .auth import AuthError, can_open, websocket_token
@@ -112,22 +114,35 @@ async def _admit(
 
 
 async def _claim_slot(hub: Hub, conn: Connection) -> None:
-    """Take one of the user's connection slots, counted on every process sharing the
-    presence (Redis), or Refusal. The last step of admission: nothing after it can refuse,
-    so a refused connection never holds a slot."""
-    principal, limit = conn.principal, hub.settings.max_connections_per_user
-    if not await hub.presence.claim_user_slot(principal.account_id, principal.user_id, conn.conn_id, limit):
+    """Take one of the user's connection slots and one of its account's, counted on every
+    process sharing the presence (Redis), or Refusal. The last step of admission: nothing
+    after it can refuse, so a refused connection never holds a slot."""
+    principal, settings = conn.principal, hub.settings
+    account, user = principal.account_id, principal.user_id
+    limit = settings.max_connections_per_user
+    if not await hub.presence.claim_user_slot(account, user, conn.conn_id, limit):
         message = f"too many connections for this user (at most {limit}, HUB_MAX_CONNECTIONS_PER_USER)"
+        raise Refusal(CloseCode.TOO_MANY_CONNECTIONS, "rate_limited", message)
+    limit = settings.max_connections_per_account
+    try:
+        admitted = await hub.presence.claim_user_slot(account, ACCOUNT_SLOTS, conn.conn_id, limit)
+    except BaseException:
+        await _release_slot(hub, conn)
+        raise
+    if not admitted:
+        await _release_slot(hub, conn)
+        message = f"too many connections for this account (at most {limit}, HUB_MAX_CONNECTIONS_PER_ACCOUNT)"
         raise Refusal(CloseCode.TOO_MANY_CONNECTIONS, "rate_limited", message)
 
 
 async def _release_slot(hub: Hub, conn: Connection) -> None:
-    principal = conn.principal
-    try:
-        await hub.presence.release_user_slot(principal.account_id, principal.user_id, conn.conn_id)
-    except Exception:
-        # The presence no longer refreshes it, so it expires within HUB_PRESENCE_TTL.
-        log.warning("connection slot not released; it expires", exc_info=True)
+    account, user = conn.principal.account_id, conn.principal.user_id
+    for pool in (user, ACCOUNT_SLOTS):
+        try:
+            await hub.presence.release_user_slot(account, pool, conn.conn_id)
+        except Exception:
+            # The presence no longer refreshes it, so it expires within HUB_PRESENCE_TTL.
+            log.warning("connection slot not released; it expires", exc_info=True)
 
 
 async def live_updates(websocket: WebSocket) -> None:
@@ -144,7 +159,7 @@ async def live_updates(websocket: WebSocket) -> None:
             session.session_id,
             settings.outbound_queue_size,
             on_closed=lambda code: _count_close(hub, code),
-            bucket=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
+            bucket=Bucket(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
         await _claim_slot(hub, conn)
     except Refusal as refusal:

@@ -32,7 +32,9 @@ or die; the guarantees below are what the hub (`hub.attendance`) builds that on:
   process that stops refreshing expire within the TTL, so a crash never locks a user
   out for longer than that. (A process that stalls past the TTL registers its slots
   again on its next refresh, since the connections are in fact alive: only then may a
-  user briefly hold more than `limit`.)
+  user briefly hold more than `limit`.) The user id `ACCOUNT_SLOTS` (empty: no token
+  names that user) is the account's own pool: every connection of the account holds a
+  slot there too, which caps the account's connections the same way.
 - **Load.** Any number of calls may be in flight at once: beyond what the backend serves
   together they wait their turn (for a bounded time), they do not fail.
 - **Failure.** Methods raise `PresenceUnavailable` when the backend is unreachable.
@@ -42,6 +44,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+ACCOUNT_SLOTS = ""  # the user slots that count every connection of an account
 
 
 class PresenceUnavailable(Exception):
