@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +27,7 @@ from storage.records.store import PgRecordsStore
 from . import announce, ops, sessions, ws
 from .auth import Authenticator
 from .errors import ApiError, error_response
+from .http_limits import HttpLimits
 from .openapi import openapi_route
 
 log = logging.getLogger("hub")
@@ -125,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes(), openapi_route]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(HttpLimits, settings=settings)],
         lifespan=lifespan,
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
     )

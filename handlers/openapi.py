@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .errors import json_response
+from .http_limits import document_429
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -75,7 +76,14 @@ CORE_PATHS: dict[str, Any] = {
     "/api/v2/session/{session_id}/content": {
         "get": _op(
             "Session content: info, metrics and replay",
-            params=[SESSION_ID, _q("include_metrics", "boolean"), _q("include_replay", "boolean")],
+            params=[
+                SESSION_ID,
+                _q("include_metrics", "boolean"),
+                _q("include_replay", "boolean"),
+                _q("replay_since", "integer", "replay the events after this seq (default 0)"),
+                _q("replay_limit", "integer", "at most this many replayed events (default 50000)"),
+            ],
+            errors=(401, 403, 404, 422),
         )
     },
     "/api/v2/session/{session_id}/events": {
@@ -167,7 +175,7 @@ def build_document() -> dict[str, Any]:
             continue
         paths.update(getattr(module, "openapi_paths", {}))
         COMPONENTS["schemas"].update(getattr(module, "openapi_schemas", {}))
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "Session Hub",
@@ -178,6 +186,8 @@ def build_document() -> dict[str, Any]:
         "components": COMPONENTS,
         "security": [{"bearer": []}],
     }
+    document_429(document)
+    return document
 
 
 async def openapi(request: Request) -> Response:

@@ -20,6 +20,7 @@ from hub.store import SessionExists, SessionRecord, StoredEvent
 from .auth import AuthError, bearer_token, can_open
 from .errors import ApiError, json_response, query_flag, query_int, read_json_object
 from .formats import SESSION_ID_PATTERN
+from .http_limits import charge_log_read
 from .records.fields import check_parent
 from .session_fields import session_json, session_types, validate_create
 
@@ -62,6 +63,8 @@ async def participant_count(hub: Hub, record: SessionRecord) -> int:
 async def read_all(
     hub: Hub, record: SessionRecord, after: int = 0, limit: int = _MAX_REPLAY
 ) -> list[StoredEvent]:
+    # Metered before a row is read: a replay beyond the caller's budget is a 429, not work.
+    charge_log_read(min(limit, record.head_seq - max(after, record.retained_from - 1)))
     events: list[StoredEvent] = []
     page = hub.settings.replay_page
     while len(events) < limit:
@@ -168,13 +171,26 @@ async def session_content(request: Request) -> Response:
             ],
         },
     }
-    if include_metrics or include_replay:
-        events = await read_all(hub, record)
-        if include_metrics:
-            body["metrics"] = compute_metrics(events)
+    # A page of the replay: events after `replay_since`, at most `replay_limit`; the
+    # default is the whole log (up to _MAX_REPLAY). `next_since` continues it.
+    since = query_int(request, "replay_since", 0, 0, 2**62) or 0
+    limit = query_int(request, "replay_limit", _MAX_REPLAY, 1, _MAX_REPLAY) or _MAX_REPLAY
+    events: list[StoredEvent] = []
+    if include_metrics:
+        events = await read_all(hub, record)  # the metrics cover the whole log
+        body["metrics"] = compute_metrics(events)
         if include_replay:
-            messages = [_message(record, e) for e in events]
-            body["replay"] = {"message_count": len(messages), "messages": messages}
+            events = [e for e in events if e.seq > since][:limit]
+    elif include_replay:
+        events = await read_all(hub, record, since, limit)
+    if include_replay:
+        messages = [_message(record, e) for e in events]
+        more = len(messages) == limit and messages[-1]["seq"] < record.head_seq
+        body["replay"] = {
+            "message_count": len(messages),
+            "messages": messages,
+            "next_since": messages[-1]["seq"] if more else None,
+        }
     return json_response(body)
 
 

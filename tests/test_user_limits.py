@@ -6,16 +6,18 @@ connection cap; plus the token buckets underneath.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from hub.config import Settings
 from hub.rate_limits import Bucket, BucketTable, KeyedLimits
 from tests.attack_tools import Neighbour
 from tests.auth_support import make_session, token, token_hub
-from tests.support import HubProcess, LiveClient
+from tests.support import ROOT, HubProcess, LiveClient
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -130,6 +132,21 @@ async def test_an_accounts_connections_are_capped_with_3509(hub):
     admitted = await LiveClient.connect(url)
     assert admitted.welcome["type"] == "welcome"
     await asyncio.gather(*(client.close() for client in [*held[1:], other, admitted]))
+
+
+def test_every_user_and_account_limit_is_documented_with_its_default(monkeypatch):
+    table = (ROOT / "docs" / "auth.md").read_text()
+    documented = dict(re.findall(r"^\| `(HUB_[A-Z_]+)` \| ([0-9.]+) \|", table, re.MULTILINE))
+    for name in ("HUB_HTTP_RATE_LIMIT", "HUB_RATE_LIMIT", "HUB_RATE_BURST"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(dev_mode=True)
+    checked = []
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, str) and re.search(r"_(USER|ACCOUNT|HTTP)_|PER_ACCOUNT", alias):
+            assert float(documented[alias]) == getattr(settings, name), alias
+            checked.append(alias)
+    assert len(checked) == 10, checked
 
 
 def test_a_bucket_refills_at_its_rate_and_says_how_long_to_wait():
