@@ -71,7 +71,11 @@ class Attendance:
         self.presence = presence
         self.committer = committer
         self.rooms = rooms
-        self.interval = max(settings.presence_ttl / 3, 0.5)
+        # Entries live 2/3 of the TTL unrefreshed: refreshing every 1/6 leaves a live process
+        # half the TTL of slack for a late refresh; reaping every 1/3 still removes a dead
+        # process's members within the TTL.
+        self.refresh_interval = max(settings.presence_ttl / 6, 0.25)
+        self.reap_interval = max(settings.presence_ttl / 3, 0.5)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def joined(self, session: SessionRecord, info: dict[str, Any], members: dict[str, Any]) -> None:
@@ -131,7 +135,7 @@ class Attendance:
         """Keep this process's presence alive; members it registers again were reaped
         while connected (a stall): their return is written in the background."""
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(self.refresh_interval)
             back = await self.presence.refresh()
             if back:
                 self.spawn(self._write(back))
@@ -139,7 +143,7 @@ class Attendance:
     async def reap_loop(self) -> None:
         """Remove the members of dead processes and write their departures."""
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(self.reap_interval)
             budget = REAP_BUDGET
             # Every room with presence entries, not only ours: when the process that served
             # a room died with all its members, some other process must write their leave.

@@ -8,8 +8,9 @@ Per room, five keys (all under the deployment's key prefix):
 - `<p>presence:<room>:counts`: hash member_key → live connection count;
 - `<p>presence:<room>:info`: hash member_key → the member's info (JSON);
 - `<p>presence:<room>:departing`: sorted set of departing member keys (their
-  participant_left is being written), scored by expiry like the connections, and
-  `<p>presence:<room>:departed`: hash member_key → the departing member's info;
+  participant_left is being written), scored by expiry like the connections;
+- `<p>presence:<room>:departed`: hash member_key → info of each member whose last
+  presence event in the log is its participant_left (being written, or written);
 
 and `<p>presence-rooms`, the set of rooms holding any entry or departure, so that a room
 whose only process died is still reaped by the others (they do not serve it, so would
@@ -27,9 +28,9 @@ and the keys never disagree. (The scripts touch keys of several slots: a single 
 a primary with replicas, not Redis Cluster.) Expiry uses the Redis server's clock, so
 hub hosts need no synchronised clocks.
 
-Liveness: an entry lives `ttl * 2/3` past its last refresh and the hub refreshes every
-`ttl / 3`; a dead process's members are therefore reaped at most `ttl` after it died,
-while a live process has `ttl / 3` of slack for a late refresh. The refresh has a
+Liveness: an entry lives `ttl * 2/3` past its last refresh; the hub refreshes every
+`ttl / 6` and reaps every `ttl / 3`, so a dead process's members are reaped at most `ttl`
+after it died, while a live process has `ttl / 2` of slack for a late refresh. The refresh has a
 connection of its own, so a storm of joins and leaves cannot delay it. Whole room keys
 expire after `4 * ttl` without any refresh, so abandoned rooms leave nothing.
 

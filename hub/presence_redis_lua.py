@@ -20,7 +20,8 @@ local function forget_room_if_empty()
   end
 end
 -- The member's last connection is gone: it departs, and whoever gets this answer writes
--- its participant_left and then settles it (unless it is departing already).
+-- its participant_left and then settles it (unless it is departing already). `departed`
+-- keeps its info for as long as the log's last word on it is that participant_left.
 local function depart(member, life)
   redis.call('HDEL', KEYS[2], member)
   local info = redis.call('HGET', KEYS[3], member) or '{}'
@@ -45,7 +46,10 @@ if redis.call('ZADD', KEYS[1], now + ARGV[5], ARGV[2]) == 1
     and redis.call('HINCRBY', KEYS[2], ARGV[3], 1) == 1 then
   redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
   -- Back while its departure is written: `settle` tells, after the participant_left.
-  if not redis.call('ZSCORE', KEYS[5], ARGV[3]) then first = 1 end
+  if not redis.call('ZSCORE', KEYS[5], ARGV[3]) then
+    first = 1
+    redis.call('HDEL', KEYS[6], ARGV[3])
+  end
 end
 keep_keys(ARGV[6])
 return first
@@ -69,10 +73,10 @@ SETTLE = (
     _ROOM
     + """
 if redis.call('ZREM', KEYS[5], ARGV[2]) == 0 then return false end  -- a reaper took it over
-redis.call('HDEL', KEYS[6], ARGV[2])
 local back = false
 if tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0') > 0 then
   back = redis.call('HGET', KEYS[3], ARGV[2])
+  redis.call('HDEL', KEYS[6], ARGV[2])
 end
 forget_room_if_empty()
 return back
@@ -81,9 +85,10 @@ return back
 
 # ARGV: room, life, key ttl, n, then n departing member keys this process writes, then
 # (field, member_key, info json)* of this process's connections. Extends them all; an
-# entry reaped meanwhile (the process stalled past its life) is registered again, since
-# its connection is in fact alive. Returns (member_key, info)* of members that made
-# present again (not departing: a departing one's writer tells of its return).
+# entry lost meanwhile is registered again, since its connection is in fact alive.
+# Returns (member_key, info)* of the members that brings back whose participant_left was
+# written (the process stalled and was reaped); not those still departing (their writer
+# tells of the return) nor those never written as left (Redis lost its keys).
 REFRESH = (
     _ROOM
     + """
@@ -94,7 +99,8 @@ for i = 5 + n, #ARGV, 3 do
   if redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[i]) == 1
       and redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
     redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
-    if not redis.call('ZSCORE', KEYS[5], ARGV[i + 1]) then
+    if not redis.call('ZSCORE', KEYS[5], ARGV[i + 1])
+        and redis.call('HDEL', KEYS[6], ARGV[i + 1]) == 1 then
       table.insert(back, ARGV[i + 1])
       table.insert(back, ARGV[i + 2])
     end

@@ -178,6 +178,19 @@ async def test_a_stalled_process_gets_its_reaped_members_back(processes):
     assert list(await other.members("1")) == ["bob"]
 
 
+@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+async def test_entries_redis_lost_come_back_without_a_return(processes, redis_base, redis_prefix):
+    a = processes("a")
+    await a.add("1", "bob", "c1", info("bob"))
+    client = redis.Redis.from_url(redis_base)
+    try:  # as after a Redis restart without persistence
+        await client.delete(*await client.keys(redis_prefix + "presence*"))
+    finally:
+        await client.aclose()
+    assert await a.refresh() == []  # no participant_left was written: nothing to write back
+    assert list(await a.members("1")) == ["bob"]
+
+
 # In one process connection ids are unique; across processes they may repeat.
 @pytest.mark.parametrize("processes", ["redis"], indirect=True)
 async def test_connection_ids_are_per_process(processes):
