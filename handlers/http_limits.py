@@ -6,8 +6,8 @@ Every request under `/api/v2` from an authenticated caller is metered, in units:
 - a write (POST, PUT, PATCH, DELETE) or an expensive read (`EXPENSIVE_READS`) costs 1
   when it arrives; other reads cost nothing;
 - reading the session log on top costs `HUB_HTTP_EXPENSIVE_COST` units per 1,000 events,
-  charged before the read starts (`charge_log_read`, called by the one log reader of the
-  HTTP API), so a replay of 9,000 events costs what it is and is refused before it is
+  charged before the read starts (`charge_log_read`, called by the HTTP API's one log
+  reader, `handlers.log_reads`), so a replay of 9,000 events costs what it is and is refused before it is
   done, not after.
 
 The units come out of the caller's bucket (`HUB_HTTP_RATE_LIMIT` a second, up to

@@ -14,18 +14,16 @@ from hub.events import iso
 from hub.lifecycle import ACTIONS, IN_PROGRESS, LIVE_STATUSES, STATUSES, allowed_from
 from hub.node import Hub
 from hub.presence import participant_list
-from hub.records.session_metrics import compute_metrics
 from hub.store import SessionExists, SessionRecord, StoredEvent
 
 from .auth import AuthError, bearer_token, can_open
 from .errors import ApiError, json_response, query_flag, query_int, read_json_object
 from .formats import SESSION_ID_PATTERN
-from .http_limits import charge_log_read
+from .log_reads import MAX_REPLAY, read_all, session_metrics
 from .records.fields import check_parent
 from .session_fields import session_json, session_types, validate_create
 
 WRITERS = ("instructor", "admin")
-_MAX_REPLAY = 50_000
 
 
 def hub_of(request: Request) -> Hub:
@@ -58,22 +56,6 @@ async def load_session(request: Request, principal: Principal) -> SessionRecord:
 
 async def participant_count(hub: Hub, record: SessionRecord) -> int:
     return len(participant_list(await hub.presence.members(str(record.pk))))
-
-
-async def read_all(
-    hub: Hub, record: SessionRecord, after: int = 0, limit: int = _MAX_REPLAY
-) -> list[StoredEvent]:
-    # Metered before a row is read: a replay beyond the caller's budget is a 429, not work.
-    charge_log_read(min(limit, record.head_seq - max(after, record.retained_from - 1)))
-    events: list[StoredEvent] = []
-    page = hub.settings.replay_page
-    while len(events) < limit:
-        rows = await hub.store.read_events(record.pk, after, min(page, limit - len(events)))
-        events.extend(rows)
-        if len(rows) < page:
-            break
-        after = rows[-1].seq
-    return events
 
 
 async def create_session(request: Request) -> Response:
@@ -135,7 +117,7 @@ async def live_sessions(request: Request) -> Response:
             "head_seq": record.head_seq,
         }
         if include_metrics:
-            metrics = compute_metrics(await read_all(hub, record))
+            metrics = await session_metrics(hub, record)
             metrics["current_hrv_improvement"] = metrics["average_hrv_improvement"]
         else:
             # What is known without reading the log; the full set costs a log read.
@@ -172,17 +154,15 @@ async def session_content(request: Request) -> Response:
         },
     }
     # A page of the replay: events after `replay_since`, at most `replay_limit`; the
-    # default is the whole log (up to _MAX_REPLAY). `next_since` continues it.
+    # default is the whole log (up to MAX_REPLAY). `next_since` continues it.
     since = query_int(request, "replay_since", 0, 0, 2**62) or 0
-    limit = query_int(request, "replay_limit", _MAX_REPLAY, 1, _MAX_REPLAY) or _MAX_REPLAY
+    limit = query_int(request, "replay_limit", MAX_REPLAY, 1, MAX_REPLAY) or MAX_REPLAY
     events: list[StoredEvent] = []
-    if include_metrics:
-        events = await read_all(hub, record)  # the metrics cover the whole log
-        body["metrics"] = compute_metrics(events)
-        if include_replay:
-            events = [e for e in events if e.seq > since][:limit]
-    elif include_replay:
+    if include_replay:
         events = await read_all(hub, record, since, limit)
+    if include_metrics:  # the metrics cover the whole log, read here only if not above
+        whole = since == 0 and len(events) < limit
+        body["metrics"] = await session_metrics(hub, record, events if whole and include_replay else None)
     if include_replay:
         messages = [_message(record, e) for e in events]
         more = len(messages) == limit and messages[-1]["seq"] < record.head_seq
