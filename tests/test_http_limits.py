@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 
 from tests.attack_tools import Neighbour, cpu_seconds
 from tests.auth_support import auth, make_session, token, token_hub
-from tests.support import HubProcess
+from tests.support import ROOT, HubProcess
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -196,3 +197,20 @@ async def test_the_openapi_document_lists_429_where_it_applies(hub):
     assert "Retry-After" in content["429"]["headers"]
     assert "429" in paths["/api/v2/sessions/create"]["post"]["responses"]
     assert "429" not in paths["/api/v2/session/{session_id}"]["get"]["responses"]
+
+
+def test_every_metered_read_is_a_route_and_is_documented():
+    from handlers.app import create_app
+    from handlers.http_limits import EXPENSIVE_READS
+    from hub.config import Settings
+
+    reads = {
+        re.sub(r"\{[^}]+\}", "{}", route.path)
+        for route in create_app(Settings(dev_mode=True)).routes
+        if "GET" in (getattr(route, "methods", None) or ())
+    }
+    table = (ROOT / "docs" / "auth.md").read_text().split("What a request under `/api/v2` costs")[1]
+    for path, _ in EXPENSIVE_READS:
+        assert re.sub(r"\{[^}]+\}", "{}", path) in reads, path
+        last = path.rsplit("/", 1)[-1]
+        assert path.removeprefix("/api/v2") in table or ("{" in path and f"`{last}`" in table), path
