@@ -17,7 +17,7 @@ or die; the guarantees below are what the hub (`hub.attendance`) builds that on:
   returned (within a second for a networked implementation); a departing member is not
   listed unless it is back.
 - **Liveness.** Entries of a process that stops refreshing (it died) expire after the
-  TTL; `reap` removes expired members, answering each exactly once across processes
+  TTL, all at the same moment (user slots included); `reap` removes expired members, answering each exactly once across processes
   so that one process writes their `participant_left`. A departure whose writer died
   before settling it expires likewise, and `reap` answers it again (absent: written
   again; back: as returned). A process that stalled past the TTL finds its reaped

@@ -30,7 +30,9 @@ hub hosts need no synchronised clocks.
 
 Liveness: an entry lives `ttl * 2/3` past its last refresh; the hub refreshes every
 `ttl / 6` and reaps every `ttl / 3`, so a dead process's members are reaped at most `ttl`
-after it died, while a live process has `ttl / 2` of slack for a late refresh. The refresh has a
+after it died, while a live process has `ttl / 2` of slack for a late refresh. An entry
+added between refreshes takes the expiry of the process's others (its lease), so a dead
+process's entries and user slots all expire at the same moment. The refresh has a
 connection of its own, so a storm of joins and leaves cannot delay it. Whole room keys
 expire after `4 * ttl` without any refresh, so abandoned rooms leave nothing.
 
@@ -82,6 +84,9 @@ class RedisPresence:
         self.node_id = node_id
         self.ttl = ttl
         self._life_ms = max(int(ttl * 1000 * 2 / 3), 1)
+        # When this process's entries expire (Redis clock, ms): new entries take the same
+        # expiry, so those of a process that dies all expire at once (see the scripts).
+        self._lease_ms = 0
         self._key_ttl_ms = int(ttl * 4000)
         self._rooms_key = f"{prefix}presence-rooms"  # rooms holding any entry
         self._client = _client(url, pool_size, pool_timeout)
@@ -137,9 +142,10 @@ class RedisPresence:
         field = self._field(member_key, conn_id)
         encoded = orjson.dumps(info).decode()
         self._mine.setdefault(room, {})[field] = (member_key, encoded)
-        return bool(
-            await self._run(self._add, room, field, member_key, encoded, self._life_ms, self._key_ttl_ms)
-        )
+        args = (field, member_key, encoded, self._life_ms, self._key_ttl_ms, self._lease_ms)
+        first, expires = await self._run(self._add, room, *args)
+        self._lease_ms = max(self._lease_ms, int(expires))
+        return bool(first)
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
         field = self._field(member_key, conn_id)
@@ -186,11 +192,13 @@ class RedisPresence:
     async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
         key = self._slot_key(account, user)
         field = f"{self.node_id}{SEP}{conn_id}"
-        args = [field, limit, self._life_ms, self._key_ttl_ms]
+        args = [field, limit, self._life_ms, self._key_ttl_ms, self._lease_ms]
         try:
-            admitted = bool(await self._retry(self._claim, keys=[key], args=args))
+            expires = int(await self._retry(self._claim, keys=[key], args=args))
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
+        admitted = expires > 0
+        self._lease_ms = max(self._lease_ms, expires)
         if admitted:
             self._my_slots.setdefault(key, set()).add(field)
         return admitted
@@ -232,10 +240,14 @@ class RedisPresence:
             self._refreshing = None
             gate.set_result(None)
         await self._drop_released_slots(slots)
+        room_results, slot_results = results[: len(rooms)], results[len(rooms) :]
+        expiries = [int(found[0]) for found in room_results] + [int(e) for e in slot_results]
+        if expiries:
+            self._lease_ms = max(expiries)
         back = [
             MemberChange(room, _text(found[i]), orjson.loads(found[i + 1]), present=True)
-            for room, found in zip(rooms, results, strict=False)
-            for i in range(0, len(found), 2)
+            for room, found in zip(rooms, room_results, strict=True)
+            for i in range(1, len(found), 2)
         ]
         if back:
             log.warning("presence entries registered again after a stall", extra={"members": len(back)})

@@ -3,15 +3,27 @@ keys is one script, so racing processes see each change whole.
 
 Room scripts take KEYS = conns, counts, info, rooms, departing, departed (see
 `hub.presence_redis` for what each holds) and ARGV[1] = the room. Times are the Redis
-server's clock in ms; `life` is how long an entry or a departure lives unrefreshed.
+server's clock in ms; `life` is how long an entry or a departure lives unrefreshed, and
+`lease` when this process's entries expire (what its last refresh gave them).
 """
 
 from __future__ import annotations
 
-# Shared by the room scripts: the clock, and the two states a member can end in.
-_ROOM = """
+_CLOCK = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+-- A new entry expires with the process's others (its lease), so that a dead process's
+-- entries all go at once; unless less than a refresh interval (life / 4) is left of it.
+local function expiry(lease, life)
+  if tonumber(lease) - now >= tonumber(life) / 4 then return tonumber(lease) end
+  return now + life
+end
+"""
+
+# Shared by the room scripts: the clock, and the two states a member can end in.
+_ROOM = (
+    _CLOCK
+    + """
 local room = ARGV[1]
 -- No entry and no departure left: no process needs to reap the room any more.
 local function forget_room_if_empty()
@@ -36,13 +48,16 @@ local function keep_keys(ttl)
   for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 """
+)
 
-# ARGV: room, field, member_key, info json, life, key ttl. 1: the member was absent.
+# ARGV: room, field, member_key, info json, life, key ttl, lease. Returns {first, expiry}:
+# first 1 when the member was absent; the entry's expiry (a new lease if it started one).
 ADD = (
     _ROOM
     + """
 local first = 0
-if redis.call('ZADD', KEYS[1], now + ARGV[5], ARGV[2]) == 1
+local expires = expiry(ARGV[7], ARGV[5])
+if redis.call('ZADD', KEYS[1], expires, ARGV[2]) == 1
     and redis.call('HINCRBY', KEYS[2], ARGV[3], 1) == 1 then
   redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
   -- Back while its departure is written: `settle` tells, after the participant_left.
@@ -52,7 +67,7 @@ if redis.call('ZADD', KEYS[1], now + ARGV[5], ARGV[2]) == 1
   end
 end
 keep_keys(ARGV[6])
-return first
+return {first, expires}
 """
 )
 
@@ -86,13 +101,13 @@ return back
 # ARGV: room, life, key ttl, n, then n departing member keys this process writes, then
 # (field, member_key, info json)* of this process's connections. Extends them all; an
 # entry lost meanwhile is registered again, since its connection is in fact alive.
-# Returns (member_key, info)* of the members that brings back whose participant_left was
+# Returns the new expiry, then (member_key, info)* of the members that brings back whose participant_left was
 # written (the process stalled and was reaped); not those still departing (their writer
 # tells of the return) nor those never written as left (Redis lost its keys).
 REFRESH = (
     _ROOM
     + """
-local back = {}
+local back = {now + ARGV[2]}
 local n = tonumber(ARGV[4])
 for i = 5, 4 + n do redis.call('ZADD', KEYS[5], 'XX', now + ARGV[2], ARGV[i]) end
 for i = 5 + n, #ARGV, 3 do
@@ -146,26 +161,30 @@ return out
 """
 )
 
-# KEYS: slots. ARGV: field, limit, life, key ttl. 1: admitted, 0: the user is full.
-# A field already present is admitted again (a retried claim must not count twice).
-CLAIM = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+# KEYS: slots. ARGV: field, limit, life, key ttl, lease. Returns the slot's expiry when
+# admitted (as ADD), 0 when the user is full. A field already present is admitted again
+# (a retried claim must not count twice).
+CLAIM = (
+    _CLOCK
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 end
-redis.call('ZADD', KEYS[1], now + ARGV[3], ARGV[1])
+local expires = expiry(ARGV[5], ARGV[3])
+redis.call('ZADD', KEYS[1], expires, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
+return expires
 """
+)
 
 # KEYS: slots. ARGV: life, key ttl, then fields. Like REFRESH, it registers again a slot
-# that expired meanwhile: its connection is alive (a stall, a Redis restart).
+# that expired meanwhile: its connection is alive (a stall, a Redis restart). Returns the
+# new expiry.
 REFRESH_SLOTS = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 for i = 3, #ARGV do redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 0
+return now + ARGV[1]
 """

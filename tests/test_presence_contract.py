@@ -289,6 +289,17 @@ async def test_user_slots_of_a_process_that_stops_refreshing_expire(processes):
 
 
 @pytest.mark.parametrize("processes", ["redis"], indirect=True)
+async def test_a_dead_processs_slots_all_expire_at_once(processes):
+    dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
+    assert await dead.claim_user_slot("acme", "bob", "c1", 2) is True
+    await asyncio.sleep(0.1)
+    assert await dead.claim_user_slot("acme", "bob", "c2", 2) is True  # then `dead` dies
+    while not await live.claim_user_slot("acme", "bob", "l1", 2):
+        await asyncio.sleep(0.01)
+    assert await live.claim_user_slot("acme", "bob", "l2", 2) is True, "its slots expired one by one"
+
+
+@pytest.mark.parametrize("processes", ["redis"], indirect=True)
 async def test_user_slots_are_per_process_connection(processes):
     a, b = processes("a"), processes("b")
     assert await a.claim_user_slot("acme", "bob", "c1", 2) is True
