@@ -1,10 +1,11 @@
 """HTTP rate limits: writes and expensive reads answer 429 with `Retry-After` beyond a
 user's or an account's budget (`hub.rate_limits.KeyedLimits`, per process).
 
-Every request under `/api/v2` from an authenticated caller is metered, in units:
+Requests under `/api/v2` from an authenticated caller are metered, in units:
 
 - a write (POST, PUT, PATCH, DELETE) or an expensive read (`EXPENSIVE_READS`) costs 1
-  when it arrives; other reads cost nothing;
+  when it arrives; other reads cost nothing and are not metered at all (every request
+  that reads the log is an expensive read);
 - reading the session log on top costs `HUB_HTTP_EXPENSIVE_COST` units per 1,000 events,
   charged before the read starts (`charge_log_read`, called by the HTTP API's one log
   reader, `handlers.log_reads`), so a replay of 9,000 events costs what it is and is refused before it is
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -60,14 +62,14 @@ _FALSE = ("", "0", "false", "no", "off")
 LOG_PAGE = 1000  # events per HUB_HTTP_EXPENSIVE_COST
 
 
-def is_expensive_read(path: str, query: dict[str, str]) -> bool:
+def is_expensive_read(path: str, query: Mapping[str, str]) -> bool:
     for pattern, flags in _PATTERNS:
         if pattern.match(path):
             return flags is None or any(query.get(f, "").strip().lower() not in _FALSE for f in flags)
     return False
 
 
-def admission_cost(method: str, path: str, query: dict[str, str]) -> float:
+def admission_cost(method: str, path: str, query: Mapping[str, str]) -> float:
     """Units a request costs when it arrives (the log it reads is charged later)."""
     if not path.startswith("/api/v2/"):
         return 0.0
@@ -127,10 +129,14 @@ class HttpLimits:
         self.expensive_cost = settings.http_expensive_cost
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/v2/"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        cost = admission_cost(scope["method"], scope["path"], request.query_params)
+        if cost == 0:  # every request that reads the log costs a unit first
+            await self.app(scope, receive, send)
+            return
         try:
             principal = scope["app"].state.auth.from_request(request, bearer_token(request))
         except AuthError:
@@ -146,7 +152,7 @@ class HttpLimits:
             await send(message)
 
         try:
-            meter.charge(admission_cost(scope["method"], scope["path"], dict(request.query_params)))
+            meter.charge(cost)
             await self.app(scope, receive, watch)
         except RateLimited as exc:
             if started:
