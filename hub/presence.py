@@ -17,13 +17,14 @@ or die; the guarantees below are what the hub (`hub.attendance`) builds that on:
   returned (within a second for a networked implementation); a departing member is not
   listed unless it is back.
 - **Liveness.** Entries of a process that stops refreshing (it died) expire after the
-  TTL, all at the same moment (user slots included); `reap` removes expired members, answering each exactly once across processes
-  so that one process writes their `participant_left`. A departure whose writer died
-  before settling it expires likewise, and `reap` answers it again (absent: written
-  again; back: as returned). A process that stalled past the TTL finds its reaped
-  entries registered again by `refresh`, which answers the members whose departure was
-  written (the hub writes their `participant_joined`); entries the backend merely lost
-  (a restart) come back silently, since no departure was written for them.
+  TTL, all at the same moment (user slots included); `reap` removes expired members,
+  answering each exactly once across processes so that one process writes their
+  `participant_left`. A departure whose writer died before settling it expires
+  likewise, and `reap` answers it again (absent: written again; back: as returned). A
+  process that stalled past the TTL finds its reaped entries registered again by
+  `refresh`, which answers the members whose departure was written (the hub writes their
+  `participant_joined`); entries the backend merely lost (a restart) come back silently,
+  since no departure was written for them.
 - **User slots.** `claim_user_slot` caps a user's live connections (per account and
   user, across every process and room): it registers the connection and answers True
   unless the user already holds `limit` slots, atomically, so racing claims on any
