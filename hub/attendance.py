@@ -24,8 +24,9 @@ from typing import Any
 
 from .committer import CommitFailed, CommitOverloaded, GroupCommitter
 from .config import Settings
+from .errors import ErrorCode
 from .lifecycle import TERMINAL_STATUSES
-from .presence import MemberChange, Presence, participant_list
+from .presence import MemberChange, Presence
 from .rooms import Rooms
 from .store import SessionRecord, SessionStore
 
@@ -36,13 +37,13 @@ REAP_BUDGET = 500  # members reaped per tick over every room; the rest wait for 
 _LOG_TROUBLE = (CommitFailed, CommitOverloaded)
 
 
-def presence_event_data(participant_id: Any, name: Any, members: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Data of `participant_joined` / `participant_left`: who, and the count after it.
+def presence_event_data(participant_id: Any, name: Any, count: int) -> dict[str, Any]:
+    """Data of `participant_joined` / `participant_left`: who, and the participant count
+    after it (the presence's `roster`, exact however large the room).
 
     The count goes by both names: `participant_count` (the contract's welcome) and
     `count` (seed 003's event table).
     """
-    count = len(participant_list(members))
     return {"participant_id": participant_id, "name": name, "participant_count": count, "count": count}
 
 
@@ -78,17 +79,18 @@ class Attendance:
         self.reap_interval = max(settings.presence_ttl / 3, 0.5)
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def joined(self, session: SessionRecord, info: dict[str, Any], members: dict[str, Any]) -> None:
-        """Write the `participant_joined` of a member the presence says just arrived."""
+    async def joined(self, session: SessionRecord, info: dict[str, Any], count: int) -> None:
+        """Write the `participant_joined` of a member the presence says just arrived
+        (`count`: the participants present with it)."""
         if _recorded(session, info):
-            data = presence_event_data(info.get("participant_id"), info.get("name"), members)
+            data = presence_event_data(info.get("participant_id"), info.get("name"), count)
             await self.committer.append(session, "participant_joined", data, _actor(info))
 
     async def departed(
         self,
         session: SessionRecord | None,
         change: MemberChange,
-        members: dict[str, Any] | None = None,
+        count: int | None = None,
         reason: str | None = None,
     ) -> None:
         """Write the `participant_left` of a departing member, settle the departure, and
@@ -96,20 +98,21 @@ class Attendance:
         try:
             if _recorded(session, change.info):
                 assert session is not None
-                if members is None:
-                    members = await self.presence.members(change.room)
-                data = presence_event_data(
-                    change.info.get("participant_id"), change.info.get("name"), members
-                )
+                if count is None:
+                    count = await self._count(change.room)
+                data = presence_event_data(change.info.get("participant_id"), change.info.get("name"), count)
                 if reason:
                     data["reason"] = reason
                 result = await self.committer.append(session, "participant_left", data, _actor(change.info))
-                if result.error not in (None, "conflict"):
+                if result.error not in (None, ErrorCode.CONFLICT):
                     log.warning("participant_left not stored", extra={"error": result.error})
         finally:
             back = await self.presence.settle(change.room, change.member_key)
         if back is not None and session is not None:
-            await self.joined(session, back, await self.presence.members(change.room))
+            await self.joined(session, back, await self._count(change.room))
+
+    async def _count(self, room_key: str) -> int:
+        return (await self.presence.roster(room_key, 0)).participant_count
 
     # background
 
@@ -162,13 +165,13 @@ class Attendance:
             by_room[change.room].append(change)
         for room_key, group in by_room.items():
             session = await self.sessions.get_session_by_pk(int(room_key))
-            members = await self.presence.members(room_key)
+            count = await self._count(room_key)
             writes = []
             for change in group:
                 if not change.present:
-                    writes.append(self.departed(session, change, members, reason))
+                    writes.append(self.departed(session, change, count, reason))
                 elif session is not None:
-                    writes.append(self.joined(session, change.info, members))
+                    writes.append(self.joined(session, change.info, count))
             for outcome in await asyncio.gather(*writes, return_exceptions=True):
                 if isinstance(outcome, Exception) and not isinstance(outcome, _LOG_TROUBLE):
                     log.error("presence event not written", exc_info=outcome)

@@ -21,7 +21,8 @@ from .close_codes import CloseCode
 from .committer import CommitFailed, CommitOverloaded, GroupCommitter, PendingAppend
 from .config import Settings
 from .connection import Connection
-from .events import EventError, envelope, error_message, parse_client_frame
+from .errors import ErrorCode, HubError, Invalid
+from .events import envelope, error_message, parse_client_frame
 from .events import now_iso as iso_now
 from .lifecycle import ACTIONS
 from .metrics import HubMetrics
@@ -33,9 +34,9 @@ from .store import AppendRequest, AppendResult
 log = logging.getLogger("hub.inbound")
 
 _FROM = {"connection": "on this connection", "user": "from this user", "account": "from this account"}
-_ERROR_TEXT = {
-    "not_found": "the session does not exist",
-    "conflict": "the session's status does not allow this event",
+_ERROR_TEXT: dict[str, str] = {
+    ErrorCode.NOT_FOUND: "the session does not exist",
+    ErrorCode.CONFLICT: "the session's status does not allow this event",
 }
 
 
@@ -61,7 +62,9 @@ class Inbound:
                 message = f"too many messages {_FROM[refused.scope]}; slow down ({refused.setting})"
                 details = {"limit": refused.scope, "retry_after": round(refused.retry_after, 3)}
                 client_id = _client_id_of(raw)
-                self._reply_error(conn, room, "rate_limited", message, client_id, details, counted=False)
+                self._reply_error(
+                    conn, room, ErrorCode.RATE_LIMITED, message, client_id, details, counted=False
+                )
             return
         if conn.strikes and self.limits.rested(conn.bucket, principal.account_id, principal.user_id):
             conn.strikes = 0  # the buckets refilled: the client slowed down, forgive the burst
@@ -73,10 +76,10 @@ class Inbound:
                 unsafe = json_problem(event.client_id, "id")
             if unsafe is not None:
                 field, why = unsafe
-                error = EventError("invalid", f"{field} {why}", {"field": field})
+                error = Invalid(f"{field} {why}", {"field": field, "rule": "storable"})
                 error.client_id = event.client_id if event is not None else None
                 raise error
-        except EventError as exc:
+        except HubError as exc:
             self._reply_error(conn, room, exc.code, exc.message, exc.client_id, exc.details)
             return
         if event is None:
@@ -99,7 +102,7 @@ class Inbound:
         except CommitOverloaded as exc:
             # The hub's fault, not the client's: never counted towards HUB_MAX_ERRORS (a
             # database outage must not end connections with a do-not-reconnect code).
-            self._reply_error(conn, room, "unavailable", str(exc), event.client_id, counted=False)
+            self._reply_error(conn, room, exc.code, exc.message, event.client_id, counted=False)
             return
         future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
 
@@ -111,17 +114,20 @@ class Inbound:
         exc = future.exception()
         if isinstance(exc, CommitFailed):
             message = "the event could not be stored; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
+            self._reply_error(conn, room, ErrorCode.UNAVAILABLE, message, client_id, counted=False)
             return
         if exc is not None:
+            # A fault in the hub, not a dependency: say so and close with 1011 rather than
+            # let the client retry into the same fault.
             log.error("unexpected commit failure", exc_info=exc)
-            message = "internal error; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
+            message = "internal error; the fault is logged on the hub"
+            self._reply_error(conn, room, ErrorCode.INTERNAL, message, client_id, counted=False)
+            conn.close_soon(CloseCode.UNEXPECTED_CONDITION)
             return
         result = future.result()
         if result.error is not None:
             message = _ERROR_TEXT.get(result.error, result.error)
-            if result.error == "conflict":
+            if result.error == ErrorCode.CONFLICT:
                 message = f"the session is {result.status}; this event is not allowed now"
             self._reply_error(conn, room, result.error, message, client_id, {"status": result.status})
 

@@ -15,11 +15,13 @@ from .attendance import Attendance
 from .close_codes import CloseCode
 from .config import Settings
 from .connection import Connection
+from .errors import ErrorCode, HubError, SessionFull
 from .events import envelope, error_message, iso
 from .events import now_iso as iso_now
 from .lifecycle import TERMINAL_STATUSES
 from .metrics import HubMetrics
-from .presence import MemberChange, Presence, participant_list
+from .presence import Admission, MemberChange, Presence, Roster
+from .presence_count import LIST_CAP
 from .replay import LogReader
 from .room import Room
 from .rooms import Rooms
@@ -75,11 +77,17 @@ class Membership:
         key = member_key(conn)
         is_participant = conn.role == "participant"
         ended = session.status in TERMINAL_STATUSES
-        members = await self.presence.members(room_key)
-        if is_participant and not ended and key not in members:
-            present = len(participant_list(members))
-            if present >= session.max_participants:
-                self._refuse(conn, "conflict", "the session is full", CloseCode.SESSION_FULL)
+        info = member_info(conn)
+        admission: Admission | None = None
+        if not ended:
+            # The cap is checked and the member registered in one atomic step on the
+            # presence, so racing joins on several processes never pass it together.
+            # A reconnect within the grace finds its old entry still present: no new join.
+            limit = session.max_participants if is_participant else None
+            admission = await self.presence.join(room_key, key, conn.conn_id, info, limit)
+            if not admission.admitted:
+                details = {"max_participants": session.max_participants}
+                self._refuse(conn, SessionFull("the session is full", details))
                 return None
 
         room = await self.rooms.open(session)
@@ -88,37 +96,36 @@ class Membership:
         room.add(conn)
         self.metrics.connections.inc()
 
-        first = False
-        info = member_info(conn)
-        if not ended:
-            # A reconnect within the grace finds its old entry still present: no new join.
-            first = await self.presence.add(room_key, key, conn.conn_id, info)
-            members = await self.presence.members(room_key)
-
+        roster = await self.presence.roster(room_key, LIST_CAP)
         fresh = await self.sessions.get_session_by_pk(session.pk) or session
-        head = max(fresh.head_seq, room.head)
+        room_head, room_cursor = room.position()  # together: the replay starts from them
+        head = max(fresh.head_seq, room_head)
         resume = self._resume_info(since, head, fresh.retained_from)
-        conn.offer(self._welcome(conn, fresh, members, head, resume))
+        conn.offer(self._welcome(conn, fresh, roster, head, resume))
         if since is not None and not resume["recovered"]:
             conn.offer(
                 error_message(
                     session.session_id,
-                    "resume_unavailable",
+                    ErrorCode.RESUME_UNAVAILABLE,
                     "events after 'since' cannot be replayed; refetch the session content",
                     details=resume,
                 ).decode()
             )
         start_after = since if since is not None and resume["recovered"] else head
         if since is None:
-            start_after = room.head
-        await self.reader.replay(conn, session, start_after, head)
+            start_after = room_head
+        if start_after < head:
+            cursor = room_cursor
+            if start_after != room_head:
+                cursor = await self.reader.cursor_at(fresh, start_after)
+            await self.reader.replay(conn, fresh, start_after, head, cursor)
         conn.last_seq = max(conn.last_seq, start_after)
         conn.finish_replay()
 
         if ended:
             conn.close_soon(CloseCode.SESSION_ENDED)
-        elif first:
-            self.attendance.spawn(self.attendance.joined(fresh, info, members))
+        elif admission is not None and admission.first:
+            self.attendance.spawn(self.attendance.joined(fresh, info, admission.participant_count))
         return room
 
     @staticmethod
@@ -142,20 +149,22 @@ class Membership:
         self,
         conn: Connection,
         session: SessionRecord,
-        members: dict[str, dict[str, Any]],
+        roster: Roster,
         head: int,
         resume: dict[str, Any],
     ) -> str:
-        participants = participant_list(members)
         data = {
             "role": conn.role,
-            "participant_count": len(participants),
+            "participant_count": roster.participant_count,
+            # Bounded however large the class: the first LIST_CAP to join (the count is
+            # exact), so a 1000-person welcome stays a few KiB.
             "participants": [
-                {"participant_id": p["participant_id"], "name": p["name"]} for p in participants
+                {"participant_id": p["participant_id"], "name": p["name"]} for p in roster.participants
             ],
             "instructors": [
                 {"participant_id": p["participant_id"], "name": p["name"]}
-                for p in participant_list(members, "instructor")
+                for p in roster.staff
+                if p.get("role") == "instructor"
             ],
             "status": session.status,
             "current_technique": session.current_technique,
@@ -200,7 +209,7 @@ class Membership:
         if await self.presence.remove(room_key, key, conn.conn_id):
             await self.attendance.departed(session, MemberChange(room_key, key, member_info(conn), False))
 
-    def _refuse(self, conn: Connection, code: str, message: str, close: CloseCode) -> None:
+    def _refuse(self, conn: Connection, error: HubError) -> None:
         conn.start()
-        conn.offer(error_message(conn.session_id, code, message).decode())
-        conn.close_soon(close)
+        conn.offer(error_message(conn.session_id, error.code, error.message, details=error.details).decode())
+        conn.close_soon(error.close_code)

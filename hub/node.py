@@ -25,15 +25,19 @@ from .committer import GroupCommitter, PendingAppend
 from .config import Settings
 from .connection import Connection
 from .events import envelope, iso
+from .hrv_summaries import GroupHrvWriter
 from .inbound import Inbound
 from .membership import Membership
 from .metrics import HubMetrics
 from .presence import Presence
+from .presence_count import PresenceDigests
+from .records.projector import PROJECTED_TYPES
 from .records.store import ProjectionStore
 from .records.worker import RecordsWorker
 from .replay import LogReader
+from .room import Room
 from .rooms import Rooms
-from .store import AppendResult, SessionRecord, Store
+from .store import AppendRequest, AppendResult, SessionRecord, Store
 from .supervisor import Supervisor
 
 log = logging.getLogger("hub")
@@ -59,8 +63,13 @@ class Hub:
         )
         self.supervisor = Supervisor(self.metrics)
         self.accepting = True
+        # Large classes: the group's HRV events, and presence as participants see it.
+        self.group_hrv = GroupHrvWriter(settings.hrv_summary_interval, store, self._append_own)
+        self.presence_digests = PresenceDigests(presence)
         reader = LogReader(store, settings.replay_page)
-        self.rooms = Rooms(settings, store, broker, reader, self.metrics, self.node_id)
+        self.rooms = Rooms(
+            settings, store, broker, reader, self.metrics, self.node_id, self.group_hrv, self.presence_digests
+        )
         self.attendance = Attendance(settings, store, presence, self.committer, self.rooms)
         self.membership = Membership(
             settings, store, presence, self.rooms, reader, self.attendance, self.metrics
@@ -85,6 +94,9 @@ class Hub:
         self.supervisor.loop("head-check", self._head_check_loop)
         self.supervisor.loop("presence-refresh", self.attendance.refresh_loop)
         self.supervisor.loop("presence-reaper", self.attendance.reap_loop)
+        self.supervisor.loop("presence-digest", self.presence_digests.run)
+        if self.group_hrv.enabled:
+            self.supervisor.loop("group-hrv", self.group_hrv.run)
         if self.records is not None:
             self.supervisor.loop("records-projector", self.records.run)
 
@@ -104,6 +116,7 @@ class Hub:
         self.accepting = False
         await self.membership.stop()
         await self.attendance.stop()
+        await self.group_hrv.stop()
         await self.supervisor.stop()
         await self.committer.close()
         for room in self.rooms:
@@ -135,6 +148,13 @@ class Hub:
         """Store one event written by the hub itself (HTTP); deliver it."""
         return await self.committer.append(session, event_type, data, actor, dedupe_key)
 
+    async def _append_own(
+        self, room: Room, event_type: str, data: dict[str, Any], dedupe_key: str
+    ) -> AppendResult:
+        """Store an event the hub writes itself for a room (no actor), idempotently."""
+        request = AppendRequest(room.session_pk, event_type, data, None, dedupe_key)
+        return await self.committer.submit(PendingAppend(request, room.session_id))
+
     def _on_committed(self, pending: PendingAppend, result: AppendResult) -> None:
         if result.error is not None or result.seq is None or result.ts is None:
             return
@@ -157,7 +177,7 @@ class Hub:
             conn.offer(envelope("ack", session_id, ack).decode())
         if not result.duplicate:
             self.metrics.events_in.labels(request.type).inc()
-            if self.records is not None:
+            if self.records is not None and request.type in PROJECTED_TYPES:
                 self.records.notify(request.session_pk)
         if room is not None:
             room.deliver(result.seq, text)

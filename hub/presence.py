@@ -37,6 +37,14 @@ or die; the guarantees below are what the hub (`hub.attendance`) builds that on:
   user briefly hold more than `limit`.) The user id `ACCOUNT_SLOTS` (empty: no token
   names that user) is the account's own pool: every connection of the account holds a
   slot there too, which caps the account's connections the same way.
+- **Participant cap.** `join` registers like `add` but, given a `participant_limit`,
+  refuses a *new* participant member (info role `participant`) while that many are
+  present, atomically: racing joins on any processes never admit more than the limit.
+  A participant already present (another tab) is always admitted. A departing member
+  is not present: its return counts against the cap like any new participant.
+- **Bounded reads.** `roster` answers the participant count and at most `limit`
+  members of each kind in join order (departing members excluded, as in `members`), at
+  a cost that does not grow with the room.
 - **Load.** Any number of calls may be in flight at once: beyond what the backend serves
   together they wait their turn (for a bounded time), they do not fail.
 - **Failure.** Methods raise `PresenceUnavailable` when the backend is unreachable.
@@ -44,14 +52,36 @@ or die; the guarantees below are what the hub (`hub.attendance`) builds that on:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from .errors import Unavailable
 
 ACCOUNT_SLOTS = ""  # the user slots that count every connection of an account
 
+PARTICIPANT = "participant"
 
-class PresenceUnavailable(Exception):
+
+class PresenceUnavailable(Unavailable):
     pass
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: bool  # False: the room holds `participant_limit` participants already
+    first: bool  # this connection made the member present (write participant_joined)
+    participant_count: int  # participants present after the call
+
+
+@dataclass(frozen=True)
+class Roster:
+    participant_count: int
+    participants: list[dict[str, Any]] = field(default_factory=list)  # first to join first
+    staff: list[dict[str, Any]] = field(default_factory=list)  # every other role, likewise
+
+
+def counts_as_participant(info: dict[str, Any]) -> bool:
+    return info.get("role") == PARTICIPANT
 
 
 @dataclass(frozen=True)
@@ -69,6 +99,17 @@ class MemberChange:
 class Presence(Protocol):
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
         """Register a connection; True when the member was absent before (and not departing)."""
+        ...
+
+    async def join(
+        self, room: str, member_key: str, conn_id: str, info: dict[str, Any], participant_limit: int | None
+    ) -> Admission:
+        """`add`, refused (nothing registered) when the member is a new participant and
+        `participant_limit` participants are present; one atomic step on every backend."""
+        ...
+
+    async def roster(self, room: str, limit: int) -> Roster:
+        """The participant count and the first `limit` members of each kind, in join order."""
         ...
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
@@ -115,6 +156,6 @@ class Presence(Protocol):
     async def close(self) -> None: ...
 
 
-def participant_list(members: dict[str, dict[str, Any]], role: str = "participant") -> list[dict]:
+def participant_list(members: dict[str, dict[str, Any]], role: str = PARTICIPANT) -> list[dict]:
     listed = [info for info in members.values() if info.get("role") == role]
     return sorted(listed, key=lambda info: (info.get("joined_at", ""), info.get("participant_id")))

@@ -1,6 +1,6 @@
 """Presence in Redis, shared by every hub process (keeps the promises of `hub.presence`).
 
-Per room, five keys (all under the deployment's key prefix):
+Per room, seven keys (all under the deployment's key prefix):
 
 - `<p>presence:<room>:conns`: sorted set of `member_key \\x1f node_id \\x1f conn_id`
   (connection ids are only unique within a process), scored by the
@@ -11,6 +11,10 @@ Per room, five keys (all under the deployment's key prefix):
   participant_left is being written), scored by expiry like the connections;
 - `<p>presence:<room>:departed`: hash member_key → info of each member whose last
   presence event in the log is its participant_left (being written, or written);
+- `<p>presence:<room>:participants` and `…:staff`: sorted sets of the present members
+  of each kind scored by the time they became present, so the participant count is
+  one ZCARD (the cap is checked inside the join script) and `roster` reads the first
+  few members without touching the rest of the room;
 
 and `<p>presence-rooms`, the set of rooms holding any entry or departure, so that a room
 whose only process died is still reaped by the others (they do not serve it, so would
@@ -22,7 +26,7 @@ whatever characters ids contain), of `node_id \x1f conn_id` scored by expiry lik
 room entries. The claim script drops expired entries before counting, so a dead
 process's slots need no reaper: they stop counting once expired.
 
-Every change runs as one Lua script (`hub.presence_redis_lua`), so `add` answers True
+Every change runs as one Lua script (`hub.presence_redis_lua`), so `join` answers first
 to exactly one connection however many processes race, `remove` and `reap` likewise,
 and the keys never disagree. (The scripts touch keys of several slots: a single Redis or
 a primary with replicas, not Redis Cluster.) Expiry uses the Redis server's clock, so
@@ -52,7 +56,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from . import presence_redis_lua as lua
-from .presence import MemberChange, PresenceUnavailable
+from .presence import Admission, MemberChange, PresenceUnavailable, Roster, counts_as_participant
 
 log = logging.getLogger("hub.presence")
 
@@ -91,15 +95,16 @@ class RedisPresence:
         self._rooms_key = f"{prefix}presence-rooms"  # rooms holding any entry
         self._client = _client(url, pool_size, pool_timeout)
         self._upkeep = _client(url, 1, pool_timeout)  # the refresh's own connection
-        self._add = self._client.register_script(lua.ADD)
+        self._join = self._client.register_script(lua.JOIN)
+        self._roster = self._client.register_script(lua.ROSTER)
         self._remove = self._client.register_script(lua.REMOVE)
         self._settle = self._client.register_script(lua.SETTLE)
         self._refresh = self._client.register_script(lua.REFRESH)
         self._reap = self._client.register_script(lua.REAP)
         self._claim = self._client.register_script(lua.CLAIM)
         self._refresh_slots = self._client.register_script(lua.REFRESH_SLOTS)
-        # What this process registered: room -> field -> (member_key, info json)
-        self._mine: dict[str, dict[str, tuple[str, str]]] = {}
+        # What this process registered: room -> field -> (member_key, info json, participant)
+        self._mine: dict[str, dict[str, tuple[str, str, str]]] = {}
         # Departures this process writes (refreshed until settled): room -> member keys
         self._departures: dict[str, set[str]] = {}
         # A remove must not land between a refresh's snapshot of `_mine` and its write to
@@ -107,6 +112,7 @@ class RedisPresence:
         # into a second participant_left). Set while a refresh is in flight: one round trip
         # on its own connection. Removes do not exclude each other.
         self._refreshing: asyncio.Future[None] | None = None
+        self._refreshes = 0  # refreshes started, so a refused join knows one overlapped it
         # User slots this process holds: slots key -> fields. Recorded only once a claim
         # answered, so a claim whose answer was lost is never refreshed and expires.
         self._my_slots: dict[str, set[str]] = {}
@@ -130,7 +136,14 @@ class RedisPresence:
     def _keys(self, room: str) -> list[str]:
         base = f"{self.prefix}presence:{room}:"
         names = ("conns", "counts", "info")
-        return [*(base + n for n in names), self._rooms_key, base + "departing", base + "departed"]
+        return [
+            *(base + n for n in names),
+            self._rooms_key,
+            base + "departing",
+            base + "departed",
+            base + "participants",
+            base + "staff",
+        ]
 
     async def _run(self, script: Any, room: str, *args: Any) -> Any:
         try:
@@ -139,13 +152,63 @@ class RedisPresence:
             raise PresenceUnavailable(str(exc)) from exc
 
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
+        return (await self.join(room, member_key, conn_id, info, None)).first
+
+    async def join(
+        self, room: str, member_key: str, conn_id: str, info: dict[str, Any], participant_limit: int | None
+    ) -> Admission:
         field = self._field(member_key, conn_id)
         encoded = orjson.dumps(info).decode()
-        self._mine.setdefault(room, {})[field] = (member_key, encoded)
-        args = (field, member_key, encoded, self._life_ms, self._key_ttl_ms, self._lease_ms)
-        first, expires = await self._run(self._add, room, *args)
+        participant = "1" if counts_as_participant(info) else "0"
+        limit = -1 if participant_limit is None else participant_limit
+        # Recorded before the call: a join whose answer is lost may still have registered
+        # (its refresh keeps it alive, its leave removes it).
+        mine = self._mine.setdefault(room, {})
+        mine[field] = (member_key, encoded, participant)
+        refreshes = self._refreshes
+        args = (
+            field,
+            member_key,
+            encoded,
+            self._life_ms,
+            self._key_ttl_ms,
+            self._lease_ms,
+            participant,
+            limit,
+        )
+        admitted, first, expires, count = await self._run(self._join, room, *args)
+        if not admitted:
+            mine.pop(field, None)
+            if not mine:
+                self._mine.pop(room, None)
+            if refreshes != self._refreshes or self._refreshing is not None:
+                await self._undo_refused(room, field, member_key)
+            return Admission(False, False, int(count))
         self._lease_ms = max(self._lease_ms, int(expires))
-        return bool(first)
+        return Admission(True, bool(first), int(count))
+
+    async def _undo_refused(self, room: str, field: str, member_key: str) -> None:
+        """A refresh that overlapped a refused join may have registered its entry (it read
+        `_mine` before the refusal): remove it again, silently, since no participant_joined
+        was written for it."""
+        while self._refreshing is not None:
+            await asyncio.shield(self._refreshing)
+        if await self._run(self._remove, room, field, member_key, self._life_ms):
+            await self._run(self._settle, room, member_key)
+
+    async def roster(self, room: str, limit: int) -> Roster:
+        keys = self._keys(room)
+        try:
+            count, participants, staff = await self._retry(
+                self._roster, keys=[keys[6], keys[7], keys[2]], args=[max(limit, 0)]
+            )
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+        return Roster(
+            int(count),
+            [orjson.loads(info) for info in participants if info],
+            [orjson.loads(info) for info in staff if info],
+        )
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
         field = self._field(member_key, conn_id)
@@ -221,13 +284,14 @@ class RedisPresence:
         rooms = sorted(set(self._mine) | set(self._departures))
         slots = {key: sorted(fields) for key, fields in self._my_slots.items()}
         gate = self._refreshing = asyncio.get_running_loop().create_future()
+        self._refreshes += 1
         try:
             async with self._upkeep.pipeline(transaction=False) as pipe:
                 for room in rooms:
                     departing = sorted(self._departures.get(room, ()))
                     args: list[Any] = [room, self._life_ms, self._key_ttl_ms, len(departing), *departing]
-                    for field, (member_key, info) in self._mine.get(room, {}).items():
-                        args.extend((field, member_key, info))
+                    for field, (member_key, info, participant) in self._mine.get(room, {}).items():
+                        args.extend((field, member_key, info, participant))
                     await self._refresh(keys=self._keys(room), args=args, client=pipe)
                 for key, fields in slots.items():
                     await self._refresh_slots(

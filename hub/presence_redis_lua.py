@@ -1,8 +1,8 @@
 """The Lua scripts of the Redis presence (`hub.presence_redis`): every change to a room's
 keys is one script, so racing processes see each change whole.
 
-Room scripts take KEYS = conns, counts, info, rooms, departing, departed (see
-`hub.presence_redis` for what each holds) and ARGV[1] = the room. Times are the Redis
+Room scripts take KEYS = conns, counts, info, rooms, departing, departed, participants,
+staff (see `hub.presence_redis` for what each holds) and ARGV[1] = the room. Times are the Redis
 server's clock in ms; `life` is how long an entry or a departure lives unrefreshed, and
 `lease` when this process's entries expire (what its last refresh gave them).
 """
@@ -25,6 +25,11 @@ _ROOM = (
     _CLOCK
     + """
 local room = ARGV[1]
+-- The member became present: listed by kind, scored in microseconds so that joins within
+-- one millisecond keep their order.
+local function list_member(member, participant)
+  redis.call('ZADD', participant and KEYS[7] or KEYS[8], t[1] * 1000000 + t[2], member)
+end
 -- No entry and no departure left: no process needs to reap the room any more.
 local function forget_room_if_empty()
   if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[5]) == 0 then
@@ -38,6 +43,8 @@ local function depart(member, life)
   redis.call('HDEL', KEYS[2], member)
   local info = redis.call('HGET', KEYS[3], member) or '{}'
   redis.call('HDEL', KEYS[3], member)
+  redis.call('ZREM', KEYS[7], member)
+  redis.call('ZREM', KEYS[8], member)
   if redis.call('ZSCORE', KEYS[5], member) then return false end
   redis.call('ZADD', KEYS[5], now + life, member)
   redis.call('HSET', KEYS[6], member, info)
@@ -45,21 +52,31 @@ local function depart(member, life)
 end
 local function keep_keys(ttl)
   redis.call('SADD', KEYS[4], room)
-  for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for i = 1, 8 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 """
 )
 
-# ARGV: room, field, member_key, info json, life, key ttl, lease. Returns {first, expiry}:
-# first 1 when the member was absent; the entry's expiry (a new lease if it started one).
-ADD = (
+# ARGV: room, field, member_key, info json, life, key ttl, lease, participant (1/0),
+# participant limit (-1: none). Returns {admitted, first, expiry, participant count}:
+# admitted 0 when the member is a new participant and the room holds `limit` of them
+# (then nothing is registered); first 1 when the member was absent; the entry's expiry
+# (a new lease if it started one).
+JOIN = (
     _ROOM
     + """
+local participant = ARGV[8] == '1'
+local limit = tonumber(ARGV[9])
+if participant and limit >= 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0') <= 0 then
+  local count = redis.call('ZCARD', KEYS[7])
+  if count >= limit then return {0, 0, 0, count} end
+end
 local first = 0
 local expires = expiry(ARGV[7], ARGV[5])
 if redis.call('ZADD', KEYS[1], expires, ARGV[2]) == 1
     and redis.call('HINCRBY', KEYS[2], ARGV[3], 1) == 1 then
   redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+  list_member(ARGV[3], participant)
   -- Back while its departure is written: `settle` tells, after the participant_left.
   if not redis.call('ZSCORE', KEYS[5], ARGV[3]) then
     first = 1
@@ -67,7 +84,7 @@ if redis.call('ZADD', KEYS[1], expires, ARGV[2]) == 1
   end
 end
 keep_keys(ARGV[6])
-return {first, expires}
+return {1, first, expires, redis.call('ZCARD', KEYS[7])}
 """
 )
 
@@ -99,7 +116,7 @@ return back
 )
 
 # ARGV: room, life, key ttl, n, then n departing member keys this process writes, then
-# (field, member_key, info json)* of this process's connections. Extends them all; an
+# (field, member_key, info json, participant 1/0)* of this process's connections. Extends them all; an
 # entry lost meanwhile is registered again, since its connection is in fact alive.
 # Returns the new expiry, then (member_key, info)* of the members that brings back whose participant_left was
 # written (the process stalled and was reaped); not those still departing (their writer
@@ -110,10 +127,11 @@ REFRESH = (
 local back = {now + ARGV[2]}
 local n = tonumber(ARGV[4])
 for i = 5, 4 + n do redis.call('ZADD', KEYS[5], 'XX', now + ARGV[2], ARGV[i]) end
-for i = 5 + n, #ARGV, 3 do
+for i = 5 + n, #ARGV, 4 do
   if redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[i]) == 1
       and redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
     redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
+    list_member(ARGV[i + 1], ARGV[i + 3] == '1')
     if not redis.call('ZSCORE', KEYS[5], ARGV[i + 1])
         and redis.call('HDEL', KEYS[6], ARGV[i + 1]) == 1 then
       table.insert(back, ARGV[i + 1])
@@ -160,6 +178,22 @@ forget_room_if_empty()
 return out
 """
 )
+
+# KEYS: participants, staff, info. ARGV: limit.
+# Returns {participant count, first `limit` participants' info, first `limit` staff's info}.
+ROSTER = """
+local limit = tonumber(ARGV[1])
+local out = {redis.call('ZCARD', KEYS[1])}
+for k = 1, 2 do
+  local infos = {}
+  if limit > 0 then
+    local keys = redis.call('ZRANGE', KEYS[k], 0, limit - 1)
+    if #keys > 0 then infos = redis.call('HMGET', KEYS[3], unpack(keys)) end
+  end
+  table.insert(out, infos)
+end
+return out
+"""
 
 # KEYS: slots. ARGV: field, limit, life, key ttl, lease. Returns the slot's expiry when
 # admitted (as ADD), 0 when the user is full. A field already present is admitted again

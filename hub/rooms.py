@@ -1,6 +1,10 @@
 """The rooms on this process, by session: opened on the first join, subscribed to the
 session's broker channel while open, released a while after the last member left (a
 member who reconnects at once finds the room still warm).
+
+Each event a room delivers is also shown to the per-room work of large classes: the
+group's HRV (`hub.hrv_summaries`) and the coalesced presence participants see
+(`hub.presence_count`).
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from collections.abc import Iterator
 from .broker import Broker, MessageHandler, session_channel
 from .close_codes import CloseCode
 from .config import Settings
+from .hrv_summaries import GroupHrvWriter
 from .metrics import HubMetrics
+from .presence_count import PresenceDigests
 from .replay import LogReader
 from .room import Room
 from .store import SessionRecord, SessionStore
 
 log = logging.getLogger("hub")
-
-_ENDED_PREFIX = '{"type":"session_ended"'  # orjson keeps key order: "type" is first
 
 
 class Rooms:
@@ -32,9 +36,13 @@ class Rooms:
         reader: LogReader,
         metrics: HubMetrics,
         node_id: str,
+        group_hrv: GroupHrvWriter,
+        digests: PresenceDigests,
     ):
         self.settings = settings
         self.sessions = sessions
+        self.group_hrv = group_hrv
+        self.digests = digests
         self.broker = broker
         self.reader = reader
         self.metrics = metrics
@@ -75,8 +83,8 @@ class Rooms:
             )
             self._rooms[session.pk] = room
             await self.broker.subscribe(session_channel(session.pk), self._broker_handler(room))
-            fresh = await self.sessions.get_session_by_pk(session.pk)
-            room.set_head(fresh.head_seq if fresh else session.head_seq)
+            fresh = await self.sessions.get_session_by_pk(session.pk) or session
+            room.set_head(fresh.head_seq, await self.reader.cursor_at(fresh, fresh.head_seq))
             self.metrics.rooms.set(len(self._rooms))
             future.set_result(room)
             return room
@@ -102,6 +110,7 @@ class Rooms:
             return
         del self._rooms[room.session_pk]
         room.close()
+        self.group_hrv.forget(room.session_pk)
         self.metrics.rooms.set(len(self._rooms))
         try:
             await self.broker.unsubscribe(session_channel(room.session_pk))
@@ -127,8 +136,10 @@ class Rooms:
             if session_channel(room.session_pk) == channel:
                 room.request_repair()
 
-    def _after_delivery(self, room: Room, seq: int, payload: str) -> None:
-        self.metrics.events_out.inc(len(room.members))
-        if payload.startswith(_ENDED_PREFIX):
+    def _after_delivery(self, room: Room, seq: int, event_type: str, payload: str, deliveries: int) -> None:
+        self.metrics.events_out.inc(deliveries)
+        self.group_hrv.observe(room, seq, event_type, payload)
+        self.digests.observe(room, event_type)
+        if event_type == "session_ended":
             for conn in list(room.members.values()):
                 conn.close_soon(CloseCode.SESSION_ENDED)

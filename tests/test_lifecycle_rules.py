@@ -3,8 +3,10 @@ status × every event type, with every ending an event may ask for."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
+from handlers.records.session_record import PatchStatus
+from handlers.session_models import Status
 from hub import lifecycle
 from hub.events import DURABLE_TYPES
 from hub.store import AppendRequest
@@ -68,3 +70,10 @@ def test_the_table_gives_what_the_http_actions_rely_on():
     # One row per (type, ending, status), as the append function keys them; '*' is its wildcard.
     keys = [(t, ends_as, status) for t, ends_as, status, _ in lifecycle.rule_rows()]
     assert len(keys) == len(set(keys)) and all(ends_as != "*" for _, ends_as, _ in keys)
+
+
+def test_the_http_models_name_the_tables_statuses():
+    """The request models spell statuses out as `Literal`s (for the schema and the error
+    text); they must name exactly what the table does."""
+    assert get_args(Status) == lifecycle.STATUSES
+    assert set(get_args(PatchStatus)) == set(lifecycle.action_targets())
