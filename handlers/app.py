@@ -29,6 +29,7 @@ from . import announce, ops, sessions, stream, ws
 from .asyncapi import asyncapi_route
 from .auth import Authenticator
 from .errors import ErrorBoundary, http_error, hub_error
+from .http_limits import HttpLimits
 from .openapi import openapi_route
 
 log = logging.getLogger("hub")
@@ -124,5 +125,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.unreachable = DEPENDENCY_ERRORS
     app.state.settings = settings
+    app.state.http_limits = HttpLimits(settings)
     app.state.auth = Authenticator(settings)
     return app

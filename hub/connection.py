@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .close_codes import CloseCode, reason
+from .rate_limits import Bucket
 from .slim_sync import Flag
 from .wire import WireMessage
 
@@ -65,25 +66,6 @@ class Principal:
         return self.sessions is None or session_id in self.sessions
 
 
-class TokenBucket:
-    __slots__ = ("capacity", "rate", "stamp", "tokens")
-
-    def __init__(self, rate: float, burst: int):
-        self.rate = rate
-        self.capacity = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 @dataclass(slots=True)
 class Connection:
     transport: Transport
@@ -100,7 +82,7 @@ class Connection:
     # While replaying `since`, live events wait here instead of the socket queue.
     replaying: bool = False
     held: list[tuple[int, WireMessage]] = field(default_factory=list)
-    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(50.0, 100))
+    bucket: Bucket = field(default_factory=lambda: Bucket(50.0, 100))
     strikes: int = 0
     expiry_warned: float | None = None  # the token expiry `token_expiring` was sent for
     # Frames the socket could not take at once, for the writer; None while there are none.

@@ -143,7 +143,7 @@ async def patch_session(
     return session_json(fresh, await participant_count(hub, fresh))
 
 
-@operation("Child sessions (status, type = session_type, time)", Children)
+@operation("Child sessions (status, type = session_type, time)", Children, expensive=True)
 async def children(
     request: Request, principal: Principal, record: SessionRecord, query: ChildrenQuery
 ) -> dict[str, Any]:
@@ -154,7 +154,7 @@ async def children(
     return listing("sessions", [session_json(k) for k in kids], cursor)
 
 
-@operation("Walk to the root: parent, grandparent, ..., root", Ancestors)
+@operation("Walk to the root: parent, grandparent, ..., root", Ancestors, expensive=True)
 async def ancestors(request: Request, principal: Principal, record: SessionRecord) -> dict[str, Any]:
     chain = await records_of(request).sessions.ancestors(principal.account_id, record.session_id)
     # The walk ends below the first ancestor outside the token's sessions: it is not there.
