@@ -121,6 +121,30 @@ async def test_a_resend_inside_one_batch_and_across_batches_is_stored_once(datab
         await store.close()
 
 
+async def test_the_last_technique_of_a_batch_becomes_the_sessions_own(database):
+    store = await PgStore.connect(database)
+    try:
+        pk = await started_session(store, "technique")
+        await store.append_batch(
+            [
+                AppendRequest(pk, "technique_changed", {"technique": "Box", "duration": 60}, None),
+                item(pk, "between"),
+                AppendRequest(pk, "technique_changed", {"technique": "4-7-8", "duration": 90}, None),
+                item(pk, "after"),
+            ]
+        )
+        record = await store.get_session_by_pk(pk)
+        assert record is not None and record.head_seq == 5
+        assert record.current_technique is not None
+        assert record.current_technique["technique"] == "4-7-8" and "changed_at" in record.current_technique
+        await store.append_batch([item(pk, "no technique here")])
+        record = await store.get_session_by_pk(pk)
+        assert record is not None and record.current_technique is not None
+        assert record.current_technique["technique"] == "4-7-8"
+    finally:
+        await store.close()
+
+
 async def test_lifecycle_conflicts_in_a_batch_are_per_item_and_in_order(database):
     store = await PgStore.connect(database)
     try:

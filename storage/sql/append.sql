@@ -161,8 +161,13 @@ BEGIN
         SELECT f.pk, f.seq, f.etype, f.ts, f.actor, f.data, f.dedupe FROM fresh f ORDER BY f.pk, f.seq
     ),
     heads AS (
-        UPDATE hub_sessions h SET head_seq = f.last_seq, updated_at = f.last_ts
-          FROM (SELECT pk, max(seq) AS last_seq, max(ts) AS last_ts FROM fresh GROUP BY pk) f
+        -- The head moves once per session; the session's technique is the batch's last.
+        UPDATE hub_sessions h SET head_seq = f.last_seq, updated_at = f.last_ts,
+               current_technique = coalesce(f.technique, h.current_technique)
+          FROM (SELECT pk, max(seq) AS last_seq, max(ts) AS last_ts,
+                       (array_agg(data || jsonb_build_object('changed_at', ts) ORDER BY seq DESC)
+                          FILTER (WHERE etype = 'technique_changed'))[1] AS technique
+                  FROM fresh GROUP BY pk) f
          WHERE h.id = f.pk
     )
     SELECT CASE WHEN j.ord IS NULL THEN r_seq[it.ord] ELSE coalesce(j.old_seq, f.seq) END,
