@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     allowed_origins: CommaList = _env("HUB_ALLOWED_ORIGINS", [])
     presence_grace: Seconds = _env("HUB_PRESENCE_GRACE", 2.0, ge=0, le=_HOUR)
     presence_ttl: Seconds = _env("HUB_PRESENCE_TTL", 15.0, ge=1, le=_HOUR)
+    # seconds a starting hub waits for the members the log shows present to come back
+    # before it writes their participant_left (hub/presence_recovery.py)
+    restart_grace: Seconds = _env("HUB_RESTART_GRACE", 15.0, ge=0, le=_HOUR)
     room_linger: Seconds = _env("HUB_ROOM_LINGER", 5.0, ge=0, le=_HOUR)
     gap_repair_delay: Seconds = _env("HUB_GAP_REPAIR_DELAY", 0.02, ge=0, le=10)
     # seconds per group HRV interval (hub/hrv_summaries.py); 0 turns the summaries off
@@ -91,6 +94,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = _env("HUB_MAX_BODY_BYTES", _MIB, ge=1024, le=1024 * _MIB)
     default_max_participants: int = _env("HUB_DEFAULT_MAX_PARTICIPANTS", 100, ge=1, le=1000)
     drain_timeout: Seconds = _env("HUB_DRAIN_TIMEOUT", 10.0, ge=0, le=_HOUR)
+    # lifetime of the tokens a join link hands out; the page renews them while it is open
+    invite_token_ttl: Seconds = _env("HUB_INVITE_TOKEN_TTL", 900.0, ge=5, le=24 * _HOUR)
 
     @field_validator("secret_pairs", "allowed_origins", mode="before")
     @classmethod

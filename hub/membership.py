@@ -112,7 +112,8 @@ class Membership:
         room_head, room_cursor = room.position()  # together: the replay starts from them
         head = max(fresh.head_seq, room_head)
         resume = self._resume_info(since, head, fresh.retained_from)
-        conn.offer(self._welcome(conn, fresh, roster, head, resume))
+        state = await hub.session_state.for_member(fresh, conn.role)
+        conn.offer(self._welcome(conn, fresh, roster, head, resume, state))
         if since is not None and not resume["recovered"]:
             conn.offer(
                 error_message(
@@ -166,6 +167,7 @@ class Membership:
         roster: Roster,
         head: int,
         resume: dict[str, Any],
+        state: dict[str, Any],
     ) -> str:
         data = {
             "role": conn.role,
@@ -191,6 +193,7 @@ class Membership:
             "heartbeat_interval": self.settings.heartbeat_interval,
             "idle_timeout": self.settings.idle_timeout,
             "connection_id": conn.conn_id,
+            **state,  # the open prompt and the latest announcement (hub/session_state.py)
         }
         return envelope("welcome", session.session_id, data, actor=conn.principal.actor).decode()
 

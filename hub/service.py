@@ -27,10 +27,12 @@ from .hrv_summaries import GroupHrvWriter
 from .metrics import HubMetrics
 from .presence import Presence
 from .presence_count import PresenceDigests
+from .presence_recovery import PresenceRecovery
 from .records.projector import PROJECTED_TYPES
 from .records.store import ProjectionStore
 from .records.worker import RecordsWorker
 from .room import Room
+from .session_state import SessionState
 from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEvent
 from .supervisor import Supervisor
 
@@ -66,14 +68,19 @@ class Hub:
         self.supervisor = Supervisor(self.metrics)
         self.accepting = True
         # Membership (presence, join/leave events, grace) is its own concept:
-        from .membership import Membership
+        from .membership import Membership, presence_event_data
 
         self.membership = Membership(self)
+        self.presence_recovery = PresenceRecovery(
+            store, presence, self.append, presence_event_data, self.node_id, settings.restart_grace
+        )
         # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
         # Large classes: the group's HRV events, and presence as participants see it.
         self.group_hrv = GroupHrvWriter(settings.hrv_summary_interval, store, self._append_own)
         self.presence_digests = PresenceDigests(presence)
+        # What a late joiner sees at once: the open prompt and the latest announcement.
+        self.session_state = SessionState(store)
 
     def attach_records(self, store: ProjectionStore) -> None:
         self.records = RecordsWorker(store)
@@ -90,11 +97,21 @@ class Hub:
         self.supervisor.loop("sweeper", self._sweep_loop)
         self.supervisor.loop("head-check", self._head_check_loop)
         self.membership.start()
+        await self._recover_presence()
         self.supervisor.loop("presence-digest", self.presence_digests.run)
         if self.group_hrv.enabled:
             self.supervisor.loop("group-hrv", self.group_hrv.run)
         if self.records is not None:
             self.supervisor.loop("records-projector", self.records.run)
+
+    async def _recover_presence(self) -> None:
+        """Before the first connection: hold the members the log shows present, so that
+        those who come back are not joined again (hub/presence_recovery.py)."""
+        try:
+            await asyncio.wait_for(self.presence_recovery.restore(), timeout=30)
+        except Exception:
+            log.exception("presence not restored at start; retried in the background")
+        self.supervisor.once("presence-recovery", self.presence_recovery.run)
 
     async def drain(self) -> None:
         """SIGTERM: stop accepting, flush accepted events, send everyone elsewhere."""
@@ -185,6 +202,7 @@ class Hub:
         del self.rooms[room.session_pk]
         room.close()
         self.group_hrv.forget(room.session_pk)
+        self.session_state.forget(room.session_pk)
         self.metrics.rooms.set(len(self.rooms))
         try:
             await self.broker.unsubscribe(session_channel(room.session_pk))
@@ -215,6 +233,7 @@ class Hub:
         self.metrics.events_out.inc(deliveries)
         self.group_hrv.observe(room, seq, event_type, payload)
         self.presence_digests.observe(room, event_type)
+        self.session_state.observe(room, seq, event_type, payload)
         if event_type == "session_ended":
             for conn in list(room.members.values()):
                 conn.close_soon(CloseCode.SESSION_ENDED)
