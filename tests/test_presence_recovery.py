@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import redis
 
 from tests.cluster_tools import start_nodes
 from tests.support import HubProcess, LiveClient, api, create_session
@@ -89,7 +90,6 @@ async def test_one_process_restart_writes_one_left_for_whoever_did_not_come_back
 
 
 async def test_whole_cluster_restart_on_redis(hub_factory, redis_base, redis_prefix):
-    import redis
     nodes = await start_nodes(hub_factory, redis_base, redis_prefix, 2, **FAST)
     session_id = await create_session(nodes[0])
     users = ("ana", "ben", "cleo", "dev")
