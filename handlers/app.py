@@ -20,6 +20,7 @@ from hub.presence_memory import MemoryPresence
 from hub.records.store import RecordsStore
 from hub.service import Hub
 from storage.embedded import EmbeddedPostgres
+from storage.invites import PgInviteStore
 from storage.pg_store import PgStore
 from storage.records.store import PgRecordsStore
 
@@ -55,7 +56,7 @@ async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
 def _extra_routes() -> list[Any]:
     """Routes of later features (pages, records); each module is optional while it is built."""
     found: list[Any] = []
-    for module_name in ("handlers.pages", "handlers.records.routes", "handlers.audience"):
+    for module_name in ("handlers.pages", "handlers.records.routes", "handlers.audience", "handlers.invites"):
         try:
             module = __import__(module_name, fromlist=["routes"])
         except ModuleNotFoundError as exc:
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         records: RecordsStore = PgRecordsStore(store.pool)
         hub.attach_records(records)
         app.state.records = records
+        app.state.invites = PgInviteStore(store.pool)
         await hub.start()
         app.state.hub = hub
         app.state.store = store

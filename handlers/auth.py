@@ -8,6 +8,7 @@ in the default account; a token, when given, is still checked.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from typing import Any
@@ -42,6 +43,10 @@ class Authenticator:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.keys = settings.secret_keys
+        if not self.keys and settings.dev_mode:
+            # A dev hub without a secret still hands out tokens (join links): signed with a
+            # key of this process only, so they do not outlive it or work on another one.
+            self.keys = {"dev-ephemeral": secrets.token_urlsafe(32)}
 
     def issue(
         self,
@@ -151,6 +156,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         user_id=str(sub),
         role=str(role),
         name=name or str(sub),
+        name_from_token=bool(name),
         sessions=sessions,
         expires_at=float(claims["exp"]),
     )

@@ -64,5 +64,6 @@ routes = [
     Route("/participant", _page("participant.html"), methods=["GET"]),  # type: ignore[arg-type]
     Route("/instructor", _page("instructor.html"), methods=["GET"]),  # type: ignore[arg-type]
     Route("/dashboard", _page("dashboard.html"), methods=["GET"]),  # type: ignore[arg-type]
+    Route("/j/{code}", _page("join.html"), methods=["GET"]),  # type: ignore[arg-type]
     Mount("/static", app=_StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
 ]

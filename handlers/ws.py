@@ -99,7 +99,7 @@ async def _admit(
     if not _role_allowed(principal, role):
         message = f"the token's role '{principal.role}' may not connect as '{role}'"
         raise Refusal(CloseCode.FORBIDDEN, "forbidden", message)
-    if name and token:
+    if name and token and not principal.name_from_token:
         principal.name = name
     principal.role = role  # the connection acts in the role it asked for
     # Another account's session, or one outside the token's list, is simply not there.
