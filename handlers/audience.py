@@ -6,22 +6,45 @@ A change is stored as an event (`session_update` with the complete overrides und
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.audience import AUDIENCE_KEY, AudienceError, Policy, cursor_at, validate_overrides
+from hub.connection import Principal
+from hub.errors import Conflict, ErrorCode, NotFound
+from hub.store import SessionRecord
+from hub.validation import invalid
 
-from .errors import ApiError, json_response, read_json_object
-from .sessions import WRITERS, append_or_raise, caller, hub_of, load_session
+from .api import hub_of, operation
+from .sessions import WRITERS
+
+Audience = Literal["everyone", "staff"]
 
 
-def invalid_audience(exc: AudienceError) -> ApiError:
-    """The typed 422 for bad audience settings: every bad entry listed."""
-    first = exc.errors[0]
-    return ApiError(422, "invalid", f"{first['field']}: {first['message']}", {"errors": exc.errors})
+class AudienceChange(BaseModel):
+    """Event type -> audience; lifecycle types and session_update always go to everyone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audience: dict[str, Any] = Field(description="event type -> `everyone` or `staff`")
+
+
+class AudienceTable(BaseModel):
+    session_id: str
+    audience: dict[str, Audience] = Field(description="every durable type's audience")
+    overrides: dict[str, Audience] = Field(description="where this session differs from the defaults")
+    seq: int | None = Field(None, description="the session_update that stored the change")
+
+
+def _checked(raw: Any) -> dict[str, str]:
+    """The overrides, or the typed 422 listing every bad entry."""
+    try:
+        return validate_overrides(raw)
+    except AudienceError as exc:
+        raise invalid([{**e, "rule": "audience"} for e in exc.errors]) from None
 
 
 def _body(policy: Policy, session_id: str, seq: int | None) -> dict[str, Any]:
@@ -33,98 +56,37 @@ def _body(policy: Policy, session_id: str, seq: int | None) -> dict[str, Any]:
     }
 
 
-async def get_audience(request: Request) -> Response:
-    principal = caller(request)
-    hub = hub_of(request)
-    record = await load_session(request, principal)
-    cursor = await cursor_at(hub.store, record, record.head_seq)
-    return json_response(_body(cursor.policy, record.session_id, None))
+@operation("Who receives each event type", AudienceTable)
+async def get_audience(request: Request, record: SessionRecord) -> dict[str, Any]:
+    cursor = await cursor_at(hub_of(request).store, record, record.head_seq)
+    return _body(cursor.policy, record.session_id, None)
 
 
-async def change_audience(request: Request) -> Response:
-    """PATCH merges the given types into the overrides; PUT replaces them all."""
-    principal = caller(request, WRITERS)
+@operation(
+    "Change the audience of event types (PATCH merges, PUT replaces; stored as a session_update event)",
+    AudienceTable,
+    roles=WRITERS,
+    errors=(ErrorCode.CONFLICT,),
+)
+async def change_audience(
+    request: Request, principal: Principal, record: SessionRecord, body: AudienceChange
+) -> dict[str, Any]:
     hub = hub_of(request)
-    record = await load_session(request, principal)
-    body = await read_json_object(request, hub.settings.max_body_bytes)
-    unknown = sorted(set(body) - {AUDIENCE_KEY})
-    if unknown or AUDIENCE_KEY not in body:
-        errors = [{"field": name, "message": "is not a field of this request"} for name in unknown]
-        if AUDIENCE_KEY not in body:
-            errors.insert(0, {"field": AUDIENCE_KEY, "message": "is required"})
-        raise invalid_audience(AudienceError(errors))
-    try:
-        given = validate_overrides(body[AUDIENCE_KEY])
-    except AudienceError as exc:
-        raise invalid_audience(exc) from None
-    current = (await cursor_at(hub.store, record, record.head_seq)).policy
+    given = _checked(body.audience)
     if request.method == "PATCH":
-        merged = {**current.overrides, **body[AUDIENCE_KEY]}
-        given = validate_overrides(merged)
-    result = await append_or_raise(hub, record, "session_update", {AUDIENCE_KEY: given}, principal)
-    if result.error == "conflict":
-        raise ApiError(409, "conflict", f"the session is {result.status}; its audiences cannot change now")
-    if result.error == "not_found":
-        raise ApiError(404, "not_found", f"session '{record.session_id}' not found")
-    return json_response(_body(Policy(given), record.session_id, result.seq))
+        current = (await cursor_at(hub.store, record, record.head_seq)).policy
+        given = _checked({**current.overrides, **body.audience})
+    result = await hub.append(record, "session_update", {AUDIENCE_KEY: given}, principal.actor)
+    if result.error == ErrorCode.CONFLICT:
+        raise Conflict(
+            f"the session is {result.status}; its audiences cannot change now", {"status": result.status}
+        )
+    if result.error == ErrorCode.NOT_FOUND:
+        raise NotFound(f"session '{record.session_id}' not found")
+    return _body(Policy(given), record.session_id, result.seq)
 
 
 routes = [
     Route("/api/v2/session/{session_id}/audience", get_audience, methods=["GET"]),
     Route("/api/v2/session/{session_id}/audience", change_audience, methods=["PUT", "PATCH"]),
 ]
-
-_AUDIENCE_SCHEMA = {
-    "type": "object",
-    "description": "Event type -> audience (everyone or staff); lifecycle types and session_update are fixed",
-    "additionalProperties": {"type": "string", "enum": ["everyone", "staff"]},
-}
-_PARAMS = [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}]
-_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": [AUDIENCE_KEY],
-                "properties": {AUDIENCE_KEY: _AUDIENCE_SCHEMA},
-            }
-        }
-    },
-}
-_ANSWER = {
-    "200": {
-        "description": "The session's audience table",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "session_id": {"type": "string"},
-                        "audience": _AUDIENCE_SCHEMA,
-                        "overrides": _AUDIENCE_SCHEMA,
-                        "seq": {"type": ["integer", "null"]},
-                    },
-                }
-            }
-        },
-    },
-    "422": {"description": "An unknown type, an unknown audience, or a fixed type"},
-}
-openapi_paths: dict[str, Any] = {
-    "/api/v2/session/{session_id}/audience": {
-        "get": {"summary": "Who receives each event type", "parameters": _PARAMS, "responses": _ANSWER},
-        "put": {
-            "summary": "Replace the session's audience overrides (stored as a session_update event)",
-            "parameters": _PARAMS,
-            "requestBody": _BODY,
-            "responses": _ANSWER,
-        },
-        "patch": {
-            "summary": "Change the audience of some types (stored as a session_update event)",
-            "parameters": _PARAMS,
-            "requestBody": _BODY,
-            "responses": _ANSWER,
-        },
-    }
-}

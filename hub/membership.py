@@ -19,9 +19,9 @@ from .audience import ViewCursor, cursor_at, frame_in_view, view_of
 from .close_codes import CloseCode
 from .committer import CommitFailed, CommitOverloaded, PendingAppend
 from .connection import Connection
+from .errors import ErrorCode, HubError, Invalid, SessionFull
 from .events import (
     TERMINAL_STATUSES,
-    EventError,
     envelope,
     error_message,
     iso,
@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.membership")
 
-_ERROR_TEXT = {
-    "not_found": "the session does not exist",
-    "conflict": "the session's status does not allow this event",
+_ERROR_TEXT: dict[str, str] = {
+    ErrorCode.NOT_FOUND: "the session does not exist",
+    ErrorCode.CONFLICT: "the session's status does not allow this event",
 }
 
 
@@ -98,7 +98,9 @@ class Membership:
             limit = session.max_participants if is_participant else None
             admission = await hub.presence.join(room_key, key, conn.conn_id, info, limit)
             if not admission.admitted:
-                self._refuse(conn, "conflict", "the session is full", CloseCode.SESSION_FULL)
+                self._refuse(
+                    conn, SessionFull("the session is full", {"max_participants": session.max_participants})
+                )
                 return False
 
         room = await hub.open_room(session)
@@ -118,7 +120,7 @@ class Membership:
             conn.offer(
                 error_message(
                     session.session_id,
-                    "resume_unavailable",
+                    ErrorCode.RESUME_UNAVAILABLE,
                     "events after 'since' cannot be replayed; refetch the session content",
                     details=resume,
                 ).decode()
@@ -248,7 +250,7 @@ class Membership:
         count = (await hub.presence.roster(room_key, 0)).participant_count
         data = presence_event_data(conn.principal.user_id, conn.principal.name, count)
         result = await hub.append(session, "participant_left", data, conn.principal.actor)
-        if result.error not in (None, "conflict"):
+        if result.error not in (None, ErrorCode.CONFLICT):
             log.warning("participant_left not stored", extra={"error": result.error})
 
     # frames from members
@@ -263,7 +265,9 @@ class Membership:
             else:
                 # Not counted towards HUB_MAX_ERRORS: sustained abuse ends in 3508, not 3507.
                 message = "too many messages; slow down"
-                self._reply_error(conn, room, "rate_limited", message, _client_id_of(raw), counted=False)
+                self._reply_error(
+                    conn, room, ErrorCode.RATE_LIMITED, message, _client_id_of(raw), counted=False
+                )
             return
         if conn.strikes and conn.bucket.tokens >= conn.bucket.capacity - 1:
             conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
@@ -275,10 +279,10 @@ class Membership:
                 unsafe = json_problem(event.client_id, "id")
             if unsafe is not None:
                 field, why = unsafe
-                error = EventError("invalid", f"{field} {why}", {"field": field})
+                error = Invalid(f"{field} {why}", {"field": field, "rule": "storable"})
                 error.client_id = event.client_id if event is not None else None
                 raise error
-        except EventError as exc:
+        except HubError as exc:
             self._reply_error(conn, room, exc.code, exc.message, exc.client_id, exc.details)
             return
         if event is None:
@@ -301,7 +305,7 @@ class Membership:
         except CommitOverloaded as exc:
             # The hub's fault, not the client's: never counted towards HUB_MAX_ERRORS (a
             # database outage must not end connections with a do-not-reconnect code).
-            self._reply_error(conn, room, "unavailable", str(exc), event.client_id, counted=False)
+            self._reply_error(conn, room, exc.code, exc.message, event.client_id, counted=False)
             return
         future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
 
@@ -313,17 +317,20 @@ class Membership:
         exc = future.exception()
         if isinstance(exc, CommitFailed):
             message = "the event could not be stored; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
+            self._reply_error(conn, room, ErrorCode.UNAVAILABLE, message, client_id, counted=False)
             return
         if exc is not None:
+            # A fault in the hub, not a dependency: say so and close with 1011 rather than
+            # let the client retry into the same fault.
             log.error("unexpected commit failure", exc_info=exc)
-            message = "internal error; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
+            message = "internal error; the fault is logged on the hub"
+            self._reply_error(conn, room, ErrorCode.INTERNAL, message, client_id, counted=False)
+            conn.close_soon(CloseCode.UNEXPECTED_CONDITION)
             return
         result = future.result()
         if result.error is not None:
             message = _ERROR_TEXT.get(result.error, result.error)
-            if result.error == "conflict":
+            if result.error == ErrorCode.CONFLICT:
                 message = f"the session is {result.status}; this event is not allowed now"
             self._reply_error(conn, room, result.error, message, client_id, {"status": result.status})
 
@@ -344,10 +351,10 @@ class Membership:
             self.hub.metrics.closes.labels("too_many_errors").inc()
             conn.close_soon(CloseCode.TOO_MANY_ERRORS)
 
-    def _refuse(self, conn: Connection, code: str, message: str, close: CloseCode) -> None:
+    def _refuse(self, conn: Connection, error: HubError) -> None:
         conn.start()
-        conn.offer(error_message(conn.session_id, code, message).decode())
-        conn.close_soon(close)
+        conn.offer(error_message(conn.session_id, error.code, error.message, details=error.details).decode())
+        conn.close_soon(error.close_code)
 
     # background
 

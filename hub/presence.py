@@ -35,10 +35,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .errors import Unavailable
+
 PARTICIPANT = "participant"
 
 
-class PresenceUnavailable(Exception):
+class PresenceUnavailable(Unavailable):
     pass
 
 

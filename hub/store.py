@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from .errors import Conflict, Unavailable
+
 
 @dataclass
 class SessionRecord:
@@ -64,7 +66,7 @@ class AppendResult:
     ts: datetime | None
     data: dict[str, Any] | None  # the data as stored (lifecycle events gain fields)
     duplicate: bool = False
-    error: str | None = None  # "not_found" | "conflict"
+    error: str | None = None  # an ErrorCode: not_found | conflict
     status: str | None = None  # the session status after this item
 
 
@@ -145,9 +147,9 @@ class Store(SessionStore, EventLog, Protocol):
     async def close(self) -> None: ...
 
 
-class SessionExists(Exception):
+class SessionExists(Conflict):
     pass
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """The database cannot be reached: nothing of the call was stored or read."""

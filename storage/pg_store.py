@@ -25,7 +25,7 @@ from .session_rows import SESSION_COLUMNS, session_from_row
 log = logging.getLogger("hub.storage")
 
 # Errors that say "the database is not there", as opposed to "this data is wrong".
-_UNREACHABLE = (
+UNREACHABLE = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -125,7 +125,8 @@ class PgStore:
                 *values,
             )
         except asyncpg.UniqueViolationError:
-            raise SessionExists(fields.get("session_id")) from None
+            session_id = fields.get("session_id")
+            raise SessionExists(f"session '{session_id}' already exists") from None
         except asyncpg.ForeignKeyViolationError as exc:
             # First session of an account nobody has registered yet: register it, once.
             # Any other reference (a parent session, say) is the caller's error to see.
@@ -180,7 +181,7 @@ class PgStore:
             return []
         try:
             return await self._append(items)
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def _append(self, items: Sequence[AppendRequest]) -> list[AppendResult]:
@@ -195,7 +196,7 @@ class PgStore:
                     [item.data for item in items],
                     [item.dedupe_key for item in items],
                 )
-            except _UNREACHABLE:
+            except UNREACHABLE:
                 await self._drop_writer()  # a fresh connection next time
                 raise
         return [
