@@ -202,7 +202,7 @@ class Welcome(BaseModel):
     idle_timeout: float
     connection_id: str
     open_prompt: LatestEvent | None = Field(description="the latest prompt of the member's view")
-    latest_announcement: LatestEvent | None = Field(description="the latest announcement of the member's view")
+    latest_announcement: LatestEvent | None = Field(description="the latest announcement of the view")
 
 
 class Ack(BaseModel):
