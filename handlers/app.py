@@ -62,7 +62,13 @@ async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
 def _extra_routes() -> list[Any]:
     """Routes of later features (pages, records); each module is optional while it is built."""
     found: list[Any] = []
-    for module_name in ("handlers.pages", "handlers.records.routes", "handlers.audience", "handlers.invites"):
+    for module_name in (
+        "handlers.pages",
+        "handlers.records.routes",
+        "handlers.audience",
+        "handlers.invites",
+        "handlers.whoami",
+    ):
         try:
             module = __import__(module_name, fromlist=["routes"])
         except ModuleNotFoundError as exc:

@@ -193,3 +193,21 @@ async def test_a_named_token_keeps_its_name(hub: HubProcess) -> None:
     assert second.welcome["actor"]["name"] == "Ben", "a token without a name still takes the one asked for"
     await first.close()
     await second.close()
+
+
+async def test_whoami_tells_the_pages_who_they_are(hub: HubProcess, hub_factory: Any) -> None:
+    me = await api(hub, "GET", "/api/v2/whoami", headers=auth("participant", sessions=["yoga-1"], name="Ana"))
+    assert me.status_code == 200, me.text
+    body = me.json()
+    assert (body["role"], body["name"], body["sessions"], body["dev_mode"], body["token"]) == (
+        "participant",
+        "Ana",
+        ["yoga-1"],
+        False,
+        True,
+    )
+    assert body["expires_at"].endswith("Z")
+    assert (await api(hub, "GET", "/api/v2/whoami")).status_code == 401
+    dev = hub_factory()
+    open_hub = (await api(dev, "GET", "/api/v2/whoami")).json()
+    assert (open_hub["dev_mode"], open_hub["token"], open_hub["role"]) == (True, False, "admin")
