@@ -2,6 +2,7 @@
 // group HRV (polled), and one session's event feed watched read-only as an observer.
 import { connect } from "./hub-client.js";
 import { GroupHrvChart, HrvChart } from "./hrv-chart.js";
+import { renewSeat } from "./seat.js";
 import { $, api, appendFeed, bindConnection, clock, feedItem, h, pageToken, query } from "./ui.js";
 
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
@@ -156,7 +157,9 @@ function watch(sessionId, title, head) {
   state.group.points = [];
   state.readers = new Set();
   // Observers are read-only; start 50 events back so the feed is not empty.
-  const client = connect(sessionId, "observer", "dashboard", pageToken(), { since: head ? Math.max(0, head - 50) : null });
+  const invite = query().get("invite"); // an observer's join link: its seat renews the token
+  const renew = invite ? { getToken: () => renewSeat(invite) } : {};
+  const client = connect(sessionId, "observer", "dashboard", pageToken(), { since: head ? Math.max(0, head - 50) : null, ...renew });
   state.client = client;
   /** @type {any} */ (window).hubClient = client;
   bindConnection(client, $("badge"), $("banner"), (change) => {
@@ -200,7 +203,20 @@ $("stop-watch").addEventListener("click", () => {
   history.replaceState(null, "", url);
 });
 
+/**
+ * `?watch=ID`: watch from the link, with the last 50 events like the Watch button (the
+ * session's head comes from its record). @param {string} sessionId
+ */
+async function watchFromLink(sessionId) {
+  try {
+    const record = await api("GET", `/api/v2/session/${encodeURIComponent(sessionId)}`);
+    watch(sessionId, record.title, record.head_seq);
+  } catch {
+    watch(sessionId, sessionId, 0); // the connection says what is wrong (not found, no token)
+  }
+}
+
 const initial = query().get("watch");
-if (initial) watch(initial, initial, 0);
+if (initial) watchFromLink(initial);
 poll();
 pollMetrics();

@@ -211,3 +211,21 @@ async def test_whoami_tells_the_pages_who_they_are(hub: HubProcess, hub_factory:
     dev = hub_factory()
     open_hub = (await api(dev, "GET", "/api/v2/whoami")).json()
     assert (open_hub["dev_mode"], open_hub["token"], open_hub["role"]) == (True, False, "admin")
+
+
+async def test_the_start_banner_prints_links_that_work_in_its_mode(hub: HubProcess) -> None:
+    from handlers.server import banner
+    from hub.config import Settings
+
+    token_mode = Settings(dev_mode=False, secret=SECRET)
+    printed = banner("127.0.0.1", hub.port, token_mode, interactive=True)
+    console = next(line.split()[-1] for line in printed.splitlines() if "instructor console" in line)
+    path, _, fragment = console.removeprefix(hub.base_url).partition("#token=")
+    assert path == "/instructor" and (await api(hub, "GET", path)).status_code == 200
+    me = await api(hub, "GET", "/api/v2/whoami", headers={"authorization": f"Bearer {fragment}"})
+    assert me.status_code == 200 and me.json()["role"] == "admin"
+    # In a log (not a terminal) no token is printed, only how to make one.
+    logged = banner("127.0.0.1", hub.port, token_mode, interactive=False)
+    assert "token=" not in logged and "python -m hub token" in logged
+    dev = banner("127.0.0.1", hub.port, Settings(dev_mode=True))
+    assert "/instructor?as=instructor" in dev and "open dev mode" in dev
