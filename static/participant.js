@@ -46,7 +46,7 @@ const state = {
   announcementSeq: 0,
   /** @type {Set<number>} prompts shown */
   prompts: new Set(),
-  strap: /** @type {{device: any, window: RrWindow, timer: number} | null} */ (null),
+  strap: /** @type {{device: any, window: RrWindow, timer: number, sent: boolean} | null} */ (null),
 };
 
 function init() {
@@ -408,7 +408,7 @@ async function connectStrap() {
     const window = new RrWindow(60, 20);
     measurement.addEventListener("characteristicvaluechanged", (/** @type {any} */ ev) => onBeat(parseHeartRateMeasurement(ev.target.value)));
     await measurement.startNotifications();
-    state.strap = { device, window, timer: setInterval(sendStrapReading, STRAP_SEND_MS) };
+    state.strap = { device, window, timer: setInterval(sendStrapReading, STRAP_SEND_MS), sent: false };
     $("strap-connect").hidden = true;
     $("strap-disconnect").hidden = false;
     $("strap-stats").hidden = false;
@@ -432,11 +432,14 @@ function onBeat(m) {
   $("strap-bpm").textContent = `${m.heartRate} bpm`;
   const value = state.strap.window.rmssd();
   $("strap-rmssd").textContent = value == null ? "collecting…" : `${value} ms`;
+  if (value != null && !state.strap.sent) sendStrapReading(); // the first one as soon as it is known
 }
 
 async function sendStrapReading() {
-  const value = state.strap?.window.rmssd();
-  if (value == null) return;
+  const strap = state.strap;
+  const value = strap?.window.rmssd();
+  if (!strap || value == null) return;
+  strap.sent = true;
   await sendReading(value, "strap");
 }
 

@@ -205,7 +205,7 @@ export function bindConnection(client, badge, banner, extra) {
         kind: "warn",
         key: "connection",
         ms: 0,
-        action: { label: "Reconnect now", run: () => client.reconnectNow() },
+        action: { label: "Retry now", run: () => client.reconnectNow() },
       });
     } else if (change.state === "open" && change.previous === "resuming" && change.attempt > 0) {
       toast("Reconnected. You are live again.", { key: "connection" });
