@@ -27,6 +27,14 @@ const FEED_TYPES = new Set([
   "participant_left",
 ]);
 const STRAP_SEND_MS = 15000; // a strap's RMSSD goes to the hub this often
+/** How a refusal reads for a participant (the hub's message follows). */
+const REFUSED = /** @type {Record<string, string>} */ ({
+  forbidden: "Not allowed",
+  invalid: "Not accepted",
+  conflict: "Not possible now",
+  rate_limited: "Too fast: slow down",
+  unavailable: "Not stored: the hub is busy, try again",
+});
 
 const state = {
   /** @type {import("./hub-client.js").HubClient | null} */
@@ -56,7 +64,7 @@ function init() {
   $("strap-connect").addEventListener("click", connectStrap);
   $("strap-disconnect").addEventListener("click", () => disconnectStrap("Strap disconnected."));
   if (!("bluetooth" in navigator)) {
-    $("strap-connect").hidden = true;
+    $("strap-buttons").hidden = true;
     $("strap-status").textContent =
       "This browser cannot connect to a heart-rate strap (Web Bluetooth: Chrome or Edge on desktop and Android). Type your reading below.";
   }
@@ -163,9 +171,8 @@ function join(sessionId, name, token, getToken) {
   });
   client.on("error", (/** @type {any} */ err) => {
     if (err.code === "resume_unavailable") return;
-    const text = `Refused by the hub — ${err.code}: ${err.hubMessage}`;
-    say($("send-error"), text, "error");
-    toast(text, { kind: "error" });
+    say($("send-error"), `Refused by the hub — ${err.code}: ${err.hubMessage}`, "error");
+    toast(`${REFUSED[err.code] || "Refused"} — ${err.hubMessage}`, { kind: "error" });
   });
   client.on("resync", () => toast("Some earlier events could not be replayed; the view was refreshed.", { kind: "warn" }));
 }
@@ -439,6 +446,7 @@ async function sendStrapReading() {
   const strap = state.strap;
   const value = strap?.window.rmssd();
   if (!strap || value == null) return;
+  if (!strap.sent) say($("strap-status"), `Connected: your RMSSD goes to the instructor every ${STRAP_SEND_MS / 1000} s.`);
   strap.sent = true;
   await sendReading(value, "strap");
 }

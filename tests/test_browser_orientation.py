@@ -16,11 +16,22 @@ import pytest
 
 from tests import test_browser as shared
 from tests.support import LiveClient, api, create_session
-from tests.test_browser import DESKTOP, PHONE, Pages, expect, live
+from tests.test_browser import DESKTOP, PHONE, SHOTS, Pages, expect, live
 
 browser, pages = shared.browser, shared.pages  # the same fixtures: one browser for this module
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def seen(pages: Pages, page: Any, label: str) -> None:
+    """A screenshot of what the person sees now (the viewport, where it is scrolled)."""
+    await page.screenshot(path=str(SHOTS / f"{pages.name}-{label}.png"))
+
+
+async def whole(pages: Pages, page: Any, label: str) -> None:
+    """A screenshot of the whole page from its top."""
+    await page.evaluate("window.scrollTo(0, 0)")
+    await pages.shot(page, label)
 
 
 async def in_view(page: Any, selector: str) -> None:
@@ -78,17 +89,17 @@ async def test_refusals_and_connection_changes_are_toasts_in_view(pages: Pages) 
     )
     assert code == "forbidden"
     toast = participant.locator(".toast[data-kind=error]")
-    await expect(toast).to_contain_text("forbidden")
+    await expect(toast).to_contain_text("Not allowed — role 'participant' may not send 'announcement'")
     await in_view(participant, ".toast[data-kind=error]")
     await in_view(participant, "#badge")
-    await pages.shot(participant, "refused-phone")
+    await seen(pages, participant, "refused-phone")
 
     # A dropped connection, and its return.
     await participant.evaluate("window.hubClient.drop(60000)")
     lost = participant.locator(".toast[data-key=connection]")
     await expect(lost).to_contain_text("Connection lost")
     await in_view(participant, ".toast[data-key=connection]")
-    await pages.shot(participant, "connection-lost-phone")
+    await seen(pages, participant, "connection-lost-phone")
     await lost.get_by_role("button", name="Retry now").click()
     await expect(lost).to_contain_text("Reconnected")
 
@@ -113,7 +124,7 @@ async def test_refusals_and_connection_changes_are_toasts_in_view(pages: Pages) 
     await expect(console.locator(".toast[data-kind=error]")).to_contain_text("Could not start")
     await in_view(console, ".toast[data-kind=error]")
     await in_view(console, "#badge")
-    await pages.shot(console, "refused-console-desktop")
+    await seen(pages, console, "refused-console-desktop")
     # The browser logs the refused request itself; that one is expected here.
     pages.errors[:] = [e for e in pages.errors if "status of 409" not in e]
 
@@ -189,7 +200,7 @@ async def test_hrv_from_a_bluetooth_strap(pages: Pages) -> None:
     # 800 and 850 ms are sent as 819 and 870 ticks of 1/1024 s: 799.8 and 849.6 ms apart by 49.8
     assert update["data"]["hrv"] == 49.8, update
     assert update["actor"]["name"] == "Ana"
-    await pages.shot(participant, "strap-phone")
+    await whole(pages, participant, "strap-phone")
     await participant.get_by_role("button", name="Disconnect strap").click()
     await expect(participant.get_by_role("button", name="Connect a heart-rate strap")).to_be_visible()
     await instructor.close()
@@ -226,6 +237,6 @@ async def test_dev_console_asks_for_the_instructor_role(pages: Pages) -> None:
     await expect(console.locator("#dev-link-line")).to_be_visible()
     await console.get_by_role("button", name="Create join link").click()
     await expect(console.locator("#invites li")).to_have_count(1)
-    await pages.shot(console, "console-phone")
+    await whole(pages, console, "console-phone")
     await console.set_viewport_size(DESKTOP)
-    await pages.shot(console, "console-desktop")
+    await whole(pages, console, "console-desktop")
