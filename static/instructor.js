@@ -209,6 +209,7 @@ function onEvent(msg) {
   switch (msg.type) {
     case "participant_joined":
       addPerson(d.participant_id, d.name);
+      refreshInvites();
       break;
     case "participant_left": {
       const gone = state.people.get(d.participant_id);
@@ -404,6 +405,16 @@ const INVITE_STATE = {
   used_up: "used up",
   session_ended: "session ended",
 };
+
+let invitesTimer = 0;
+/** Joins move the links' counts: reload the list, at most once a second. */
+function refreshInvites() {
+  if (invitesTimer || !state.client?.welcome) return;
+  invitesTimer = window.setTimeout(() => {
+    invitesTimer = 0;
+    loadInvites();
+  }, 1000);
+}
 
 async function loadInvites() {
   try {

@@ -103,7 +103,7 @@ export async function renewSeat(code) {
 /** The seat's token if it is still good for a while, else null. @param {string} code */
 export function currentToken(code) {
   const seat = loadSeat(code);
-  return seat && seat.expiresAt - Date.now() > 30000 ? seat.token : null;
+  return seat && seat.expiresAt - Date.now() > 5000 ? seat.token : null;
 }
 
 /**
