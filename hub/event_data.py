@@ -63,7 +63,9 @@ class Presence(EventData):
     name: Annotated[str, MaxLen(100)] | None = None
     participant_count: Annotated[int, Interval(ge=0, le=1_000_000)] | None = None
     count: Annotated[int, Interval(ge=0, le=1_000_000)] | None = None
-    reason: Literal["connection_lost"] | None = None
+    # connection_lost: a dead process's member expired (hub.attendance); hub_restart: not
+    # back within HUB_RESTART_GRACE of a hub start (hub.presence_recovery)
+    reason: Literal["connection_lost", "hub_restart"] | None = None
 
 
 class TechniqueChanged(EventData):

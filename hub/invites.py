@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from .events import TERMINAL_STATUSES, iso
+from .events import iso
+from .lifecycle import TERMINAL_STATUSES
 
 INVITE_ROLES = ("participant", "observer")
 # Unambiguous when read aloud or typed from a projector: no 0/o, 1/l/i.

@@ -28,27 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .events import TERMINAL_STATUSES, iso
-from .presence import Presence
-from .store import AppendResult, SessionRecord, Store
+from .attendance import Attendance
+from .events import iso
+from .lifecycle import OPEN_STATUSES
+from .presence import MemberChange, Presence
+from .store import SessionRecord, Store
 
 log = logging.getLogger("hub.presence")
 
-# Sessions that have not ended: members may be in their rooms (the lobby opens at scheduling).
-OPEN_STATUSES = ("scheduled", "in_progress", "paused")
 PRESENCE_TYPES = ("participant_joined", "participant_left")
 HUB_RESTART = "hub_restart"  # the `reason` of the participant_left written here
 _PAGE = 1000
-_WRITE_ATTEMPTS = 8
-
-# (session, type, data, actor) -> the stored result: the hub's own append path
-Append = Callable[[SessionRecord, str, dict[str, Any], dict[str, Any] | None], Awaitable[AppendResult]]
-# (participant_id, name, count) -> the data of a participant_joined / participant_left
-PresenceData = Callable[[Any, Any, int], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -85,19 +78,10 @@ async def present_in_log(store: Store, session: SessionRecord) -> dict[str, dict
 
 
 class PresenceRecovery:
-    def __init__(
-        self,
-        store: Store,
-        presence: Presence,
-        append: Append,
-        event_data: PresenceData,
-        node_id: str,
-        grace: float,
-    ):
+    def __init__(self, store: Store, presence: Presence, attendance: Attendance, node_id: str, grace: float):
         self.store = store
         self.presence = presence
-        self.append = append
-        self.event_data = event_data
+        self.attendance = attendance
         self.conn_id = f"restart:{node_id}"
         self.grace = grace
         self.placeholders: list[Placeholder] = []
@@ -144,22 +128,9 @@ class PresenceRecovery:
         if not await self.presence.remove(room, held.member_key, self.conn_id):
             return  # back (or served elsewhere): nothing happened, nothing is written
         session = await self.store.get_session_by_pk(held.session_pk)
-        if session is None or session.status in TERMINAL_STATUSES:
-            return
-        count = (await self.presence.roster(room, 0)).participant_count
-        data = self.event_data(held.info["participant_id"], held.info["name"], count)
-        data["reason"] = HUB_RESTART
-        actor = {"user_id": held.member_key, "name": held.info["name"], "role": "participant"}
-        # The member is gone from the presence now: its departure must be written here,
-        # so a database blip is waited out rather than handed back to the supervisor.
-        for attempt in range(_WRITE_ATTEMPTS):
-            try:
-                result = await self.append(session, "participant_left", data, actor)
-            except Exception as exc:
-                log.warning("participant_left not stored yet", extra={"error": repr(exc)})
-                await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
-                continue
-            if result.error not in (None, "conflict"):
-                log.warning("participant_left not stored", extra={"error": result.error})
-            return
-        log.error("participant_left not stored", extra={"member": held.member_key})
+        change = MemberChange(room, held.member_key, held.info, False)
+        try:
+            # Written like any departure (none once the session has ended), then settled.
+            await self.attendance.departed(session, change, reason=HUB_RESTART)
+        except Exception:
+            log.exception("participant_left after a restart not stored", extra={"member": held.member_key})

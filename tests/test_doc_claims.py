@@ -103,15 +103,18 @@ def test_the_http_statuses_listed_are_the_vocabularys() -> None:
 
 
 def test_the_reasons_of_participant_left_are_the_ones_written() -> None:
-    from hub import membership, presence_recovery
+    from typing import get_args
 
-    row = next(
-        line for line in text("docs/protocol.md").splitlines() if line.startswith("| `participant_left` |")
-    )
+    from hub import attendance, presence_recovery
+    from hub.event_data import Presence
+
+    rows = text("docs/protocol.md").splitlines()
+    row = next(line for line in rows if line.startswith("| `participant_left` |"))
     documented = set(re.findall(r"`reason: (\w+)`", row))
+    modelled = {a for a in get_args(Presence.model_fields["reason"].annotation) for a in get_args(a) or [a]}
     written = {presence_recovery.HUB_RESTART}
-    written |= set(re.findall(r'data\["reason"\] = "(\w+)"', Path(membership.__file__).read_text()))
-    assert documented == written, (documented, written)
+    written |= set(re.findall(r'reason="(\w+)"', Path(attendance.__file__).read_text()))
+    assert documented == written == modelled - {type(None)}, (documented, written, modelled)
 
 
 def test_the_page_routes_are_the_documented_ones() -> None:
