@@ -1,9 +1,11 @@
 """Join links over HTTP (the rules are in hub/invites.py).
 
 Instructors and admins of the session's account create, list and revoke a session's
-invites. Anyone holding a link (no token: the code is the credential) reads what it
-admits to and trades it for a seat's token (`{"name"}`), or renews that token with the
-seat's credential (`{"renewal"}`).
+invites (`/api/v2/session/{id}/invites`). Anyone holding a link `/j/<code>` (no token: the
+code is the credential, so these live under the link, not the token-guarded `/api/`)
+reads what it admits to (`GET /j/<code>/invite`) and trades it for a seat's token
+(`POST /j/<code>/token` with `{"name"}`), or renews that token with the seat's credential
+(`{"renewal"}`).
 """
 
 from __future__ import annotations
@@ -267,6 +269,7 @@ routes = [
     Route("/api/v2/session/{session_id}/invites", create_invite, methods=["POST"]),
     Route("/api/v2/session/{session_id}/invites", list_invites, methods=["GET"]),
     Route("/api/v2/session/{session_id}/invites/{code}", revoke_invite, methods=["DELETE"]),
-    Route("/api/v2/invites/{code}", show_invite, methods=["GET"]),
-    Route("/api/v2/invites/{code}/token", invite_token, methods=["POST"]),
+    # Under the link itself: the code is the credential, no token is asked for.
+    Route("/j/{code}/invite", show_invite, methods=["GET"]),
+    Route("/j/{code}/token", invite_token, methods=["POST"]),
 ]

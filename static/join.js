@@ -25,7 +25,7 @@ function refuse(reason, fallback) {
 async function init() {
   let invite;
   try {
-    const res = await fetch(`/api/v2/invites/${encodeURIComponent(code)}`, { headers: { accept: "application/json" } });
+    const res = await fetch(`/j/${encodeURIComponent(code)}/invite`, { headers: { accept: "application/json" } });
     invite = await res.json();
     if (!res.ok) {
       $("join-title").textContent = "Join a session";

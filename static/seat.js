@@ -44,7 +44,7 @@ export function forgetSeat(code) {
   localStorage.removeItem(PREFIX + code);
 }
 
-/** @param {string} code @param {any} answer  the body of POST /api/v2/invites/{code}/token @param {string} [renewal] */
+/** @param {string} code @param {any} answer  the body of POST /j/{code}/token @param {string} [renewal] */
 function store(code, answer, renewal) {
   const previous = loadSeat(code);
   /** @type {Seat} */
@@ -67,7 +67,7 @@ function store(code, answer, renewal) {
 async function post(code, body) {
   let res;
   try {
-    res = await fetch(`/api/v2/invites/${encodeURIComponent(code)}/token`, {
+    res = await fetch(`/j/${encodeURIComponent(code)}/token`, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json" },
       body: JSON.stringify(body),

@@ -43,7 +43,7 @@ async def invite(hub: HubProcess, session_id: str, **body: Any) -> dict[str, Any
 
 
 async def join(hub: HubProcess, code: str, name: str) -> Any:
-    return await api(hub, "POST", f"/api/v2/invites/{code}/token", {"name": name})
+    return await api(hub, "POST", f"/j/{code}/token", {"name": name})
 
 
 async def test_create_list_join_renew_revoke(hub: HubProcess) -> None:
@@ -59,7 +59,7 @@ async def test_create_list_join_renew_revoke(hub: HubProcess) -> None:
     )
     page = await api(hub, "GET", f"/j/{code}")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    shown = (await api(hub, "GET", f"/api/v2/invites/{code}")).json()
+    shown = (await api(hub, "GET", f"/j/{code}/invite")).json()
     assert shown["title"] == "Sunrise Yoga" and shown["state"] == "active" and shown["role"] == "participant"
 
     seat = await join(hub, code, "  Ana  ")
@@ -85,12 +85,12 @@ async def test_create_list_join_renew_revoke(hub: HubProcess) -> None:
     )
     assert (await other.next())["data"]["code"] == "not_found"
 
-    renewed = await api(hub, "POST", f"/api/v2/invites/{code}/token", {"renewal": body["renewal"]})
+    renewed = await api(hub, "POST", f"/j/{code}/token", {"renewal": body["renewal"]})
     assert renewed.status_code == 200, renewed.text
     again = jwt.decode(renewed.json()["token"], SECRET, algorithms=["HS256"])
     assert (again["sub"], again["name"], again["role"]) == (claims["sub"], "Ana", "participant")
     assert "renewal" not in renewed.json()
-    forged = await api(hub, "POST", f"/api/v2/invites/{code}/token", {"renewal": "x" * 43})
+    forged = await api(hub, "POST", f"/j/{code}/token", {"renewal": "x" * 43})
     assert forged.status_code == 401 and forged.json()["error"]["code"] == "unauthorized"
 
     listed = (await api(hub, "GET", f"/api/v2/session/{session_id}/invites", headers=auth())).json()
@@ -100,13 +100,13 @@ async def test_create_list_join_renew_revoke(hub: HubProcess) -> None:
     assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
     for refused in (
         await join(hub, code, "Ben"),
-        await api(hub, "POST", f"/api/v2/invites/{code}/token", {"renewal": body["renewal"]}),
+        await api(hub, "POST", f"/j/{code}/token", {"renewal": body["renewal"]}),
     ):
         assert refused.status_code == 410, refused.text
         assert refused.json()["error"]["code"] == "gone"
         assert refused.json()["error"]["details"] == {"reason": "revoked"}
         assert "revoked" in refused.json()["error"]["message"]
-    assert (await api(hub, "GET", f"/api/v2/invites/{code}")).json()["state"] == "revoked"
+    assert (await api(hub, "GET", f"/j/{code}/invite")).json()["state"] == "revoked"
     await ana.close()
     await other.close()
 
@@ -142,11 +142,11 @@ async def test_bad_requests_and_unknown_codes_are_typed(hub: HubProcess) -> None
     assert fields == {"role", "expires_in", "max_uses", "x"}
     code = (await invite(hub, session_id))["code"]
     for body in ({}, {"name": ""}, {"name": "x" * 101}, {"name": "A", "renewal": "r"}, {"name": "\x07"}):
-        refused = await api(hub, "POST", f"/api/v2/invites/{code}/token", body)
+        refused = await api(hub, "POST", f"/j/{code}/token", body)
         assert refused.status_code == 422, (body, refused.text)
         assert refused.json()["error"]["code"] == "invalid"
     for unknown in ("zzzzzzzzzz", "nope", "a" * 300):
-        assert (await api(hub, "GET", f"/api/v2/invites/{unknown}")).status_code == 404
+        assert (await api(hub, "GET", f"/j/{unknown}/invite")).status_code == 404
         assert (await join(hub, unknown, "Ana")).status_code == 404
 
 
@@ -169,11 +169,11 @@ async def test_expired_used_up_and_ended(hub: HubProcess, database: str) -> None
     expired = await join(hub, late["code"], "Ben")
     assert expired.status_code == 410 and expired.json()["error"]["details"]["reason"] == "expired"
     # A seat claimed before the expiry keeps renewing: the link stops admitting, not the class.
-    renewed = await api(hub, "POST", f"/api/v2/invites/{late['code']}/token", {"renewal": seat["renewal"]})
+    renewed = await api(hub, "POST", f"/j/{late['code']}/token", {"renewal": seat["renewal"]})
     assert renewed.status_code == 200, renewed.text
 
     assert (await api(hub, "POST", f"/api/v2/session/{session_id}/end", headers=auth())).status_code == 200
-    ended = await api(hub, "POST", f"/api/v2/invites/{late['code']}/token", {"renewal": seat["renewal"]})
+    ended = await api(hub, "POST", f"/j/{late['code']}/token", {"renewal": seat["renewal"]})
     assert ended.status_code == 410 and ended.json()["error"]["details"]["reason"] == "session_ended"
     listed = (await api(hub, "GET", f"/api/v2/session/{session_id}/invites", headers=auth())).json()
     assert [i["state"] for i in listed["invites"]] == ["session_ended"] * 2
