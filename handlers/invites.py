@@ -22,7 +22,6 @@ from hub.errors import ErrorCode, Gone, NotFound, Unauthorized, Unavailable
 from hub.events import iso
 from hub.invites import (
     DEFAULT_EXPIRES_IN,
-    INVITE_ROLES,
     LABEL_MAX,
     MAX_EXPIRES_IN,
     MAX_USES,
@@ -30,6 +29,8 @@ from hub.invites import (
     CodeTaken,
     Invite,
     InviteRefused,
+    InviteRole,
+    InviteState,
     InviteStore,
     NewInvite,
     Seat,
@@ -49,10 +50,6 @@ from .api import hub_of, operation
 from .auth import check_origin
 from .errors import json_response
 from .sessions import WRITERS
-
-InviteRole = Literal["participant", "observer"]
-InviteState = Literal["active", "revoked", "expired", "used_up", "session_ended"]
-assert set(INVITE_ROLES) == {"participant", "observer"}
 
 
 def _display_name(value: str) -> str:

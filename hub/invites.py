@@ -33,12 +33,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from .events import iso
 from .lifecycle import TERMINAL_STATUSES
 
-INVITE_ROLES = ("participant", "observer")
+InviteRole = Literal["participant", "observer"]
+INVITE_ROLES: tuple[str, ...] = get_args(InviteRole)
 # Unambiguous when read aloud or typed from a projector: no 0/o, 1/l/i.
 CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 CODE_LENGTH = 10  # 31^10 ≈ 2^49.5: not guessable at any rate the hub answers
@@ -49,7 +50,10 @@ MAX_USES = 100_000
 NAME_MAX = 100
 LABEL_MAX = 200
 
-REVOKED, EXPIRED, USED_UP, SESSION_ENDED = "revoked", "expired", "used_up", "session_ended"
+# Why an invite admits nobody (the `reason` of a 410); its state is one of them, or active.
+Refusal = Literal["revoked", "expired", "used_up", "session_ended"]
+InviteState = Literal["active", Refusal]
+REVOKED, EXPIRED, USED_UP, SESSION_ENDED = get_args(Refusal)
 _REASON_TEXT = {
     REVOKED: "this invite was revoked; ask the instructor for a new link",
     EXPIRED: "this invite has expired; ask the instructor for a new link",
