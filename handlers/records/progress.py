@@ -78,8 +78,7 @@ def _elapsed(record: Any, now: datetime) -> int | None:
 @operation("Stored summaries (type = periodic|final, time)", Summaries, expensive=True)
 async def list_summaries(request: Request, record: SessionRecord, query: SummariesQuery) -> dict[str, Any]:
     await ensure_projected(request, record)
-    rows, cursor = await records_of(request).content.summaries(record.pk, query.page())
-    return listing("summaries", [row_json(r) for r in rows], cursor)
+    return listing("summaries", await records_of(request).content.summaries(record.pk, query.page()))
 
 
 @operation("Latest stored summary and one rendered now", CurrentSummary, expensive=True)
