@@ -59,11 +59,7 @@ class PgCatalogStore:
 
     async def artifacts(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("artifact_type = {0}", page.type)
-        if page.status == "approved":
-            where.add("is_approved")
-        elif page.status == "provisional":
-            where.add("is_provisional")
-        where.page("id", "created_at", page)
+        where.flag(page.status, {"approved": "is_approved", "provisional": "is_provisional"})
         return await fetch_page(
             self.pool, f"SELECT {_ARTIFACT_COLUMNS} FROM hub_artifacts", where, "id", page
         )
@@ -118,7 +114,6 @@ class PgCatalogStore:
         where = Where().add("account_id = {0}", account_id).add_if("session_type = {0}", page.type)
         if page.status in ("active", "inactive"):
             where.add("is_active = {0}", page.status == "active")
-        where.page("id", "created_at", page)
         return await fetch_page(
             self.pool, f"SELECT {_TEMPLATE_COLUMNS} FROM hub_session_templates", where, "id", page
         )
@@ -185,14 +180,12 @@ class PgCatalogStore:
 
     async def session_topics(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("st.session_pk = {0}", session_pk).add_if("st.coverage_level = {0}", page.type)
-        where.page("st.topic_id", "st.created_at", page)
-        return await fetch_page(self.pool, _LINK_SELECT, where, "st.topic_id", page)
+        return await fetch_page(self.pool, _LINK_SELECT, where, "st.topic_id", page, "st.created_at")
 
     async def topics(self, account_id: str, page: Page, only: Only = None) -> Rows:
         where = Where()
         only_ids = where.bind(None if only is None else list(only))
         where.add("t.account_id = {0}", account_id).add_if("t.topic_type = {0}", page.type)
-        where.page("t.id", "t.created_at", page)
         return await fetch_page(
             self.pool,
             "SELECT t.id, t.name, t.topic_type, t.description, t.created_at,"
@@ -202,13 +195,13 @@ class PgCatalogStore:
             where,
             "t.id",
             page,
+            "t.created_at",
         )
 
     async def topic_sessions(self, account_id: str, topic_id: int, page: Page, only: Only = None) -> Rows:
         where = Where().add("s.account_id = {0}", account_id).add("st.topic_id = {0}", topic_id)
         where.add_if("s.session_id = ANY({0}::text[])", None if only is None else list(only))
         where.add_if("s.status = {0}", page.status).add_if("s.session_type = {0}", page.type)
-        where.page("s.id", "s.created_at", page)
         return await fetch_page(
             self.pool,
             "SELECT s.id, s.session_id, s.title, s.session_type, s.status, st.is_primary_focus,"
@@ -216,4 +209,5 @@ class PgCatalogStore:
             where,
             "s.id",
             page,
+            "s.created_at",
         )
