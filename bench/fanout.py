@@ -48,7 +48,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -60,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from node_deps import ensure_node_deps
+from procs import free_port
 from websockets.asyncio.client import connect
 
 BENCH = Path(__file__).resolve().parent
@@ -84,12 +84,6 @@ def raise_fd_limit(want: int) -> int:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float | None:
