@@ -25,7 +25,7 @@ from storage.embedded import EmbeddedPostgres
 from storage.pg_store import UNREACHABLE, PgStore
 from storage.records.store import PgRecordsStore
 
-from . import announce, ops, sessions, ws
+from . import announce, ops, sessions, stream, ws
 from .asyncapi import asyncapi_route
 from .auth import Authenticator
 from .errors import ErrorBoundary, http_error, hub_error
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         records: RecordsStore = PgRecordsStore(store.pool)
         hub.attach_records(records)
         app.state.records = records
+        hub.tokens.verifier = app.state.auth.verify_renewal
         await hub.start()
         app.state.hub = hub
         app.state.store = store
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if embedded is not None:
                 embedded.stop()
 
-    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes()]
+    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *stream.routes, *_extra_routes()]
     app = Starlette(
         routes=[*routes, openapi_route, asyncapi_route],
         middleware=[Middleware(ErrorBoundary, unreachable=DEPENDENCY_ERRORS)],
