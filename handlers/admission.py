@@ -2,9 +2,9 @@
 
 The WebSocket (`handlers/ws.py`) and the event stream (`handlers/stream.py`) admit members
 by the same rules: the hub accepts, the token verifies, its role may act in the requested
-role, the session is the caller's to open, and the user has a connection slot left. A
-refusal is a `HubError`: the socket closes with its close code, the stream answers its
-HTTP status (hub/errors.py has both).
+role, the session is the caller's to open, and the user and its account have a
+connection slot left. A refusal is a `HubError`: the socket closes with its close code,
+the stream answers its HTTP status (hub/errors.py has both).
 """
 
 from __future__ import annotations
