@@ -16,14 +16,16 @@ from starlette.responses import Response
 from hub.broker import Broker
 from hub.broker_memory import MemoryBroker
 from hub.config import Settings
+from hub.disconnect import Disconnector
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
+from hub.publishing import PublishLimiter
 from hub.service import Hub
 from storage.embedded import EmbeddedPostgres
 from storage.pg_store import PgStore
 from storage.records_store import RecordsStore
 
-from . import announce, ops, sessions, ws
+from . import announce, ops, publish, sessions, ws
 from .auth import Authenticator
 from .errors import ApiError, error_response
 from .openapi import openapi_route
@@ -83,8 +85,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub = Hub(settings, store, broker, presence)
         hub.attach_records(RecordsStore(store.pool))
         await hub.start()
+        disconnector = Disconnector(hub.broker, hub.rooms)
+        await disconnector.start()
         app.state.hub = hub
         app.state.store = store
+        app.state.disconnector = disconnector
         if settings.dev_mode:
             log.warning(
                 "DEV MODE: the hub is OPEN; anyone can connect and act as any role without a token. "
@@ -101,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await disconnector.stop()
             await hub.drain()
             await hub.stop()
             await store.close()
@@ -121,7 +127,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         log.exception("request failed", extra={"path": request.url.path})
         return error_response(503, "unavailable", "the hub could not complete the request; try again")
 
-    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes(), openapi_route]
+    routes = [
+        *ops.routes,
+        *sessions.routes,
+        *publish.routes,
+        *announce.routes,
+        *ws.routes,
+        *_extra_routes(),
+        openapi_route,
+    ]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(ExposeRawSend)],
@@ -130,4 +144,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.auth = Authenticator(settings)
+    app.state.publish_limiter = PublishLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     return app

@@ -62,12 +62,14 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
-    def take(self) -> bool:
+    def take(self, count: int = 1) -> bool:
+        """Take `count` tokens, or none (a request larger than the burst takes all of it)."""
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        needed = min(float(count), self.capacity)
+        if self.tokens >= needed:
+            self.tokens -= needed
             return True
         return False
 

@@ -32,11 +32,17 @@ DURABLE_TYPES = frozenset(
         "session_update",
         "note",
         "feedback",
+        "session_summary",
     }
 )
+# Written by the hub itself, never accepted from a client: presence, and the multi-channel
+# summary appended when a session ends (`hub.end_summary`).
+HUB_WRITTEN_TYPES = frozenset(PRESENCE_TYPES | {"session_summary"})
+# What a backend may publish: every durable type except the lifecycle and the hub's own.
+CONTENT_TYPES = frozenset(DURABLE_TYPES - LIFECYCLE_TYPES - HUB_WRITTEN_TYPES)
 CONTROL_TYPES = frozenset({"welcome", "ack", "error", "pong"})
 
-ROLES = ("participant", "instructor", "observer", "admin")
+ROLES = ("participant", "instructor", "observer", "admin", "service")
 _INSTRUCTOR_TYPES = frozenset(
     LIFECYCLE_TYPES
     | {
@@ -54,6 +60,7 @@ SENDABLE_BY_ROLE: dict[str, frozenset[str]] = {
     "admin": _INSTRUCTOR_TYPES,
     "participant": frozenset({"response", "hrv_update", "feedback"}),
     "observer": frozenset(),
+    "service": CONTENT_TYPES,
 }
 
 # Which status accepts which event is decided in one place only: the store's append
@@ -199,7 +206,7 @@ class ClientEvent:
     """A validated durable event sent by a client, not yet stored."""
 
     type: str
-    client_id: str
+    client_id: str | None  # None only for an HTTP publish without an idempotency key
     data: dict[str, Any]
 
 
@@ -215,30 +222,41 @@ def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | None:
         raise EventError("invalid", "frame is not valid JSON") from None
     if not isinstance(message, dict):
         raise EventError("invalid", "frame must be a JSON object")
-    event_type = message.get("type")
-    client_id = message.get("id")
-    if client_id is not None and (not isinstance(client_id, str) or not 1 <= len(client_id) <= 100):
-        raise EventError("invalid", "id must be a string of 1 to 100 characters", {"field": "id"})
-    if not isinstance(event_type, str):
-        error = EventError("invalid", "type is required and must be a string", {"field": "type"})
-        error.client_id = client_id
-        raise error
-    if event_type == "heartbeat":
+    if message.get("type") == "heartbeat" and _usable_id(message.get("id"), optional=True):
         return None
+    return parse_event(message, role)
+
+
+def parse_event(message: dict[str, Any], role: str, id_required: bool = True) -> ClientEvent:
+    """Check one event object `{"type", "id", "data"}` a client (a WebSocket member or an
+    HTTP publisher) wants stored; the error names the client id when it had a usable one."""
+    client_id = message.get("id")
     try:
-        return _parse_event(message, event_type, client_id, role)
+        return _parse_event(message, message.get("type"), client_id, role, id_required)
     except EventError as exc:
-        exc.client_id = client_id
+        exc.client_id = client_id if _usable_id(client_id) else None
         raise
 
 
-def _parse_event(message: dict[str, Any], event_type: str, client_id: Any, role: str) -> ClientEvent:
+def _usable_id(client_id: Any, optional: bool = False) -> bool:
+    if client_id is None:
+        return optional
+    return isinstance(client_id, str) and 1 <= len(client_id) <= 100
+
+
+def _parse_event(
+    message: dict[str, Any], event_type: Any, client_id: Any, role: str, id_required: bool
+) -> ClientEvent:
+    if not _usable_id(client_id, optional=True):
+        raise EventError("invalid", "id must be a string of 1 to 100 characters", {"field": "id"})
+    if not isinstance(event_type, str):
+        raise EventError("invalid", "type is required and must be a string", {"field": "type"})
     if event_type not in DURABLE_TYPES:
         shown = event_type[:50]
         raise EventError("invalid", f"unknown message type '{shown}'", {"field": "type"})
     if event_type not in SENDABLE_BY_ROLE.get(role, frozenset()):
         raise EventError("forbidden", f"role '{role}' may not send '{event_type}'", {"field": "type"})
-    if client_id is None:
+    if client_id is None and id_required:
         raise EventError("invalid", "id is required for events", {"field": "id"})
     return ClientEvent(event_type, client_id, validate_data(event_type, message.get("data")))
 

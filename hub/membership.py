@@ -28,9 +28,10 @@ from .events import (
 )
 from .events import now_iso as iso_now
 from .presence import participant_list
+from .publishing import client_append
 from .room import Room
 from .safe_json import json_problem
-from .store import AppendRequest, AppendResult, SessionRecord
+from .store import AppendResult, SessionRecord
 
 if TYPE_CHECKING:
     from .service import Hub
@@ -267,16 +268,7 @@ class Membership:
             data = {"server_time": iso_now()}
             conn.offer(envelope("pong", room.session_id, data).decode())
             return
-        data = event.data
-        if event.type == "session_ended":
-            data = {**data, "status": "completed"}  # cancelling is an HTTP operation
-        request = AppendRequest(
-            room.session_pk,
-            event.type,
-            data,
-            conn.principal.actor,
-            dedupe_key=f"{conn.principal.user_id}\x1f{event.client_id}",
-        )
+        request = client_append(room.session_pk, event, conn.principal)
         pending = PendingAppend(request, room.session_id, origin=conn, client_id=event.client_id)
         try:
             future = self.hub.submit(pending)
@@ -288,7 +280,7 @@ class Membership:
         future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
 
     def _after_commit(
-        self, conn: Connection, room: Room, client_id: str, future: asyncio.Future[AppendResult]
+        self, conn: Connection, room: Room, client_id: str | None, future: asyncio.Future[AppendResult]
     ) -> None:
         if future.cancelled():
             return
