@@ -21,11 +21,14 @@ from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
 from hub.publishing import PublishLimiter
 from hub.service import Hub
+from hub.webhooks.dispatcher import DeliveryConfig, Dispatcher
+from hub.webhooks.sender import Sender
 from storage.embedded import EmbeddedPostgres
 from storage.pg_store import PgStore
 from storage.records_store import RecordsStore
+from storage.webhooks import PgWebhookStore
 
-from . import announce, ops, publish, sessions, ws
+from . import announce, ops, publish, sessions, webhooks, ws
 from .auth import Authenticator
 from .errors import ApiError, error_response
 from .openapi import openapi_route
@@ -69,6 +72,17 @@ def _extra_routes() -> list[Any]:
     return found
 
 
+def build_dispatcher(settings: Settings, store: PgWebhookStore) -> Dispatcher:
+    config = DeliveryConfig(
+        retry_base=settings.webhook_retry_base,
+        max_attempts=settings.webhook_max_attempts,
+        timeout=settings.webhook_timeout,
+        lease_ttl=settings.webhook_lease,
+    )
+    sender = Sender(settings.webhook_timeout, settings.webhook_allow_private)
+    return Dispatcher(store, sender, config)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     settings.validate()
@@ -87,9 +101,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await hub.start()
         disconnector = Disconnector(hub.broker, hub.rooms)
         await disconnector.start()
+        webhook_store = PgWebhookStore(store.pool)
+        dispatcher = build_dispatcher(settings, webhook_store)
+        hub.commit_observers.append(lambda session_pk, _type: dispatcher.notify(session_pk))
+        hub.supervisor.loop("webhook-dispatcher", dispatcher.run)
         app.state.hub = hub
         app.state.store = store
         app.state.disconnector = disconnector
+        app.state.webhooks = webhook_store
+        app.state.dispatcher = dispatcher
         if settings.dev_mode:
             log.warning(
                 "DEV MODE: the hub is OPEN; anyone can connect and act as any role without a token. "
@@ -109,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await disconnector.stop()
             await hub.drain()
             await hub.stop()
+            await dispatcher.sender.close()
             await store.close()
             if embedded is not None:
                 embedded.stop()
@@ -131,6 +152,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *ops.routes,
         *sessions.routes,
         *publish.routes,
+        *webhooks.routes,
         *announce.routes,
         *ws.routes,
         *_extra_routes(),

@@ -75,6 +75,14 @@ class Settings:
     default_max_participants: int = 100
     drain_timeout: float = 10.0
 
+    # webhooks (hub/webhooks/)
+    webhook_retry_base: float = 5.0
+    webhook_max_attempts: int = 8
+    webhook_timeout: float = 10.0
+    webhook_lease: float = 30.0
+    webhook_allow_private: bool = False
+    templates_dir: str = ""
+
     @classmethod
     def from_env(cls) -> Settings:
         keys: dict[str, str] = {}
@@ -116,6 +124,12 @@ class Settings:
             max_body_bytes=_int("HUB_MAX_BODY_BYTES", 1024 * 1024),
             default_max_participants=_int("HUB_DEFAULT_MAX_PARTICIPANTS", 100),
             drain_timeout=_float("HUB_DRAIN_TIMEOUT", 10.0),
+            webhook_retry_base=_float("HUB_WEBHOOK_RETRY_BASE", 5.0),
+            webhook_max_attempts=_int("HUB_WEBHOOK_MAX_ATTEMPTS", 8),
+            webhook_timeout=_float("HUB_WEBHOOK_TIMEOUT", 10.0),
+            webhook_lease=_float("HUB_WEBHOOK_LEASE", 30.0),
+            webhook_allow_private=_bool("HUB_WEBHOOK_ALLOW_PRIVATE"),
+            templates_dir=os.environ.get("HUB_TEMPLATES_DIR", ""),
         )
         settings.validate()
         return settings
@@ -125,4 +139,14 @@ class Settings:
             raise ConfigError(
                 "HUB_SECRET is not set: the hub refuses to start without a signing secret "
                 "outside dev mode (set HUB_SECRET, or HUB_DEV=1 for an open development hub)"
+            )
+        if self.webhook_lease < self.webhook_timeout + 2:
+            raise ConfigError(
+                "HUB_WEBHOOK_LEASE must exceed HUB_WEBHOOK_TIMEOUT by at least 2 seconds "
+                "(an attempt must end before its lease can expire)"
+            )
+        if self.webhook_max_attempts < 1 or self.webhook_retry_base <= 0 or self.webhook_timeout <= 0:
+            raise ConfigError(
+                "HUB_WEBHOOK_MAX_ATTEMPTS must be at least 1, HUB_WEBHOOK_RETRY_BASE and "
+                "HUB_WEBHOOK_TIMEOUT above 0"
             )

@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .broker import Broker, BrokerUnavailable, session_channel
@@ -68,6 +69,8 @@ class Hub:
         self.membership = Membership(self)
         # Session records projected from the log (hub/records_worker.py); attached by the app.
         self.records: RecordsWorker | None = None
+        # Told of every event this process stores (session pk, type); must not block or raise.
+        self.commit_observers: list[Callable[[int, str], None]] = []
 
     def attach_records(self, store: ProjectionStore) -> None:
         self.records = RecordsWorker(store)
@@ -247,6 +250,8 @@ class Hub:
             self.metrics.events_in.labels(request.type).inc()
             if self.records is not None:
                 self.records.notify(request.session_pk)
+            for observer in self.commit_observers:
+                observer(request.session_pk, request.type)
         if room is not None:
             room.deliver(result.seq, text)
         # Duplicates are published again: the first attempt may have died before publishing.
