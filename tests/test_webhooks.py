@@ -11,6 +11,7 @@ import pytest
 
 from hub.webhooks.retry import nominal_delay, retry_delay, schedule
 from hub.webhooks.targets import TargetRefused, check_url
+from tests.auth_support import SECRET, auth, make_session, token
 from tests.support import HubProcess, LiveClient, api, create_session
 from tests.webhook_support import FAST_RETRIES, Receiver, in_order_once_each
 
@@ -231,3 +232,44 @@ async def test_a_session_failing_holds_back_only_itself(hub_factory, receiver):
     await receiver.start()
     await receiver.wait_for("/two", 3, session_id=first)
     assert receiver.seqs("/two", first) == [1, 2, 3]
+
+
+async def test_accounts_never_see_each_others_webhooks_or_events(hub_factory, receiver):
+    hub = hub_factory(HUB_DEV="0", HUB_SECRET=SECRET, **FAST_RETRIES)
+    hooks: dict[str, str] = {}
+    for account in ("acme", "globex"):
+        make_session(hub, account, "shared-id")  # the same session id in both accounts
+        admin = auth(token(account=account, user=f"{account}-admin", role="admin"))
+        created = await api(
+            hub, "POST", "/api/v2/webhooks", {"url": receiver.url(f"/{account}")}, headers=admin
+        )
+        assert created.status_code == 201
+        hooks[account] = created.json()["id"]
+        receiver.secrets[f"/{account}"] = created.json()["secret"]
+        service = auth(token(account=account, user="bot", role="service"))
+        note = {"type": "note", "data": {"content": f"for {account}"}}
+        assert (
+            await api(hub, "POST", "/api/v2/session/shared-id/events", note, headers=service)
+        ).status_code == 201
+    await receiver.wait_for("/acme", 1)
+    await receiver.wait_for("/globex", 1)
+    await asyncio.sleep(0.3)
+    for account in ("acme", "globex"):
+        bodies = [r.body for r in receiver.received[f"/{account}"]]
+        assert {b["account"] for b in bodies} == {account}
+        assert [b["data"].get("content") for b in bodies if b["type"] == "note"] == [f"for {account}"]
+    acme = auth(token(account="acme", user="acme-admin", role="admin"))
+    theirs = hooks["globex"]
+    assert [
+        h["id"] for h in (await api(hub, "GET", "/api/v2/webhooks", headers=acme)).json()["webhooks"]
+    ] == [hooks["acme"]]
+    for method, path, body in (
+        ("GET", f"/api/v2/webhooks/{theirs}", None),
+        ("GET", f"/api/v2/webhooks/{theirs}/deliveries", None),
+        ("POST", f"/api/v2/webhooks/{theirs}/replay", {"session_id": "shared-id", "since": 0}),
+        ("DELETE", f"/api/v2/webhooks/{theirs}", None),
+    ):
+        assert (await api(hub, method, path, body, headers=acme)).status_code == 404, (method, path)
+    instructor = auth(token(account="acme", role="instructor"))
+    assert (await api(hub, "GET", "/api/v2/webhooks", headers=instructor)).status_code == 403
+    assert (await api(hub, "GET", "/api/v2/webhooks")).status_code == 401

@@ -214,9 +214,8 @@ class _CursorRun:
     async def go(self) -> None:
         hook = self.lease.webhook
         while True:
-            events = await self.d.store.events(
-                self.lease.session_pk, self.seq, self.head, hook.event_types, PAGE
-            )
+            upto = self.head  # saves below may learn a later head; this page ends here
+            events = await self.d.store.events(self.lease.session_pk, self.seq, upto, hook.event_types, PAGE)
             restarted = False
             for event in events:
                 if self.deadline - time.monotonic() < self.d.config.timeout + LEASE_MARGIN:
@@ -232,7 +231,7 @@ class _CursorRun:
             if restarted:
                 continue
             if len(events) < PAGE:
-                self.seq = max(self.seq, self.head)  # what is left up to the head is filtered out
+                self.seq = max(self.seq, upto)  # what is left up to `upto` is filtered out
             saved = await self._save("if_idle")
             if saved.released:
                 return
