@@ -15,8 +15,10 @@ from starlette.responses import Response
 
 from hub.broker import Broker
 from hub.broker_memory import MemoryBroker
+from hub.channel_templates import ChannelRenderer
 from hub.config import Settings
 from hub.disconnect import Disconnector
+from hub.end_summary import SummaryWriter
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
 from hub.publishing import PublishLimiter
@@ -24,6 +26,7 @@ from hub.service import Hub
 from hub.webhooks.dispatcher import DeliveryConfig, Dispatcher
 from hub.webhooks.sender import Sender
 from storage.embedded import EmbeddedPostgres
+from storage.end_summary import PgSummaryLog
 from storage.pg_store import PgStore
 from storage.records_store import RecordsStore
 from storage.webhooks import PgWebhookStore
@@ -105,6 +108,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         dispatcher = build_dispatcher(settings, webhook_store)
         hub.commit_observers.append(lambda session_pk, _type: dispatcher.notify(session_pk))
         hub.supervisor.loop("webhook-dispatcher", dispatcher.run)
+        summaries = PgSummaryLog(store.pool)
+        renderer = ChannelRenderer(settings.templates_dir)
+        writer = SummaryWriter(store, summaries, hub.append, renderer, settings.replay_page)
+        hub.commit_observers.append(writer.observe)
+        hub.supervisor.loop("session-summaries", writer.run)
+        app.state.summaries = summaries
         app.state.hub = hub
         app.state.store = store
         app.state.disconnector = disconnector

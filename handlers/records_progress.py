@@ -50,6 +50,8 @@ async def current_summary(request: Request) -> Response:
             "session_id": record.session_id,
             "latest": row_json(latest) if latest else None,
             "current": {"summary_text": text, "next_plan_text": plan, "outline": outline},
+            # The multi-channel summary written when the session completed (hub/end_summary.py).
+            "channels": await request.app.state.summaries.latest(record.pk),
         }
     )
 

@@ -88,13 +88,18 @@ async def test_every_event_type_arrives_in_order_signed_and_as_members_see_it(hu
     await member.close()
     await asyncio.sleep(2.5)  # the presence grace: participant_left is written
     assert (await api(hub, "POST", f"/api/v2/session/{session_id}/end")).status_code == 200
-    log = (await api(hub, "GET", f"/api/v2/session/{session_id}/events")).json()["events"]
+    for _ in range(100):  # the hub appends the session's summary after it ended
+        log = (await api(hub, "GET", f"/api/v2/session/{session_id}/events")).json()["events"]
+        if log[-1]["type"] == "session_summary":
+            break
+        await asyncio.sleep(0.05)
     await receiver.wait_for("/all", len(log))
     received = [r.body for r in receiver.received["/all"]]
     assert [b["seq"] for b in received] == [e["seq"] for e in log] == list(range(1, len(log) + 1))
     assert received == [{**event, "account": "default"} for event in log], "the event as members get it"
     types = {b["type"] for b in received}
     assert {"session_started", "participant_joined", "participant_left", "session_ended"} <= types
+    assert received[-2]["type"] == "session_ended" and received[-1]["type"] == "session_summary"
     assert {t for t, _ in sent} <= types and {"hrv_update", "response", "feedback"} <= types
     by_seq = {b["seq"]: b for b in received}
     seen = [m for m in teacher.messages if m.get("seq") is not None]
