@@ -118,6 +118,19 @@ WITH cur AS (
 SELECT * FROM cur
 """
 
+# The head and the page in one statement (one snapshot): nothing up to the head is missing.
+_EVENTS = """
+SELECT s.head_seq, e.seq, e.type, e.ts, e.actor, e.data
+  FROM hub_sessions s
+  LEFT JOIN LATERAL (
+      SELECT seq, type, ts, actor, data FROM hub_events
+       WHERE session_pk = s.id AND seq > $2 AND seq <= s.head_seq
+         AND ($3::text[] IS NULL OR type = ANY ($3))
+       ORDER BY seq LIMIT $4
+  ) e ON true
+ WHERE s.id = $1
+"""
+
 _PRUNE = """
 DELETE FROM hub_webhook_deliveries d
  USING (SELECT w.id AS webhook_id,
@@ -268,19 +281,17 @@ class PgWebhookStore:
         ]
 
     async def events(
-        self, session_pk: int, after: int, upto: int, types: Sequence[str] | None, limit: int
-    ) -> list[StoredEvent]:
-        rows = await self.pool.fetch(
-            "SELECT seq, type, ts, actor, data FROM hub_events"
-            " WHERE session_pk = $1 AND seq > $2 AND seq <= $3 AND ($4::text[] IS NULL OR type = ANY ($4))"
-            " ORDER BY seq LIMIT $5",
-            session_pk,
-            after,
-            upto,
-            list(types) if types is not None else None,
-            limit,
-        )
-        return [StoredEvent(session_pk, r["seq"], r["type"], r["ts"], r["actor"], r["data"]) for r in rows]
+        self, session_pk: int, after: int, types: Sequence[str] | None, limit: int
+    ) -> tuple[int, list[StoredEvent]]:
+        wanted = list(types) if types is not None else None
+        rows = await self.pool.fetch(_EVENTS, session_pk, after, wanted, limit)
+        head = rows[0]["head_seq"] if rows else after
+        events = [
+            StoredEvent(session_pk, r["seq"], r["type"], r["ts"], r["actor"], r["data"])
+            for r in rows
+            if r["seq"] is not None
+        ]
+        return head, events
 
     async def save(self, owner: str, lease: Lease, progress: Progress, ttl: float, mode: str) -> Saved | None:
         made = progress.attempts_made

@@ -41,7 +41,8 @@ PRUNE_INTERVAL = 300.0
 KEEP_ATTEMPTS = 1000  # per endpoint, for GET /webhooks/{id}/deliveries
 PAGE = 200
 FLUSH_EVERY = 100  # attempts
-FLUSH_INTERVAL = 0.25  # seconds
+FLUSH_INTERVAL = 1.0  # seconds
+LINGER = 2.0  # seconds a caught-up cursor stays leased, waiting for the next event
 LEASE_MARGIN = 2.0  # seconds of lease beyond an attempt's timeout
 
 
@@ -75,6 +76,7 @@ class Dispatcher:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._busy_sessions: Counter[int] = Counter()
         self._failure: BaseException | None = None
+        self._commits: dict[int, asyncio.Event] = {}  # sessions whose workers wait for a commit
 
     # signals
 
@@ -83,6 +85,20 @@ class Dispatcher:
         if self._enabled:
             self._dirty.add(session_pk)
             self._wake.set()
+            waiting = self._commits.get(session_pk)
+            if waiting is not None:
+                waiting.set()
+
+    async def wait_for_commit(self, session_pk: int, timeout: float) -> None:
+        event = self._commits.get(session_pk)
+        if event is None:
+            event = self._commits[session_pk] = asyncio.Event()
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            event.clear()
 
     def webhooks_changed(self) -> None:
         self._enabled = True
@@ -164,6 +180,7 @@ class Dispatcher:
         self._busy_sessions[lease.session_pk] -= 1
         if self._busy_sessions[lease.session_pk] <= 0:
             del self._busy_sessions[lease.session_pk]
+            self._commits.pop(lease.session_pk, None)
             if lease.session_pk in self._recheck:
                 self._recheck.discard(lease.session_pk)
                 self._dirty.add(lease.session_pk)
@@ -207,15 +224,14 @@ class _CursorRun:
         self.deadline = deadline
         self.seq = lease.delivered_seq
         self.attempts = lease.attempts
-        self.head = lease.head_seq
         self.made: list[Attempt] = []
         self.saved_at = time.monotonic()
 
     async def go(self) -> None:
-        hook = self.lease.webhook
+        hook, pk = self.lease.webhook, self.lease.session_pk
+        idle_since: float | None = None
         while True:
-            upto = self.head  # saves below may learn a later head; this page ends here
-            events = await self.d.store.events(self.lease.session_pk, self.seq, upto, hook.event_types, PAGE)
+            head, events = await self.d.store.events(pk, self.seq, hook.event_types, PAGE)
             restarted = False
             for event in events:
                 if self.deadline - time.monotonic() < self.d.config.timeout + LEASE_MARGIN:
@@ -231,11 +247,21 @@ class _CursorRun:
             if restarted:
                 continue
             if len(events) < PAGE:
-                self.seq = max(self.seq, upto)  # what is left up to `upto` is filtered out
-            saved = await self._save("if_idle")
-            if saved.released:
-                return
-            self._apply(saved)
+                self.seq = max(self.seq, head)  # what is left up to the head is filtered out
+            if events or idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= LINGER:
+                saved = await self._save("if_idle")
+                if saved.released:
+                    return
+                self._apply(saved)
+                idle_since = time.monotonic()
+            elif self.made or time.monotonic() - self.saved_at >= FLUSH_INTERVAL:
+                self._apply(await self._save("renew"))
+            if len(events) < PAGE:
+                # Caught up: keep the lease a little, woken by this process's next commit
+                # of the session (or the poll interval, for commits of other processes).
+                await self.d.wait_for_commit(pk, POLL_INTERVAL)
 
     async def _deliver(self, event: StoredEvent) -> bool:
         """Attempt one event; False when it failed and waits for a retry."""
@@ -300,7 +326,6 @@ class _CursorRun:
 
     def _apply(self, saved: Saved) -> bool:
         """Take the cursor as saved; True when a replay moved it back (re-read from there)."""
-        self.head = saved.head_seq
         if saved.delivered_seq != self.seq:
             self.seq, self.attempts = saved.delivered_seq, 0
             return True

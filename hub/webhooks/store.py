@@ -146,9 +146,10 @@ class WebhookStore(Protocol):
         ...
 
     async def events(
-        self, session_pk: int, after: int, upto: int, types: Sequence[str] | None, limit: int
-    ) -> list[StoredEvent]:
-        """Events after `after` up to `upto` of the given types (None: all), ascending."""
+        self, session_pk: int, after: int, types: Sequence[str] | None, limit: int
+    ) -> tuple[int, list[StoredEvent]]:
+        """(head seq, events after `after` of the given types (None: all), ascending, at
+        most `limit`), read at one instant: every event up to the head is visible."""
         ...
 
     async def save(self, owner: str, lease: Lease, progress: Progress, ttl: float, mode: str) -> Saved | None:
