@@ -115,7 +115,8 @@ async def start_hub(dsn: str, logs: Path) -> tuple[subprocess.Popen[bytes], str]
 
 
 async def setup(client: httpx.AsyncClient, receiver: Receiver, endpoints: int, sessions: int) -> list[str]:
-    for hook in (await client.get("/api/v2/webhooks")).json()["webhooks"]:
+    listing = orjson.loads((await client.get("/api/v2/webhooks")).content)
+    for hook in listing["webhooks"]:
         await client.delete(f"/api/v2/webhooks/{hook['id']}")
     for i in range(endpoints):
         created = await client.post(

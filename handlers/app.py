@@ -9,7 +9,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,20 +21,20 @@ from hub.end_summary import SummaryWriter
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
 from hub.publishing import PublishLimiter
+from hub.records.store import RecordsStore
 from hub.service import Hub
 from hub.webhooks.dispatcher import DeliveryConfig, Dispatcher
 from hub.webhooks.sender import Sender
 from storage.embedded import EmbeddedPostgres
 from storage.end_summary import PgSummaryLog
 from storage.pg_store import PgStore
-from storage.records_store import RecordsStore
+from storage.records.store import PgRecordsStore
 from storage.webhooks import PgWebhookStore
 
 from . import announce, ops, publish, sessions, webhooks, ws
 from .auth import Authenticator
 from .errors import ApiError, error_response
 from .openapi import openapi_route
-from .raw_send import ExposeRawSend
 
 log = logging.getLogger("hub")
 
@@ -64,7 +63,7 @@ async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
 def _extra_routes() -> list[Any]:
     """Routes of later features (pages, records); each module is optional while it is built."""
     found: list[Any] = []
-    for module_name in ("handlers.pages", "handlers.records", "handlers.summary"):
+    for module_name in ("handlers.pages", "handlers.records.routes"):
         try:
             module = __import__(module_name, fromlist=["routes"])
         except ModuleNotFoundError as exc:
@@ -100,7 +99,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         store = await PgStore.connect(dsn, settings.db_pool_min, settings.db_pool_max)
         broker, presence = await build_backends(settings)
         hub = Hub(settings, store, broker, presence)
-        hub.attach_records(RecordsStore(store.pool))
+        records: RecordsStore = PgRecordsStore(store.pool)
+        hub.attach_records(records)
+        app.state.records = records
         await hub.start()
         disconnector = Disconnector(hub.broker, hub.rooms)
         await disconnector.start()
@@ -169,7 +170,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(ExposeRawSend)],
         lifespan=lifespan,
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
     )

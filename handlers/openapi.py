@@ -160,7 +160,7 @@ COMPONENTS: dict[str, Any] = {
 
 def build_document() -> dict[str, Any]:
     paths = dict(CORE_PATHS)
-    for name in ("handlers.records", "handlers.summary"):
+    for name in ("handlers.records.routes",):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError:

@@ -4,7 +4,6 @@ and the JSON shape of a session record."""
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -13,10 +12,10 @@ from hub.events import iso
 from hub.store import SessionRecord
 
 from .errors import ApiError
-from .records_fields import validate_record_fields
+from .formats import SESSION_ID_PATTERN, parse_datetime
+from .records.fields import validate_record_fields
 
 BASE_SESSION_TYPES = ("live", "guided", "practice", "workshop", "coaching", "interview", "agent")
-SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$")
 _CORE = {
     "session_id",
     "title",
@@ -44,16 +43,6 @@ class FieldErrors:
         if self.errors:
             first = self.errors[0]
             raise ApiError(422, "invalid", f"{first['field']}: {first['message']}", {"errors": self.errors})
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def _text(

@@ -12,14 +12,15 @@ from hub.committer import CommitFailed, CommitOverloaded
 from hub.connection import Principal
 from hub.events import iso
 from hub.presence import participant_list
+from hub.records.session_metrics import compute_metrics
 from hub.service import Hub
-from hub.session_metrics import compute_metrics
 from hub.store import SessionExists, SessionRecord, StoredEvent
 
 from .auth import AuthError, bearer_token, can_open
 from .errors import ApiError, json_response, query_flag, query_int, read_json_object
-from .records_fields import check_parent
-from .session_fields import SESSION_ID_PATTERN, session_json, session_types, validate_create
+from .formats import SESSION_ID_PATTERN
+from .records.fields import check_parent
+from .session_fields import session_json, session_types, validate_create
 
 WRITERS = ("instructor", "admin")
 LIVE_STATUSES = ("in_progress", "paused")
@@ -79,7 +80,7 @@ async def create_session(request: Request) -> Response:
     body = await read_json_object(request, hub.settings.max_body_bytes)
     fields = validate_create(body, hub.settings.default_max_participants)
     fields["created_by"] = principal.user_id
-    await check_parent(hub.store, principal.account_id, fields["attributes"])
+    await check_parent(hub.store, principal, fields["attributes"])
     try:
         record = await hub.store.create_session(principal.account_id, fields)
     except SessionExists:

@@ -3,7 +3,7 @@
 
 When a session completes, the hub folds its own log into facts (participants, duration,
 techniques, HRV improvement, achievements, feedback), scores it with the HRV quality
-table (`hub.records_channels.quality`), renders email, web and social content
+table (`hub.records.channel_summary.quality`), renders email, web and social content
 (`hub.channel_templates`) and appends `session_summary` to the log. The event is the
 stored summary: webhooks carry it to whatever sends the email or publishes the page, and
 `GET /api/v2/session/{id}/summary` serves it under `channels`.
@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from .channel_templates import ChannelRenderer
 from .events import iso
-from .records_channels import quality
-from .session_metrics import compute_metrics
+from .records.channel_summary import quality
+from .records.session_metrics import compute_metrics
 from .store import AppendResult, SessionRecord, Store, StoredEvent
 
 log = logging.getLogger("hub.summary")

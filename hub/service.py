@@ -25,7 +25,8 @@ from .connection import Connection
 from .events import envelope, iso
 from .metrics import HubMetrics
 from .presence import Presence
-from .records_worker import ProjectionStore, RecordsWorker
+from .records.store import ProjectionStore
+from .records.worker import RecordsWorker
 from .room import Room
 from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEvent
 from .supervisor import Supervisor
@@ -67,7 +68,7 @@ class Hub:
         from .membership import Membership
 
         self.membership = Membership(self)
-        # Session records projected from the log (hub/records_worker.py); attached by the app.
+        # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
         # Told of every event this process stores (session pk, type); must not block or raise.
         self.commit_observers: list[Callable[[int, str], None]] = []

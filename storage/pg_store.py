@@ -20,6 +20,7 @@ from hub.store import (
 )
 
 from .migrate import apply_migrations
+from .session_rows import SESSION_COLUMNS, session_from_row
 
 log = logging.getLogger("hub.storage")
 
@@ -33,11 +34,6 @@ _UNREACHABLE = (
     asyncpg.AdminShutdownError,
 )
 
-_SESSION_COLUMNS = (
-    "id, account_id, session_id, title, session_type, status, instructor, max_participants,"
-    " head_seq, retained_from, current_technique, scheduled_start, started_at, ended_at,"
-    " created_at, updated_at, attributes"
-)
 _SESSION_FIELDS = (
     "session_id",
     "title",
@@ -58,28 +54,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         decoder=lambda raw: orjson.loads(raw[1:]),
         schema="pg_catalog",
         format="binary",
-    )
-
-
-def _session(row: asyncpg.Record) -> SessionRecord:
-    return SessionRecord(
-        pk=row["id"],
-        account_id=row["account_id"],
-        session_id=row["session_id"],
-        title=row["title"],
-        session_type=row["session_type"],
-        status=row["status"],
-        instructor=row["instructor"],
-        max_participants=row["max_participants"],
-        head_seq=row["head_seq"],
-        retained_from=row["retained_from"],
-        current_technique=row["current_technique"],
-        scheduled_start=row["scheduled_start"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        attributes=row["attributes"] or {},
     )
 
 
@@ -145,7 +119,7 @@ class PgStore:
         try:
             row = await self.pool.fetchrow(
                 f"INSERT INTO hub_sessions (account_id, {columns}) VALUES ($1, {placeholders})"
-                f" RETURNING {_SESSION_COLUMNS}",
+                f" RETURNING {SESSION_COLUMNS}",
                 account_id,
                 *values,
             )
@@ -161,19 +135,19 @@ class PgStore:
                 account_id,
             )
             return await self.create_session(account_id, fields, _registering=True)
-        return _session(row)
+        return session_from_row(row)
 
     async def get_session(self, account_id: str, session_id: str) -> SessionRecord | None:
         row = await self.pool.fetchrow(
-            f"SELECT {_SESSION_COLUMNS} FROM hub_sessions WHERE account_id = $1 AND session_id = $2",
+            f"SELECT {SESSION_COLUMNS} FROM hub_sessions WHERE account_id = $1 AND session_id = $2",
             account_id,
             session_id,
         )
-        return _session(row) if row else None
+        return session_from_row(row) if row else None
 
     async def get_session_by_pk(self, pk: int) -> SessionRecord | None:
-        row = await self.pool.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM hub_sessions WHERE id = $1", pk)
-        return _session(row) if row else None
+        row = await self.pool.fetchrow(f"SELECT {SESSION_COLUMNS} FROM hub_sessions WHERE id = $1", pk)
+        return session_from_row(row) if row else None
 
     async def list_sessions(
         self,
@@ -184,7 +158,7 @@ class PgStore:
         after_pk: int | None = None,
     ) -> list[SessionRecord]:
         rows = await self.pool.fetch(
-            f"SELECT {_SESSION_COLUMNS} FROM hub_sessions"
+            f"SELECT {SESSION_COLUMNS} FROM hub_sessions"
             " WHERE ($1::text IS NULL OR account_id = $1)"
             " AND ($2::text[] IS NULL OR status = ANY($2))"
             " AND ($3::text IS NULL OR session_type = $3)"
@@ -196,7 +170,7 @@ class PgStore:
             after_pk,
             limit,
         )
-        return [_session(row) for row in rows]
+        return [session_from_row(row) for row in rows]
 
     # the log
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hub.records_summaries import follow_up_due
+from hub.records.follow_ups import follow_up_due
 from tests.records_support import Api, api_fixture  # noqa: F401  (the `api` fixture)
 
 S = "/api/v2/session"

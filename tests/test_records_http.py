@@ -269,3 +269,16 @@ async def test_other_accounts_get_404_everywhere(api: Api):
         )
         assert response.status_code == 404, (method, path, response.text)
     assert (await api.call("PATCH", f"{S}/private", {"title": "x"}, account="other")).status_code == 404
+
+
+async def test_a_note_at_any_accepted_interaction_sequence_keeps_the_records_readable(api: Api):
+    """An acked note may name any interaction sequence the event validation accepts (up to
+    2^62); the records it projects into must stay readable, and HTTP accepts the same range."""
+    await api.session("wide", start=True)
+    await api.event("wide", "note", {"content": "far", "interaction_sequence": 2**31}, "sarah")
+    for kind in ("interactions", "notes", "feedback", "topics", "summaries", "summary", "progress"):
+        await api.ok("GET", f"{S}/wide/{kind}")
+    notes = (await api.ok("GET", f"{S}/wide/notes"))["notes"]
+    assert [n["noted_at_interaction_sequence"] for n in notes] == [2**31]
+    body = {"note_content": "by hand", "noted_at_interaction_sequence": 2**62}
+    assert (await api.ok("POST", f"{S}/wide/notes", body, 201))["noted_at_interaction_sequence"] == 2**62

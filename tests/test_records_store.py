@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from hub.events import SCHEMAS, validate_data
+from hub.records.store import HierarchyCycle, Page, ParentNotFound
 from hub.store import AppendRequest, SessionRecord
 from storage.pg_store import PgStore
-from storage.records_query import Page
-from storage.records_sessions import HierarchyCycle, ParentNotFound
-from storage.records_store import RecordsStore
+from storage.records.store import PgRecordsStore as RecordsStore
 
 INSTRUCTOR = {"user_id": "sarah", "name": "Sarah", "role": "instructor"}
 OTHER = {"title": "x", "session_type": "live", "max_participants": 5, "attributes": {}}
@@ -185,3 +185,36 @@ async def test_the_database_refuses_out_of_range_record_fields(stores):
             await new_session(store, "bad", **attributes)
     record = await new_session(store, "ok", success_rating=5, completion_percentage=100)
     assert record.attributes["success_rating"] == 5
+
+
+# (event type, field) -> where the projection stores it: every value the event validation
+# accepts must fit there, or one acked event breaks the session's records for good.
+# (A response's prompt_seq is stored only when it names a prompt of the log.)
+PROJECTED_NUMBERS = {
+    ("note", "interaction_sequence"): "notes",
+    ("response", "duration_seconds"): "interactions",
+    ("feedback", "message_seq"): "feedback",
+}
+
+
+async def test_every_number_the_events_accept_fits_where_the_projection_stores_it(stores):
+    store, records = stores
+    record = await new_session(store)
+    highest = {(t, f.name): int(f.high) for t, fields in SCHEMAS.items() for f in fields if f.high}
+    events = [("session_started", {}, INSTRUCTOR), ("prompt", {"text": "Q"}, INSTRUCTOR)]
+    for event_type, name in PROJECTED_NUMBERS:
+        data = {"text": "A", "content": "n", "feedback_type": "like", "message_seq": 2}
+        data[name] = highest[(event_type, name)]
+        validate_data(event_type, data)  # accepted by the hub, so it will be acked
+        events.append((event_type, data, INSTRUCTOR if event_type == "note" else participant("bob")))
+    await append(store, record, *events)
+    head = len(events)
+    assert await records.catch_up(record.pk) == head
+    rows = await records.content.snapshot(record.pk)
+    stored = {
+        "notes": {row["noted_at_interaction_sequence"] for row in rows["notes"]},
+        "interactions": {row["duration_seconds"] for row in rows["interactions"]},
+        "feedback": {row["message_seq"] for row in rows["feedback"]},
+    }
+    for (event_type, name), table in PROJECTED_NUMBERS.items():
+        assert highest[(event_type, name)] in stored[table], (event_type, name)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hub.records_channels import quality
+from hub.records.channel_summary import quality
 from tests.records_support import Api, api_fixture  # noqa: F401  (the `api` fixture)
 
 

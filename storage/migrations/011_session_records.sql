@@ -1,7 +1,7 @@
 -- What a session leaves behind (seeds 000, 001, 002). Every row belongs to a session
 -- (session_pk), and through it to the session's account.
 --
--- Rows with a `seq` are projections of the event log (hub/records_projector.py): the
+-- Rows with a `seq` are projections of the event log (hub/records/projector.py): the
 -- event's seq is their idempotency key, and they can be deleted and rebuilt from the log
 -- at any time. Rows without one were written over HTTP and are not in the log.
 

@@ -1,9 +1,6 @@
-"""Session records over HTTP: updating a session's record fields, hierarchies, state
-transitions and rebuilding the log-derived records.
-
-This module is what `handlers.app` mounts: it also exports the routes and OpenAPI
-paths of the other records modules (content, plans, progress).
-"""
+"""A session's record over HTTP: updating its record fields (and status through its
+lifecycle), its place in a hierarchy, its state transitions, and rebuilding the
+log-derived records."""
 
 from __future__ import annotations
 
@@ -14,16 +11,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.connection import Principal
+from hub.records.store import HierarchyCycle, ParentNotFound
 from hub.store import SessionRecord
-from storage.records_sessions import HierarchyCycle, ParentNotFound
 
-from . import records_content, records_plans, records_progress
-from .errors import ApiError, json_response, read_json_object
-from .openapi import CORE_PATHS
-from .records_common import SESSION_ID, listing, op, page_from, records_of, row_json
-from .records_fields import check_parent, validate_record_fields
-from .session_fields import FieldErrors, session_json
-from .sessions import (
+from ..auth import can_open
+from ..errors import ApiError, json_response, read_json_object
+from ..openapi import CORE_PATHS
+from ..session_fields import FieldErrors, session_json
+from ..sessions import (
     STATUSES,
     TRANSITIONS,
     WRITERS,
@@ -33,6 +28,8 @@ from .sessions import (
     load_session,
     participant_count,
 )
+from .common import SESSION_ID, listing, op, page_from, records_of, row_json
+from .fields import check_parent, validate_record_fields
 
 # PATCH status -> lifecycle action, by the status the session is in now.
 _STATUS_ACTIONS: dict[str, dict[str, str]] = {
@@ -87,7 +84,7 @@ async def patch_session(request: Request) -> Response:
         raise ApiError(403, "forbidden", f"role '{principal.role}' may not update this session")
     body = await read_json_object(request, hub.settings.max_body_bytes)
     changes, title, status, trigger = _patch_body(body)
-    await check_parent(hub.store, principal.account_id, changes)
+    await check_parent(hub.store, principal, changes)
     if status is not None and status != record.status:
         action = _STATUS_ACTIONS[status].get(record.status)
         if action is None:
@@ -119,7 +116,9 @@ async def children(request: Request) -> Response:
     principal = caller(request)
     record = await load_session(request, principal)
     page = page_from(request, STATUSES)
-    kids, cursor = await records_of(request).sessions.children(principal.account_id, record.session_id, page)
+    kids, cursor = await records_of(request).sessions.children(
+        principal.account_id, record.session_id, page, principal.sessions
+    )
     return json_response(listing("sessions", [session_json(k) for k in kids], cursor))
 
 
@@ -127,6 +126,9 @@ async def ancestors(request: Request) -> Response:
     principal = caller(request)
     record = await load_session(request, principal)
     chain = await records_of(request).sessions.ancestors(principal.account_id, record.session_id)
+    # The walk ends below the first ancestor outside the token's sessions: it is not there.
+    hidden = next((i for i, a in enumerate(chain) if not can_open(principal, a.session_id)), len(chain))
+    chain = chain[:hidden]
     root = chain[-1] if chain else record
     return json_response(
         {
@@ -158,9 +160,6 @@ routes = [
     Route("/api/v2/session/{session_id}/ancestors", ancestors, methods=["GET"]),
     Route("/api/v2/session/{session_id}/state/transitions", transitions, methods=["GET"]),
     Route("/api/v2/session/{session_id}/records/rebuild", rebuild, methods=["POST"]),
-    *records_content.routes,
-    *records_plans.routes,
-    *records_progress.routes,
 ]
 
 openapi_paths: dict[str, Any] = {
@@ -186,9 +185,6 @@ openapi_paths: dict[str, Any] = {
     "/api/v2/session/{session_id}/records/rebuild": {
         "post": op("Rebuild the log-derived records from the log", params=[SESSION_ID])
     },
-    **records_content.openapi_paths,
-    **records_plans.openapi_paths,
-    **records_progress.openapi_paths,
 }
 
 openapi_schemas: dict[str, Any] = {
@@ -229,6 +225,4 @@ openapi_schemas: dict[str, Any] = {
             "follow_up_timezone": {"type": "string"},
         },
     },
-    **records_content.openapi_schemas,
-    **records_plans.openapi_schemas,
 }

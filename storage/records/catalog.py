@@ -1,4 +1,5 @@
-"""Artifacts of a session, and the account's templates and topics (seed 000)."""
+"""Artifacts of a session, and the account's templates and topics (seed 000):
+`hub.records.store.CatalogStore` on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,16 +7,9 @@ from typing import Any
 
 import asyncpg
 
-from .records_query import Page, Where, fetch_page
+from hub.records.store import Conflict, NotFound, Only, Page, Row, Rows
 
-
-class NotFound(Exception):
-    pass
-
-
-class Conflict(Exception):
-    pass
-
+from .paging import Where, as_row, fetch_page
 
 _ARTIFACT_COLUMNS = (
     "id, artifact_type, artifact_name, content, structured_data, topic, is_provisional, is_approved,"
@@ -42,14 +36,14 @@ async def _ensure_account(conn: asyncpg.Connection | asyncpg.Pool, account_id: s
     await conn.execute("INSERT INTO hub_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING", account_id)
 
 
-class CatalogStore:
+class PgCatalogStore:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
     # artifacts
 
-    async def add_artifact(self, session_pk: int, fields: dict[str, Any], user_id: str) -> asyncpg.Record:
-        return await self.pool.fetchrow(
+    async def add_artifact(self, session_pk: int, fields: dict[str, Any], user_id: str) -> Row:
+        row = await self.pool.fetchrow(
             "INSERT INTO hub_artifacts (session_pk, artifact_type, artifact_name, content,"
             " structured_data, topic, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)"
             f" RETURNING {_ARTIFACT_COLUMNS}",
@@ -61,8 +55,9 @@ class CatalogStore:
             fields.get("topic"),
             user_id,
         )
+        return as_row(row)
 
-    async def artifacts(self, session_pk: int, page: Page) -> tuple[list[asyncpg.Record], int | None]:
+    async def artifacts(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("artifact_type = {0}", page.type)
         if page.status == "approved":
             where.add("is_approved")
@@ -75,7 +70,7 @@ class CatalogStore:
 
     async def approve_artifact(
         self, session_pk: int, artifact_id: int, user_id: str, include: bool | None
-    ) -> asyncpg.Record:
+    ) -> Row:
         row = await self.pool.fetchrow(
             "UPDATE hub_artifacts SET is_provisional = false, is_approved = true, approved_at = now(),"
             " approved_by = $3, included_in_synthesis = coalesce($4, included_in_synthesis),"
@@ -87,7 +82,7 @@ class CatalogStore:
             include,
         )
         if row is not None:
-            return row
+            return as_row(row)
         exists = await self.pool.fetchval(
             "SELECT 1 FROM hub_artifacts WHERE session_pk = $1 AND id = $2", session_pk, artifact_id
         )
@@ -95,7 +90,7 @@ class CatalogStore:
 
     # templates
 
-    async def add_template(self, account_id: str, fields: dict[str, Any], user_id: str) -> asyncpg.Record:
+    async def add_template(self, account_id: str, fields: dict[str, Any], user_id: str) -> Row:
         await _ensure_account(self.pool, account_id)
         values = [fields.get(name) for name in _TEMPLATE_FIELDS]
         values[_TEMPLATE_FIELDS.index("suggested_for_event_types")] = (
@@ -106,7 +101,7 @@ class CatalogStore:
         values[_TEMPLATE_FIELDS.index("is_active")] = fields.get("is_active", True) is not False
         placeholders = ", ".join(f"${i + 3}" for i in range(len(values)))
         try:
-            return await self.pool.fetchrow(
+            row = await self.pool.fetchrow(
                 f"INSERT INTO hub_session_templates (account_id, created_by, {', '.join(_TEMPLATE_FIELDS)})"
                 f" VALUES ($1, $2, {placeholders}) RETURNING {_TEMPLATE_COLUMNS}",
                 account_id,
@@ -115,8 +110,9 @@ class CatalogStore:
             )
         except asyncpg.UniqueViolationError:
             raise Conflict(fields.get("template_name")) from None
+        return as_row(row)
 
-    async def templates(self, account_id: str, page: Page) -> tuple[list[asyncpg.Record], int | None]:
+    async def templates(self, account_id: str, page: Page) -> Rows:
         where = Where().add("account_id = {0}", account_id).add_if("session_type = {0}", page.type)
         if page.status in ("active", "inactive"):
             where.add("is_active = {0}", page.status == "active")
@@ -125,7 +121,7 @@ class CatalogStore:
             self.pool, f"SELECT {_TEMPLATE_COLUMNS} FROM hub_session_templates", where, "id", page
         )
 
-    async def template(self, account_id: str, template_id: int) -> asyncpg.Record:
+    async def template(self, account_id: str, template_id: int) -> Row:
         row = await self.pool.fetchrow(
             f"SELECT {_TEMPLATE_COLUMNS} FROM hub_session_templates WHERE account_id = $1 AND id = $2",
             account_id,
@@ -133,13 +129,11 @@ class CatalogStore:
         )
         if row is None:
             raise NotFound(template_id)
-        return row
+        return as_row(row)
 
     # topics
 
-    async def link_topic(
-        self, account_id: str, session_pk: int, name: str, fields: dict[str, Any]
-    ) -> asyncpg.Record:
+    async def link_topic(self, account_id: str, session_pk: int, name: str, fields: dict[str, Any]) -> Row:
         async with self.pool.acquire() as conn, conn.transaction():
             await _ensure_account(conn, account_id)
             topic_id = await conn.fetchval(
@@ -175,9 +169,10 @@ class CatalogStore:
                 fields.get("coverage_level"),
                 fields.get("notes"),
             )
-            return await conn.fetchrow(
+            row = await conn.fetchrow(
                 f"{_LINK_SELECT} WHERE st.session_pk = $1 AND st.topic_id = $2", session_pk, topic_id
             )
+        return as_row(row)
 
     async def unlink_topic(self, session_pk: int, topic_id: int) -> None:
         status = await self.pool.execute(
@@ -186,28 +181,30 @@ class CatalogStore:
         if status.endswith(" 0"):
             raise NotFound(topic_id)
 
-    async def session_topics(self, session_pk: int, page: Page) -> tuple[list[asyncpg.Record], int | None]:
+    async def session_topics(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("st.session_pk = {0}", session_pk).add_if("st.coverage_level = {0}", page.type)
         where.page("st.topic_id", "st.created_at", page)
         return await fetch_page(self.pool, _LINK_SELECT, where, "st.topic_id", page)
 
-    async def topics(self, account_id: str, page: Page) -> tuple[list[asyncpg.Record], int | None]:
-        where = Where().add("t.account_id = {0}", account_id).add_if("t.topic_type = {0}", page.type)
+    async def topics(self, account_id: str, page: Page, only: Only = None) -> Rows:
+        where = Where()
+        only_ids = where.bind(None if only is None else list(only))
+        where.add("t.account_id = {0}", account_id).add_if("t.topic_type = {0}", page.type)
         where.page("t.id", "t.created_at", page)
         return await fetch_page(
             self.pool,
             "SELECT t.id, t.name, t.topic_type, t.description, t.created_at,"
-            " (SELECT count(*) FROM hub_session_topics st WHERE st.topic_id = t.id) AS session_count"
-            " FROM hub_topics t",
+            " (SELECT count(*) FROM hub_session_topics st JOIN hub_sessions s ON s.id = st.session_pk"
+            f"   WHERE st.topic_id = t.id AND ({only_ids}::text[] IS NULL OR s.session_id = ANY({only_ids})))"
+            " AS session_count FROM hub_topics t",
             where,
             "t.id",
             page,
         )
 
-    async def topic_sessions(
-        self, account_id: str, topic_id: int, page: Page
-    ) -> tuple[list[asyncpg.Record], int | None]:
+    async def topic_sessions(self, account_id: str, topic_id: int, page: Page, only: Only = None) -> Rows:
         where = Where().add("s.account_id = {0}", account_id).add("st.topic_id = {0}", topic_id)
+        where.add_if("s.session_id = ANY({0}::text[])", None if only is None else list(only))
         where.add_if("s.status = {0}", page.status).add_if("s.session_type = {0}", page.type)
         where.page("s.id", "s.created_at", page)
         return await fetch_page(

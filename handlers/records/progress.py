@@ -10,14 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.records_projector import facts
-from hub.records_summaries import indicator_checks, render
-from hub.session_metrics import compute_metrics
-from storage.records_store import summary_context
+from hub.records.projector import facts
+from hub.records.session_metrics import compute_metrics
+from hub.records.summaries import indicator_checks, render
 
-from .errors import json_response
-from .records_common import SESSION_ID, ensure_projected, listing, op, page_from, records_of, row_json
-from .sessions import caller, hub_of, load_session, read_all
+from ..errors import json_response
+from ..sessions import caller, hub_of, load_session, read_all
+from .common import SESSION_ID, ensure_projected, listing, op, page_from, records_of, row_json
 
 
 def _elapsed(record: Any, now: datetime) -> int | None:
@@ -41,7 +40,7 @@ async def current_summary(request: Request) -> Response:
     await ensure_projected(request, record)
     records = records_of(request)
     latest = await records.content.latest_summary(record.pk)
-    context = await summary_context(records.pool, record.pk, None)
+    context = await records.summary_context(record.pk, None)
     state = await records.projection_state(record.pk)
     kind = "final" if record.status in ("completed", "cancelled") else "current"
     text, plan, outline = render(facts(state), context, kind, _elapsed(record, datetime.now(UTC)))
@@ -62,7 +61,7 @@ async def progress(request: Request) -> Response:
     await ensure_projected(request, record)
     counts = await records_of(request).content.counts(record.pk)
     attributes = record.attributes
-    context = await summary_context(records_of(request).pool, record.pk, None)
+    context = await records_of(request).summary_context(record.pk, None)
     success = indicator_checks(context.success_indicators, context.met_indicators)
     completion = indicator_checks(context.completion_indicators, context.met_indicators)
     elapsed = _elapsed(record, datetime.now(UTC))

@@ -1,10 +1,11 @@
 """The records projection in PostgreSQL: checkpoints, catch-up, rebuild.
 
-`catch_up` runs the pure projector (`hub.records_projector.apply`) over the events after a
+`catch_up` runs the pure projector (`hub.records.projector.apply`) over the events after a
 session's checkpoint and writes the rows it returns, in one transaction with the new
 checkpoint. The checkpoint row is locked first, so concurrent catch-ups of one session
 (from this process's worker, an HTTP read, or another hub process) run one after the
 other, and each row is written with ON CONFLICT DO NOTHING on its (session, seq) key.
+This is the projection half of `hub.records.store.RecordsStore`; `.store` adds the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.records_projector import (
+from hub.records.projector import (
     FeedbackRow,
     InteractionRow,
     NoteRow,
@@ -23,25 +24,15 @@ from hub.records_projector import (
     Write,
     apply,
 )
-from hub.records_summaries import SummaryContext, render
+from hub.records.summaries import SummaryContext, render
 from hub.store import StoredEvent
 
 _PAGE = 500
 
 
-class RecordsStore:
+class PgProjectionStore:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
-        # The other record stores share the pool; imported here to keep one entry point.
-        from .records_catalog import CatalogStore
-        from .records_content import ContentStore
-        from .records_sessions import SessionFieldsStore
-
-        self.sessions = SessionFieldsStore(pool)
-        self.content = ContentStore(pool)
-        self.catalog = CatalogStore(pool)
-
-    # the projection
 
     async def checkpoint(self, session_pk: int) -> int:
         value = await self.pool.fetchval(
@@ -80,6 +71,9 @@ class RecordsStore:
                 session_pk,
             )
             return await self._catch_up(conn, session_pk)
+
+    async def summary_context(self, session_pk: int, at: datetime | None) -> SummaryContext:
+        return await summary_context(self.pool, session_pk, at)
 
     async def behind(self, limit: int) -> list[int]:
         rows = await self.pool.fetch(

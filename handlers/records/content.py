@@ -13,11 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storage.records_catalog import Conflict, NotFound
-from storage.records_content import FeedbackExists, MessageNotFound
+from hub.records.store import Conflict, FeedbackExists, MessageNotFound, NotFound
 
-from .errors import ApiError, json_response, query_int, read_json_object
-from .records_common import (
+from ..errors import ApiError, json_response, query_int, read_json_object
+from ..session_fields import FieldErrors
+from ..sessions import STATUSES, WRITERS, caller, hub_of, load_session
+from .common import (
     PARTICIPANTS,
     SESSION_ID,
     ensure_projected,
@@ -31,13 +32,11 @@ from .records_common import (
     want_int,
     want_str,
 )
-from .session_fields import FieldErrors
-from .sessions import WRITERS, caller, hub_of, load_session
 
 NOTE_TYPES = ("observation", "concern", "insight", "technical")
 FEEDBACK_TYPES = ("like", "dislike", "regenerate")
 COVERAGE = ("introduction", "exploration", "deep_dive", "completion")
-_SEQ_MAX = 2**62
+_SEQ_MAX = 2**62  # every seq and interaction sequence, as the event validation accepts
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -69,7 +68,7 @@ async def add_note(request: Request) -> Response:
         "note_content": want_str(body, errors, "note_content", 10_000, required=True, alias="content"),
         "note_type": want_choice(body, errors, "note_type", NOTE_TYPES),
         "noted_at_interaction_sequence": want_int(
-            body, errors, "noted_at_interaction_sequence", 1, 2**31 - 1, alias="interaction_sequence"
+            body, errors, "noted_at_interaction_sequence", 1, _SEQ_MAX, alias="interaction_sequence"
         ),
         "is_important": want_bool(body, errors, "is_important"),
         "requires_followup": want_bool(body, errors, "requires_followup"),
@@ -224,17 +223,18 @@ async def unlink_topic(request: Request) -> Response:
 
 async def list_topics(request: Request) -> Response:
     principal = caller(request)
-    rows, cursor = await records_of(request).catalog.topics(principal.account_id, page_from(request))
+    page = page_from(request)
+    rows, cursor = await records_of(request).catalog.topics(principal.account_id, page, principal.sessions)
     return json_response(listing("topics", [row_json(r) for r in rows], cursor))
 
 
 async def topic_sessions(request: Request) -> Response:
     principal = caller(request)
-    from .sessions import STATUSES
-
     topic_id = _path_id(request, "topic_id")
     page = page_from(request, STATUSES)
-    rows, cursor = await records_of(request).catalog.topic_sessions(principal.account_id, topic_id, page)
+    rows, cursor = await records_of(request).catalog.topic_sessions(
+        principal.account_id, topic_id, page, principal.sessions
+    )
     return json_response(listing("sessions", [row_json(r, drop=("id",)) for r in rows], cursor))
 
 
@@ -309,7 +309,7 @@ openapi_schemas: dict[str, Any] = {
         "properties": {
             "note_content": {"type": "string", "minLength": 1, "maxLength": 10000},
             "note_type": {"type": "string", "enum": list(NOTE_TYPES)},
-            "noted_at_interaction_sequence": {"type": "integer", "minimum": 1},
+            "noted_at_interaction_sequence": {"type": "integer", "minimum": 1, "maximum": 2**62},
             "is_important": _BOOL,
             "requires_followup": _BOOL,
         },

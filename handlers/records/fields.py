@@ -4,11 +4,15 @@ migration 010 checks the typed ones again in the database."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hub.records_summaries import parse_hhmm
+from hub.connection import Principal
+from hub.records.follow_ups import parse_hhmm
+
+from ..auth import can_open
+from ..errors import ApiError
+from ..formats import SESSION_ID_PATTERN
 
 _TEXTS = {
     "intention": 10_000,
@@ -58,8 +62,6 @@ def _valid_zone(name: str) -> bool:
 
 
 def _check(name: str, value: Any, errors: Errors) -> None:
-    from .session_fields import SESSION_ID_PATTERN  # session_fields imports this module
-
     if name in _TEXTS:
         if not isinstance(value, str):
             errors.add(name, "must be a string")
@@ -118,28 +120,14 @@ def validate_record_fields(body: dict[str, Any], errors: Errors, partial: bool =
     return found
 
 
-def parse_time_param(value: str | None, name: str) -> datetime | None:
-    """A time filter (`after`, `before`): ISO-8601 with a time zone."""
-    if value is None or value == "":
-        return None
-    from .errors import ApiError
-    from .session_fields import parse_datetime
-
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise ApiError(
-            422, "invalid", f"query parameter '{name}' must be an ISO-8601 date-time with a time zone"
-        )
-    return parsed
-
-
-async def check_parent(store: Any, account_id: str, attributes: dict[str, Any]) -> None:
-    """A new session's parent must be a session of the same account (422 otherwise): the
-    database's foreign key would refuse it too, but only with a generic error."""
-    from .errors import ApiError
-
+async def check_parent(store: Any, principal: Principal, attributes: dict[str, Any]) -> None:
+    """A session's parent must be a session of the same account that the caller's token
+    may open (422 otherwise, the same answer for both): the database's foreign key would
+    refuse another account's too, but only with a generic error."""
     parent = attributes.get("parent_session_id")
-    if isinstance(parent, str) and await store.get_session(account_id, parent) is None:
+    if isinstance(parent, str) and (
+        not can_open(principal, parent) or await store.get_session(principal.account_id, parent) is None
+    ):
         message = f"session '{parent}' not found in this account"
         raise ApiError(
             422,

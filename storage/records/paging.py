@@ -4,22 +4,16 @@ filters by status, type and time, and the optional filters must stay bind parame
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from hub.records.store import Page, Row, Rows
 
-@dataclass(frozen=True)
-class Page:
-    """One list request: `cursor` is the last key of the previous page."""
 
-    limit: int = 50
-    cursor: int | None = None
-    after: datetime | None = None  # created (or happened) at or after
-    before: datetime | None = None  # created (or happened) before
-    status: str | None = None
-    type: str | None = None
+def as_row(record: asyncpg.Record) -> Row:
+    """A row as the records seam hands it out: a plain mapping, not a driver object."""
+    return dict(record.items())
 
 
 @dataclass
@@ -35,6 +29,11 @@ class Where:
             numbers.append(f"${len(self.args)}")
         self.parts.append(sql.format(*numbers))
         return self
+
+    def bind(self, value: Any) -> str:
+        """A parameter used outside the conditions (in the select list); its placeholder."""
+        self.args.append(value)
+        return f"${len(self.args)}"
 
     def add_if(self, sql: str, value: Any) -> Where:
         if value is not None:
@@ -59,11 +58,11 @@ class Where:
 
 async def fetch_page(
     conn: asyncpg.Pool | asyncpg.Connection, select: str, where: Where, key: str, page: Page
-) -> tuple[list[asyncpg.Record], int | None]:
+) -> Rows:
     """Rows of one page in key order, and the cursor of the next page (or None)."""
     limit = where.limit(page)
-    rows = await conn.fetch(f"{select} WHERE {where.sql} ORDER BY {key} {limit}", *where.args)
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
+    found = await conn.fetch(f"{select} WHERE {where.sql} ORDER BY {key} {limit}", *where.args)
+    more = len(found) > page.limit
+    rows = [as_row(record) for record in found[: page.limit]]
     key_name = key.rsplit(".", 1)[-1]
     return rows, (rows[-1][key_name] if more and rows else None)

@@ -5,21 +5,31 @@ endpoints that receive the events; they are derived from the log, so they can be
 rebuilt from it at any time and every hub process can derive them idempotently. This
 module is the pure part: `apply(state, event)` folds one event into the per-session
 `ProjectionState` and returns the rows to write, keyed by (session, seq). The store
-(`storage.records_store`) runs it after commit, or over the whole replayed log.
+(`storage.records.projection`) runs it after commit, or over the whole replayed log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
-from .events import iso
-from .store import StoredEvent
+from ..events import iso
+from ..store import StoredEvent
+from .conversation import (
+    answered_prompt,
+    feedback_of,
+    int_or_none,
+    remember_prompt,
+    responder,
+    response_duration,
+    response_method,
+    response_seconds,
+    technique_of,
+    text_or_none,
+)
 
 SUMMARY_EVERY = 5  # seed 002: a summary after every 5 participant (user) messages
-_PROMPTS_KEPT = 500  # prompt timestamps kept for response durations; older links get none
 _LIST_CAP = 20  # themes, techniques, ... kept in the state (summaries show a few)
 
 
@@ -31,7 +41,7 @@ class ProjectionState:
     prompts: int = 0
     responses: int = 0
     last_prompt_seq: int | None = None
-    prompt_ts: dict[str, str] = field(default_factory=dict)  # prompt seq -> ISO ts
+    prompt_ts: dict[str, str] = field(default_factory=dict)  # `conversation.remember_prompt`
     categories: dict[str, int] = field(default_factory=dict)
     topics: dict[str, int] = field(default_factory=dict)
     notes: int = 0
@@ -92,7 +102,7 @@ class FeedbackRow:
 @dataclass(frozen=True)
 class SummaryDue:
     """A summary is due at this event; the store adds the session's record fields and
-    renders it (`hub.records_summaries.render`)."""
+    renders it (`hub.records.summaries.render`)."""
 
     seq: int
     kind: str  # "periodic" | "final"
@@ -112,10 +122,6 @@ def _add_capped(items: list[str], value: Any) -> None:
 def _count(counter: dict[str, int], key: Any) -> None:
     if isinstance(key, str) and key:
         counter[key] = counter.get(key, 0) + 1
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def facts(state: ProjectionState) -> dict[str, Any]:
@@ -143,9 +149,7 @@ def _prompt(state: ProjectionState, event: StoredEvent) -> InteractionRow:
     state.interactions += 1
     state.prompts += 1
     state.last_prompt_seq = event.seq
-    state.prompt_ts[str(event.seq)] = iso(event.ts)
-    if len(state.prompt_ts) > _PROMPTS_KEPT:
-        del state.prompt_ts[min(state.prompt_ts, key=int)]
+    remember_prompt(state.prompt_ts, event)
     _count(state.categories, data.get("category"))
     _count(state.topics, data.get("topic"))
     return InteractionRow(
@@ -153,10 +157,10 @@ def _prompt(state: ProjectionState, event: StoredEvent) -> InteractionRow:
         state.interactions,
         "prompt",
         str(data.get("text", "")),
-        data.get("category") if isinstance(data.get("category"), str) else None,
+        text_or_none(data.get("category")),
         None,
         None,
-        data.get("topic") if isinstance(data.get("topic"), str) else None,
+        text_or_none(data.get("topic")),
         None,
         event.actor or {},
         event.ts,
@@ -167,30 +171,21 @@ def _response(state: ProjectionState, event: StoredEvent) -> InteractionRow:
     data = event.data
     state.interactions += 1
     state.responses += 1
-    user = (event.actor or {}).get("user_id")
-    if isinstance(user, str) and user not in state.responders:
+    user = responder(event)
+    if user is not None and user not in state.responders:
         state.responders.append(user)
-    # The response answers the prompt it names, or else the latest prompt before it.
-    asked = _int_or_none(data.get("prompt_seq"))
-    if asked is None:
-        prompt_seq = state.last_prompt_seq
-    else:
-        prompt_seq = asked if str(asked) in state.prompt_ts else None
-    duration = _int_or_none(data.get("duration_seconds"))
-    if duration is None and prompt_seq is not None:
-        asked_at = datetime.fromisoformat(state.prompt_ts[str(prompt_seq)].replace("Z", "+00:00"))
-        duration = max(0, int((event.ts - asked_at).total_seconds()))
-    method = data.get("method")
+    prompt_seq = answered_prompt(data, state.last_prompt_seq, state.prompt_ts)
+    seconds = response_seconds(state.prompt_ts, prompt_seq, event.ts)
     return InteractionRow(
         event.seq,
         state.interactions,
         "response",
         str(data.get("text", "")),
         None,
-        method if method in ("text", "voice", "skip") else "text",
+        response_method(data),
         prompt_seq,
-        data.get("topic") if isinstance(data.get("topic"), str) else None,
-        duration,
+        text_or_none(data.get("topic")),
+        response_duration(data, seconds),
         event.actor or {},
         event.ts,
     )
@@ -206,7 +201,7 @@ def _note(state: ProjectionState, event: StoredEvent) -> NoteRow:
         event.seq,
         note_type if isinstance(note_type, str) else "observation",
         str(data.get("content", "")),
-        _int_or_none(data.get("interaction_sequence")),
+        int_or_none(data.get("interaction_sequence")),
         data.get("is_important") is True,
         data.get("requires_followup") is True,
         event.actor or {},
@@ -228,30 +223,22 @@ def apply(state: ProjectionState, event: StoredEvent) -> list[Write]:
     elif event.type == "note":
         writes.append(_note(state, event))
     elif event.type == "feedback":
-        user = (event.actor or {}).get("user_id")
-        message_seq = _int_or_none(data.get("message_seq"))
-        kind = data.get("feedback_type")
-        if isinstance(user, str) and message_seq is not None and kind in ("like", "dislike", "regenerate"):
-            _count(state.feedback, kind)
-            comment = data.get("comment")
+        given = feedback_of(event)
+        if given is not None:
+            _count(state.feedback, given.feedback_type)
             writes.append(
                 FeedbackRow(
-                    event.seq,
-                    message_seq,
-                    user,
-                    kind,
-                    comment if isinstance(comment, str) else None,
-                    event.ts,
+                    event.seq, given.message_seq, given.user_id, given.feedback_type, given.comment, event.ts
                 )
             )
     elif event.type == "technique_changed":
-        _add_capped(state.techniques, data.get("technique"))
+        _add_capped(state.techniques, technique_of(event))
     elif event.type == "achievement_unlocked":
         _add_capped(state.achievements, data.get("title"))
     elif event.type == "session_started":
         state.started_at = iso(event.ts)
     elif event.type == "session_ended":
-        duration = _int_or_none(data.get("duration_seconds"))
+        duration = int_or_none(data.get("duration_seconds"))
         writes.append(SummaryDue(event.seq, "final", event.ts, facts(state), duration))
         state.last_summary_seq = event.seq
     return writes

@@ -3,7 +3,7 @@
 A session's record fields live in `hub_sessions.attributes` (migration 010); updates
 lock the row, merge in Python and write it back in one transaction, so two concurrent
 PATCHes cannot lose each other's fields and the state-transition trigger sees each
-change once.
+change once. `hub.records.store.SessionFieldsStore` on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,20 +12,16 @@ from typing import Any
 
 import asyncpg
 
+from hub.records.follow_ups import FOLLOW_UP_STATUSES
+from hub.records.store import HierarchyCycle, Only, Page, ParentNotFound, Rows
 from hub.store import SessionRecord
 
-from .pg_store import _SESSION_COLUMNS, _session
-from .records_query import Page, Where, fetch_page
+from ..session_rows import SESSION_COLUMNS, session_from_row
+from .paging import Where, fetch_page
 
+# Literals, not a parameter: the partial index of migration 010 matches them at plan time.
+_FOLLOW_UP_STATUSES = ", ".join(f"'{status}'" for status in FOLLOW_UP_STATUSES)
 _MAX_DEPTH = 100  # a hierarchy deeper than this is refused (and walks stop there)
-
-
-class ParentNotFound(Exception):
-    pass
-
-
-class HierarchyCycle(Exception):
-    pass
 
 
 def merge_state(old: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +35,7 @@ def merge_state(old: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-class SessionFieldsStore:
+class PgSessionFieldsStore:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
@@ -78,14 +74,14 @@ class SessionFieldsStore:
             try:
                 updated = await conn.fetchrow(
                     "UPDATE hub_sessions SET attributes = $2, title = coalesce($3, title), updated_at = now()"
-                    f" WHERE id = $1 RETURNING {_SESSION_COLUMNS}",
+                    f" WHERE id = $1 RETURNING {SESSION_COLUMNS}",
                     session_pk,
                     attributes,
                     title,
                 )
             except asyncpg.ForeignKeyViolationError:
                 raise ParentNotFound(parent) from None
-        return _session(updated)
+        return session_from_row(updated)
 
     async def _check_parent(self, conn: asyncpg.Connection, account_id: str, child: str, parent: str) -> None:
         chain = await self._chain(conn, account_id, parent)
@@ -115,22 +111,23 @@ class SessionFieldsStore:
         """The session's parent, grandparent, ... up to the root (nearest first)."""
         chain = await self._chain(self.pool, account_id, session_id)
         pks = [r["id"] for r in chain[1:]]
-        rows = await self.pool.fetch(f"SELECT {_SESSION_COLUMNS} FROM hub_sessions WHERE id = ANY($1)", pks)
-        by_pk = {row["id"]: _session(row) for row in rows}
+        rows = await self.pool.fetch(f"SELECT {SESSION_COLUMNS} FROM hub_sessions WHERE id = ANY($1)", pks)
+        by_pk = {row["id"]: session_from_row(row) for row in rows}
         return [by_pk[pk] for pk in pks if pk in by_pk]
 
     async def children(
-        self, account_id: str, session_id: str, page: Page
+        self, account_id: str, session_id: str, page: Page, only: Only = None
     ) -> tuple[list[SessionRecord], int | None]:
         where = Where().add("account_id = {0}", account_id).add("parent_session_id = {0}", session_id)
+        where.add_if("session_id = ANY({0}::text[])", None if only is None else list(only))
         where.add_if("status = {0}", page.status).add_if("session_type = {0}", page.type)
         where.page("id", "created_at", page)
         rows, cursor = await fetch_page(
-            self.pool, f"SELECT {_SESSION_COLUMNS} FROM hub_sessions", where, "id", page
+            self.pool, f"SELECT {SESSION_COLUMNS} FROM hub_sessions", where, "id", page
         )
-        return [_session(row) for row in rows], cursor
+        return [session_from_row(row) for row in rows], cursor
 
-    async def transitions(self, session_pk: int, page: Page) -> tuple[list[asyncpg.Record], int | None]:
+    async def transitions(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("trigger_type = {0}", page.type)
         where.page("id", "created_at", page)
         return await fetch_page(
@@ -145,14 +142,14 @@ class SessionFieldsStore:
     async def follow_up_candidates(
         self, account_id: str, session_type: str | None, after_pk: int | None, limit: int
     ) -> list[SessionRecord]:
-        """Active sessions with follow-ups enabled; the time rules are applied by the caller."""
+        """Sessions in a follow-up status with follow-ups enabled; the time rules are the caller's."""
         rows = await self.pool.fetch(
-            f"SELECT {_SESSION_COLUMNS} FROM hub_sessions WHERE account_id = $1 AND follow_up_enabled"
-            " AND status = 'in_progress' AND ($2::text IS NULL OR session_type = $2)"
+            f"SELECT {SESSION_COLUMNS} FROM hub_sessions WHERE account_id = $1 AND follow_up_enabled"
+            f" AND status IN ({_FOLLOW_UP_STATUSES}) AND ($2::text IS NULL OR session_type = $2)"
             " AND ($3::bigint IS NULL OR id > $3) ORDER BY id LIMIT $4",
             account_id,
             session_type,
             after_pk,
             limit,
         )
-        return [_session(row) for row in rows]
+        return [session_from_row(row) for row in rows]

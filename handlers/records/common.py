@@ -9,24 +9,22 @@ from typing import Any
 from starlette.requests import Request
 
 from hub.events import iso
+from hub.records.store import Page, RecordsStore
 from hub.store import SessionRecord
-from storage.records_query import Page
-from storage.records_store import RecordsStore
 
-from .errors import ApiError, query_int
-from .records_fields import parse_time_param
-from .sessions import hub_of
+from ..errors import ApiError, query_int
+from ..formats import parse_time_param
+from ..sessions import hub_of
 
 READERS = ("participant", "instructor", "observer", "admin")
 PARTICIPANTS = ("participant", "instructor", "admin")  # people in the session, not observers
 
 
 def records_of(request: Request) -> RecordsStore:
-    worker = hub_of(request).records
-    if worker is None:  # the app always attaches it; a hub without records cannot serve these
+    """The records store the composition root (`handlers.app`) built for this app."""
+    store: RecordsStore | None = getattr(request.app.state, "records", None)
+    if store is None:  # the app always sets it; an app without records cannot serve these
         raise ApiError(503, "unavailable", "session records are not available on this hub")
-    store = worker.store
-    assert isinstance(store, RecordsStore)
     return store
 
 

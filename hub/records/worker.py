@@ -14,19 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+
+from .store import ProjectionStore
 
 log = logging.getLogger("hub.records")
-
-
-class ProjectionStore(Protocol):
-    async def catch_up(self, session_pk: int) -> int:
-        """Project every stored event after the checkpoint; return the new checkpoint."""
-        ...
-
-    async def behind(self, limit: int) -> list[int]:
-        """Sessions whose log head is ahead of their projection."""
-        ...
 
 
 class RecordsWorker:

@@ -1,7 +1,8 @@
 """Per-session metrics derived from the log alone, so they can be rebuilt at any time.
 
 A pure fold over stored events: the content endpoint's `include_metrics`, the live
-listing and the summaries all read the same numbers.
+listing and the summaries all read the same numbers. What a prompt, response or feedback
+means is `conversation`'s rule, shared with the records projector.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from collections.abc import Iterable
 from statistics import mean, median
 from typing import Any
 
-from .store import StoredEvent
+from ..store import StoredEvent
+from .conversation import (
+    answered_prompt,
+    feedback_of,
+    remember_prompt,
+    responder,
+    response_seconds,
+    technique_of,
+)
 
 
 def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
@@ -21,8 +30,8 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
     improvements: list[float] = []
     responders: set[str] = set()
     joined: set[str] = set()
-    prompt_times: dict[int, Any] = {}
-    response_seconds: list[float] = []
+    asked: dict[str, str] = {}  # `conversation.remember_prompt`
+    answer_seconds: list[float] = []
     started = ended = None
     last_count = 0
     feedback: Counter[str] = Counter()  # issue 6: feedback, techniques and achievements too
@@ -31,7 +40,6 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
     for event in events:
         by_type[event.type] += 1
         data = event.data or {}
-        actor = event.actor or {}
         if event.type in ("participant_joined", "participant_left"):
             count = data.get("participant_count")
             if isinstance(count, int):
@@ -47,19 +55,23 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
         elif event.type == "hrv_milestone" and isinstance(data.get("improvement"), int | float):
             improvements.append(float(data["improvement"]))
         elif event.type == "prompt":
-            prompt_times[event.seq] = event.ts
+            remember_prompt(asked, event)
             last_prompt = event.seq
         elif event.type == "response":
-            if actor.get("user_id"):
-                responders.add(str(actor["user_id"]))
-            # As in the interaction records: no prompt_seq answers the latest prompt.
-            prompt_seq = data.get("prompt_seq", last_prompt)
-            if isinstance(prompt_seq, int) and prompt_seq in prompt_times:
-                response_seconds.append((event.ts - prompt_times[prompt_seq]).total_seconds())
-        elif event.type == "feedback" and isinstance(data.get("feedback_type"), str):
-            feedback[data["feedback_type"]] += 1
-        elif event.type == "technique_changed" and isinstance(data.get("technique"), str):
-            techniques.add(data["technique"])
+            user = responder(event)
+            if user is not None:
+                responders.add(user)
+            seconds = response_seconds(asked, answered_prompt(data, last_prompt, asked), event.ts)
+            if seconds is not None:
+                answer_seconds.append(seconds)
+        elif event.type == "feedback":
+            given = feedback_of(event)
+            if given is not None:
+                feedback[given.feedback_type] += 1
+        elif event.type == "technique_changed":
+            technique = technique_of(event)
+            if technique is not None:
+                techniques.add(technique)
         elif event.type == "session_started":
             started = event.ts
         elif event.type == "session_ended":
@@ -79,9 +91,9 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
         "completion_rate": round(last_count / peak, 4) if peak and ended else None,
         "average_hrv": round(mean(hrv_values), 2) if hrv_values else None,
         "average_hrv_improvement": round(mean(improvements), 2) if improvements else None,
-        "average_response_seconds": round(mean(response_seconds), 3) if response_seconds else None,
-        "median_response_seconds": round(median(response_seconds), 3) if response_seconds else None,
-        "max_response_seconds": round(max(response_seconds), 3) if response_seconds else None,
+        "average_response_seconds": round(mean(answer_seconds), 3) if answer_seconds else None,
+        "median_response_seconds": round(median(answer_seconds), 3) if answer_seconds else None,
+        "max_response_seconds": round(max(answer_seconds), 3) if answer_seconds else None,
         "interactions": by_type["prompt"] + by_type["response"],
         "notes": by_type["note"],
         "achievements": by_type["achievement_unlocked"],

@@ -1,5 +1,6 @@
 """What a session's log left behind, read back; and the notes and feedback written over
-HTTP (rows without a seq: they are not in the log and survive a rebuild)."""
+HTTP (rows without a seq: they are not in the log and survive a rebuild):
+`hub.records.store.ContentStore` on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,20 +8,11 @@ from typing import Any
 
 import asyncpg
 
-from .records_query import Page, Where, fetch_page
+from hub.records.store import FeedbackExists, MessageNotFound, Page, Row, Rows
+
+from .paging import Where, as_row, fetch_page
 
 MESSAGE_TYPES = ("prompt", "response")  # what feedback may be given on
-
-
-class FeedbackExists(Exception):
-    pass
-
-
-class MessageNotFound(Exception):
-    def __init__(self, found_type: str | None):
-        super().__init__(found_type)
-        self.found_type = found_type  # None: no such seq; else the event is not a message
-
 
 _INTERACTION_COLUMNS = (
     "seq, interaction_sequence, interaction_type, content, prompt_category, response_method,"
@@ -34,11 +26,11 @@ _FEEDBACK_COLUMNS = "id, seq, message_seq, user_id, feedback_type, comment, crea
 _SUMMARY_COLUMNS = "seq, kind, response_count, summary_text, next_plan_text, outline, created_at"
 
 
-class ContentStore:
+class PgContentStore:
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
-    async def interactions(self, session_pk: int, page: Page) -> tuple[list[asyncpg.Record], int | None]:
+    async def interactions(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("interaction_type = {0}", page.type)
         where.page("interaction_sequence", "ts", page)
         return await fetch_page(
@@ -49,10 +41,8 @@ class ContentStore:
             page,
         )
 
-    async def add_note(
-        self, session_pk: int, fields: dict[str, Any], user_id: str, role: str
-    ) -> asyncpg.Record:
-        return await self.pool.fetchrow(
+    async def add_note(self, session_pk: int, fields: dict[str, Any], user_id: str, role: str) -> Row:
+        row = await self.pool.fetchrow(
             "INSERT INTO hub_notes (session_pk, note_type, note_content, noted_at_interaction_sequence,"
             " is_important, requires_followup, noted_by, noted_by_role)"
             f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_NOTE_COLUMNS}",
@@ -65,8 +55,9 @@ class ContentStore:
             user_id,
             role,
         )
+        return as_row(row)
 
-    async def notes(self, session_pk: int, page: Page) -> tuple[list[asyncpg.Record], int | None]:
+    async def notes(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("note_type = {0}", page.type)
         if page.status == "important":
             where.add("is_important")
@@ -77,7 +68,7 @@ class ContentStore:
 
     async def add_feedback(
         self, session_pk: int, message_seq: int, user_id: str, feedback_type: str, comment: str | None
-    ) -> asyncpg.Record:
+    ) -> Row:
         found = await self.pool.fetchval(
             "SELECT type FROM hub_events WHERE session_pk = $1 AND seq = $2", session_pk, message_seq
         )
@@ -94,28 +85,27 @@ class ContentStore:
         )
         if row is None:
             raise FeedbackExists(feedback_type)
-        return row
+        return as_row(row)
 
-    async def feedback(
-        self, session_pk: int, page: Page, message_seq: int | None = None
-    ) -> tuple[list[asyncpg.Record], int | None]:
+    async def feedback(self, session_pk: int, page: Page, message_seq: int | None = None) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("feedback_type = {0}", page.type)
         where.add_if("message_seq = {0}", message_seq)
         where.page("id", "created_at", page)
         return await fetch_page(self.pool, f"SELECT {_FEEDBACK_COLUMNS} FROM hub_feedback", where, "id", page)
 
-    async def summaries(self, session_pk: int, page: Page) -> tuple[list[asyncpg.Record], int | None]:
+    async def summaries(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("kind = {0}", page.type)
         where.page("seq", "created_at", page)
         return await fetch_page(
             self.pool, f"SELECT {_SUMMARY_COLUMNS} FROM hub_summaries", where, "seq", page
         )
 
-    async def latest_summary(self, session_pk: int) -> asyncpg.Record | None:
-        return await self.pool.fetchrow(
+    async def latest_summary(self, session_pk: int) -> Row | None:
+        row = await self.pool.fetchrow(
             f"SELECT {_SUMMARY_COLUMNS} FROM hub_summaries WHERE session_pk = $1 ORDER BY seq DESC LIMIT 1",
             session_pk,
         )
+        return None if row is None else as_row(row)
 
     async def counts(self, session_pk: int) -> dict[str, int]:
         row = await self.pool.fetchrow(

@@ -1,23 +1,20 @@
-"""Planning ahead: session templates (seed 000) and daily follow-ups (seed 002)."""
+"""Session templates (seed 000): an account's reusable defaults, and sessions created from them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.events import iso
-from hub.records_summaries import check_in_prompt, follow_up_due
-from hub.store import SessionExists, SessionRecord
-from storage.records_catalog import Conflict, NotFound
+from hub.records.store import Conflict, NotFound
+from hub.store import SessionExists
 
-from .auth import can_open
-from .errors import ApiError, json_response, query_int, read_json_object
-from .records_common import (
-    SESSION_ID,
+from ..errors import ApiError, json_response, read_json_object
+from ..session_fields import FieldErrors, session_json, session_types, validate_create
+from ..sessions import WRITERS, caller, hub_of
+from .common import (
     listing,
     op,
     page_from,
@@ -26,9 +23,7 @@ from .records_common import (
     want_bool,
     want_str,
 )
-from .records_fields import check_parent, parse_time_param, validate_record_fields
-from .session_fields import FieldErrors, session_json, session_types, validate_create
-from .sessions import WRITERS, caller, hub_of, load_session
+from .fields import check_parent, validate_record_fields
 
 _TEMPLATE_DEFAULTS = {  # template column -> the session field it fills
     "default_intention": "intention",
@@ -139,7 +134,7 @@ async def session_from_template(request: Request) -> Response:
     base["template_id"] = template["id"]
     fields = validate_create({**base, **overrides}, hub.settings.default_max_participants)
     fields["created_by"] = principal.user_id
-    await check_parent(hub.store, principal.account_id, fields["attributes"])
+    await check_parent(hub.store, principal, fields["attributes"])
     try:
         record = await hub.store.create_session(principal.account_id, fields)
     except SessionExists:
@@ -147,108 +142,14 @@ async def session_from_template(request: Request) -> Response:
     return json_response(session_json(record, 0), 201)
 
 
-# follow-ups
-
-
-def _follow_up_json(record: SessionRecord, now: datetime) -> dict[str, Any]:
-    attributes = record.attributes
-    return {
-        "session_id": record.session_id,
-        "coach_session_id": record.session_id,
-        "title": record.title,
-        "status": record.status,
-        "primary_topic": attributes.get("primary_topic"),
-        "follow_up_enabled": attributes.get("follow_up_enabled") is True,
-        "follow_up_time": attributes.get("follow_up_time"),
-        "follow_up_timezone": attributes.get("follow_up_timezone") or "UTC",
-        "last_follow_up_at": attributes.get("last_follow_up_at"),
-        "due": follow_up_due(record.status, attributes, now),
-        "prompt": check_in_prompt(record.title, attributes),
-    }
-
-
-def _may_manage(principal: Any, record: SessionRecord) -> None:
-    if principal.role not in WRITERS and principal.user_id != record.attributes.get("owner_user_id"):
-        raise ApiError(403, "forbidden", f"role '{principal.role}' may not change this session's follow-ups")
-
-
-async def get_follow_up(request: Request) -> Response:
-    record = await load_session(request, caller(request))
-    return json_response(_follow_up_json(record, datetime.now(UTC)))
-
-
-async def put_follow_up(request: Request) -> Response:
-    principal = caller(request)
-    record = await load_session(request, principal)
-    _may_manage(principal, record)
-    body = await read_json_object(request, hub_of(request).settings.max_body_bytes)
-    errors = FieldErrors()
-    allowed = {"follow_up_enabled", "follow_up_time", "follow_up_timezone"}
-    for name in sorted(set(body) - allowed):
-        errors.add(name, "is not a follow-up setting")
-    changes = validate_record_fields({k: v for k, v in body.items() if k in allowed}, errors, partial=True)
-    errors.raise_if_any()
-    record = await records_of(request).sessions.update(record.pk, changes)
-    return json_response(_follow_up_json(record, datetime.now(UTC)))
-
-
-async def mark_sent(request: Request) -> Response:
-    principal = caller(request)
-    record = await load_session(request, principal)
-    _may_manage(principal, record)
-    now = datetime.now(UTC)
-    record = await records_of(request).sessions.update(record.pk, {"last_follow_up_at": iso(now)})
-    return json_response(_follow_up_json(record, now))
-
-
-async def due_follow_ups(request: Request) -> Response:
-    """Seed 002's due check-ins of the caller's account (a participant sees their own)."""
-    principal = caller(request)
-    at = parse_time_param(request.query_params.get("at"), "at") or datetime.now(UTC)
-    limit = query_int(request, "limit", 50, 1, 500) or 50
-    cursor = query_int(request, "cursor", None, 0, 2**62)
-    session_type = request.query_params.get("type") or request.query_params.get("session_type")
-    store = records_of(request).sessions
-    due: list[dict[str, Any]] = []
-    next_cursor = None
-    while len(due) <= limit:
-        batch = await store.follow_up_candidates(principal.account_id, session_type, cursor, 200)
-        for record in batch:
-            mine = principal.role in WRITERS or record.attributes.get("owner_user_id") == principal.user_id
-            if (
-                mine
-                and can_open(principal, record.session_id)
-                and follow_up_due(record.status, record.attributes, at)
-            ):
-                if len(due) == limit:
-                    next_cursor = cursor
-                    break
-                due.append(_follow_up_json(record, at))
-            cursor = record.pk
-        if next_cursor is not None or len(batch) < 200:
-            break
-    return json_response({"count": len(due), "at": iso(at), "followups": due, "next_cursor": next_cursor})
-
-
 routes = [
     Route("/api/v2/templates", create_template, methods=["POST"]),
     Route("/api/v2/templates", list_templates, methods=["GET"]),
     Route("/api/v2/templates/{template_id}", get_template, methods=["GET"]),
     Route("/api/v2/templates/{template_id}/sessions", session_from_template, methods=["POST"]),
-    Route("/api/v2/sessions/followups/due", due_follow_ups, methods=["GET"]),
-    Route("/api/v2/session/{session_id}/follow-up", get_follow_up, methods=["GET"]),
-    Route("/api/v2/session/{session_id}/follow-up", put_follow_up, methods=["PUT"]),
-    Route("/api/v2/session/{session_id}/follow-up/sent", mark_sent, methods=["POST"]),
 ]
 
 _TEMPLATE_ID = {"name": "template_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_AT = {
-    "name": "at",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "evaluate at",
-}
 openapi_paths: dict[str, Any] = {
     "/api/v2/templates": {
         "post": op(
@@ -265,27 +166,6 @@ openapi_paths: dict[str, Any] = {
             [_TEMPLATE_ID],
             (400, 401, 403, 404, 409, 413, 422),
         )
-    },
-    "/api/v2/sessions/followups/due": {
-        "get": op(
-            "Due daily follow-ups with a check-in prompt",
-            params=[
-                _AT,
-                *[p for p in op("", listed=True)["parameters"] if p["name"] in ("limit", "cursor", "type")],
-            ],
-        )
-    },
-    "/api/v2/session/{session_id}/follow-up": {
-        "get": op("Follow-up settings and whether one is due", params=[SESSION_ID]),
-        "put": op(
-            "Change follow-up settings",
-            body="FollowUpSettings",
-            params=[SESSION_ID],
-            errors=(401, 403, 404, 422),
-        ),
-    },
-    "/api/v2/session/{session_id}/follow-up/sent": {
-        "post": op("Mark today's follow-up sent", params=[SESSION_ID])
     },
 }
 
@@ -306,14 +186,6 @@ openapi_schemas: dict[str, Any] = {
             "default_duration_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
             "defaults": {"type": "object", "description": "other session fields"},
             "is_active": {"type": "boolean"},
-        },
-    },
-    "FollowUpSettings": {
-        "type": "object",
-        "properties": {
-            "follow_up_enabled": {"type": "boolean"},
-            "follow_up_time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
-            "follow_up_timezone": {"type": "string", "description": "IANA zone, default UTC"},
         },
     },
 }

@@ -17,12 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.records_channels import CHANNELS, QUALITY_TABLE, quality, render
+from hub.records.channel_summary import CHANNELS, QUALITY_TABLE, quality, render
 
-from .errors import ApiError, json_response, read_json_object
-from .records_common import op
-from .session_fields import SESSION_ID_PATTERN, parse_datetime, session_types
-from .sessions import caller, hub_of
+from ..errors import ApiError, json_response, read_json_object
+from ..formats import SESSION_ID_PATTERN, parse_datetime
+from ..session_fields import session_types
+from ..sessions import caller, hub_of
+from .common import op
 
 MAX_AGE = timedelta(days=30)
 

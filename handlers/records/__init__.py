@@ -1,0 +1,1 @@
+"""Session records over HTTP: record fields, content, templates, follow-ups, progress, summaries."""

@@ -1,0 +1,1 @@
+"""Session records in PostgreSQL: the projection, content, catalog and record fields."""
