@@ -285,13 +285,14 @@ class PgWebhookStore:
     ) -> tuple[int, list[StoredEvent]]:
         wanted = list(types) if types is not None else None
         rows = await self.pool.fetch(_EVENTS, session_pk, after, wanted, limit)
-        head = rows[0]["head_seq"] if rows else after
         events = [
             StoredEvent(session_pk, r["seq"], r["type"], r["ts"], r["actor"], r["data"])
             for r in rows
             if r["seq"] is not None
         ]
-        return head, events
+        if len(events) == limit:
+            return events[-1].seq, events
+        return max(after, rows[0]["head_seq"] if rows else after), events
 
     async def save(self, owner: str, lease: Lease, progress: Progress, ttl: float, mode: str) -> Saved | None:
         made = progress.attempts_made

@@ -32,6 +32,7 @@ from . import signing
 from .retry import retry_delay
 from .sender import Outcome, Sender
 from .store import Attempt, Lease, Progress, Saved, WebhookStore
+from .tail import Tails
 
 log = logging.getLogger("hub.webhooks")
 
@@ -77,6 +78,7 @@ class Dispatcher:
         self._busy_sessions: Counter[int] = Counter()
         self._failure: BaseException | None = None
         self._commits: dict[int, asyncio.Event] = {}  # sessions whose workers wait for a commit
+        self.tails = Tails(store, PAGE)
 
     # signals
 
@@ -85,6 +87,7 @@ class Dispatcher:
         if self._enabled:
             self._dirty.add(session_pk)
             self._wake.set()
+            self.tails.committed(session_pk)
             waiting = self._commits.get(session_pk)
             if waiting is not None:
                 waiting.set()
@@ -181,6 +184,7 @@ class Dispatcher:
         if self._busy_sessions[lease.session_pk] <= 0:
             del self._busy_sessions[lease.session_pk]
             self._commits.pop(lease.session_pk, None)
+            self.tails.forget(lease.session_pk)
             if lease.session_pk in self._recheck:
                 self._recheck.discard(lease.session_pk)
                 self._dirty.add(lease.session_pk)
@@ -231,7 +235,7 @@ class _CursorRun:
         hook, pk = self.lease.webhook, self.lease.session_pk
         idle_since: float | None = None
         while True:
-            head, events = await self.d.store.events(pk, self.seq, hook.event_types, PAGE)
+            scanned, events = await self.d.tails.read(pk, self.seq, hook.event_types, PAGE)
             restarted = False
             for event in events:
                 if self.deadline - time.monotonic() < self.d.config.timeout + LEASE_MARGIN:
@@ -240,14 +244,13 @@ class _CursorRun:
                         break
                 if not await self._deliver(event):
                     return  # waiting for a retry: the lease is released
-                if len(self.made) >= FLUSH_EVERY or time.monotonic() - self.saved_at >= FLUSH_INTERVAL:
+                if self._due_for_save():
                     restarted = self._apply(await self._save("renew"))
                     if restarted:
                         break
             if restarted:
                 continue
-            if len(events) < PAGE:
-                self.seq = max(self.seq, head)  # what is left up to the head is filtered out
+            self.seq = max(self.seq, scanned)  # the rest of the range is of other types
             if events or idle_since is None:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= LINGER:
@@ -256,12 +259,20 @@ class _CursorRun:
                     return
                 self._apply(saved)
                 idle_since = time.monotonic()
-            elif self.made or time.monotonic() - self.saved_at >= FLUSH_INTERVAL:
+            elif self._due_for_save():
                 self._apply(await self._save("renew"))
             if len(events) < PAGE:
                 # Caught up: keep the lease a little, woken by this process's next commit
                 # of the session (or the poll interval, for commits of other processes).
                 await self.d.wait_for_commit(pk, POLL_INTERVAL)
+
+    def _due_for_save(self) -> bool:
+        """Progress is saved in batches; an idle cursor only renews its lease in time."""
+        if len(self.made) >= FLUSH_EVERY:
+            return True
+        if self.made and time.monotonic() - self.saved_at >= FLUSH_INTERVAL:
+            return True
+        return self.deadline - time.monotonic() < self.d.config.timeout + LEASE_MARGIN + FLUSH_INTERVAL
 
     async def _deliver(self, event: StoredEvent) -> bool:
         """Attempt one event; False when it failed and waits for a retry."""

@@ -148,8 +148,9 @@ class WebhookStore(Protocol):
     async def events(
         self, session_pk: int, after: int, types: Sequence[str] | None, limit: int
     ) -> tuple[int, list[StoredEvent]]:
-        """(head seq, events after `after` of the given types (None: all), ascending, at
-        most `limit`), read at one instant: every event up to the head is visible."""
+        """(scanned, events): every event of the given types (None: all) with
+        after < seq ≤ scanned, ascending, at most `limit`. Read at one instant, so
+        nothing up to `scanned` can still appear."""
         ...
 
     async def save(self, owner: str, lease: Lease, progress: Progress, ttl: float, mode: str) -> Saved | None:
