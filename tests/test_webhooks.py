@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub.webhooks import signing
 from hub.webhooks.retry import nominal_delay, retry_delay, schedule
 from hub.webhooks.targets import TargetRefused, check_url
 from tests.auth_support import SECRET, auth, make_session, token
@@ -61,6 +65,20 @@ def test_urls_must_be_http_and_public_unless_allowed():
             check_url(private, allow_private=False)
         assert check_url(private, allow_private=True) == private
     assert check_url("https://hooks.example.com/in", allow_private=False)
+
+
+def test_the_verification_examples_in_the_docs_accept_the_hubs_signatures():
+    page = (Path(__file__).parent.parent / "docs" / "integration.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    namespace: dict[str, Any] = {}
+    for block in blocks:
+        exec(block, namespace)
+    secret, body = signing.new_secret(), b'{"type":"note","seq":1}'
+    headers = signing.headers(secret, "msg_1_1", int(time.time()), body)
+    assert namespace["verify"](secret, body, headers)["seq"] == 1
+    assert namespace["verified_event"](secret, body, headers)["seq"] == 1
+    with pytest.raises(ValueError):
+        namespace["verify"](signing.new_secret(), body, headers)
 
 
 def test_retry_schedule_grows_by_three_with_bounded_jitter():
