@@ -77,6 +77,12 @@ class Receiver:
         self.count, self.lags, self.last_at = 0, [], 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (Linux /proc), to report cost per delivery."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
@@ -145,11 +151,13 @@ async def publish(client: httpx.AsyncClient, session_id: str, count: int) -> Non
     (await client.post(f"/api/v2/session/{session_id}/events", json={"events": events})).raise_for_status()
 
 
-async def drain_phase(client: httpx.AsyncClient, receiver: Receiver, endpoints: int, events: int) -> dict:
+async def drain_phase(
+    client: httpx.AsyncClient, receiver: Receiver, endpoints: int, events: int, pid: int
+) -> dict:
     sessions = await setup(client, receiver, endpoints, 10)
     await asyncio.sleep(2.5)  # the session_started events go out first
     receiver.reset()
-    started = time.time()
+    started, cpu = time.time(), cpu_seconds(pid)
     per_session = events // len(sessions)
     await asyncio.gather(
         *(publish(client, s, min(100, per_session - k)) for s in sessions for k in range(0, per_session, 100))
@@ -157,6 +165,7 @@ async def drain_phase(client: httpx.AsyncClient, receiver: Receiver, endpoints: 
     expected = per_session * len(sessions) * endpoints
     complete = await wait_delivered(receiver, expected, 300)
     elapsed = receiver.last_at - started
+    cpu = cpu_seconds(pid) - cpu
     return {
         "phase": "drain",
         "endpoints": endpoints,
@@ -164,13 +173,14 @@ async def drain_phase(client: httpx.AsyncClient, receiver: Receiver, endpoints: 
         "deliveries": receiver.count,
         "complete": complete,
         "deliveries_per_s": round(receiver.count / elapsed) if elapsed > 0 else 0,
+        "hub_cpu_ms_per_delivery": round(cpu * 1000 / max(1, receiver.count), 3),
         "lag_p50_ms": round(percentile(receiver.lags, 0.5) * 1000),
         "lag_p99_ms": round(percentile(receiver.lags, 0.99) * 1000),
     }
 
 
 async def paced_phase(
-    client: httpx.AsyncClient, receiver: Receiver, endpoints: int, rate: int, seconds: float
+    client: httpx.AsyncClient, receiver: Receiver, endpoints: int, rate: int, seconds: float, pid: int
 ) -> dict:
     sessions = await setup(client, receiver, endpoints, 10)
     await asyncio.sleep(2.5)
@@ -178,7 +188,7 @@ async def paced_phase(
     tick = 0.05  # one batch per session every tick
     per_batch = max(1, round(rate * tick / len(sessions)))
     ticks = int(seconds / tick)
-    started = time.perf_counter()
+    started, cpu, own = time.perf_counter(), cpu_seconds(pid), time.process_time()
     pending: set[asyncio.Task[None]] = set()
     for n in range(ticks):
         for session_id in sessions:
@@ -190,12 +200,16 @@ async def paced_phase(
     offered_elapsed = time.perf_counter() - started
     total = per_batch * len(sessions) * ticks
     complete = await wait_delivered(receiver, total * endpoints, 120)
+    span = time.perf_counter() - started
+    busy, own = (cpu_seconds(pid) - cpu) / span, (time.process_time() - own) / span
     return {
         "phase": "paced",
         "endpoints": endpoints,
         "offered_events_per_s": round(total / offered_elapsed),
         "deliveries": receiver.count,
         "complete": complete,
+        "hub_cpu_cores": round(busy, 2),
+        "bench_cpu_cores": round(own, 2),
         "lag_p50_ms": round(percentile(receiver.lags, 0.5) * 1000),
         "lag_p99_ms": round(percentile(receiver.lags, 0.99) * 1000),
         "lag_max_ms": round(max(receiver.lags, default=0) * 1000),
@@ -227,10 +241,10 @@ async def main() -> int:
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
             for endpoints in [int(x) for x in args.endpoints.split(",") if x]:
                 events = args.events if endpoints < 100 else args.events // 10
-                results.append(await drain_phase(client, receiver, endpoints, events))
+                results.append(await drain_phase(client, receiver, endpoints, events, proc.pid))
                 print(orjson.dumps(results[-1]).decode(), flush=True)
             for rate in [int(x) for x in args.rates.split(",") if x]:
-                results.append(await paced_phase(client, receiver, 10, rate, args.seconds))
+                results.append(await paced_phase(client, receiver, 10, rate, args.seconds, proc.pid))
                 print(orjson.dumps(results[-1]).decode(), flush=True)
     finally:
         proc.terminate()

@@ -88,20 +88,17 @@ class Dispatcher:
             self._dirty.add(session_pk)
             self._wake.set()
             self.tails.committed(session_pk)
-            waiting = self._commits.get(session_pk)
-            if waiting is not None:
-                waiting.set()
+            signal = self._commits.pop(session_pk, None)
+            if signal is not None:
+                signal.set()
 
-    async def wait_for_commit(self, session_pk: int, timeout: float) -> None:
-        event = self._commits.get(session_pk)
-        if event is None:
-            event = self._commits[session_pk] = asyncio.Event()
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
-        finally:
-            event.clear()
+    def commit_signal(self, session_pk: int) -> asyncio.Event:
+        """Set by the session's next commit here: take it before looking for new events,
+        so a commit in between is not missed."""
+        signal = self._commits.get(session_pk)
+        if signal is None:
+            signal = self._commits[session_pk] = asyncio.Event()
+        return signal
 
     def webhooks_changed(self) -> None:
         self._enabled = True
@@ -150,9 +147,13 @@ class Dispatcher:
 
     async def _claim_dirty(self) -> None:
         dirty, self._dirty = self._dirty, set()
-        for session_pk in dirty:
-            if self._busy_sessions[session_pk]:
-                self._recheck.add(session_pk)  # looked at again when its workers finish
+        for session_pk in [pk for pk in dirty if self._busy_sessions[pk]]:
+            # Its workers here are woken by the commit itself; any other endpoint's cursor
+            # of it is found by the poll, and it is looked at again when they finish.
+            self._recheck.add(session_pk)
+            dirty.discard(session_pk)
+        if not dirty:
+            return
         untracked = [pk for pk in dirty if pk not in self._tracked]
         if untracked:
             await self.store.track(untracked)
@@ -235,6 +236,7 @@ class _CursorRun:
         hook, pk = self.lease.webhook, self.lease.session_pk
         idle_since: float | None = None
         while True:
+            signal = self.d.commit_signal(pk)
             scanned, events = await self.d.tails.read(pk, self.seq, hook.event_types, PAGE)
             restarted = False
             for event in events:
@@ -261,10 +263,13 @@ class _CursorRun:
                 idle_since = time.monotonic()
             elif self._due_for_save():
                 self._apply(await self._save("renew"))
-            if len(events) < PAGE:
+            if not events:
                 # Caught up: keep the lease a little, woken by this process's next commit
                 # of the session (or the poll interval, for commits of other processes).
-                await self.d.wait_for_commit(pk, POLL_INTERVAL)
+                try:
+                    await asyncio.wait_for(signal.wait(), POLL_INTERVAL)
+                except TimeoutError:
+                    pass
 
     def _due_for_save(self) -> bool:
         """Progress is saved in batches; an idle cursor only renews its lease in time."""

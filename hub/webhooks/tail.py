@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ..store import StoredEvent
 from .store import WebhookStore
 
-FRESH = 0.1  # seconds a read answers for "anything new?" without a commit notice
+FRESH = 0.4  # seconds a read answers "anything new?" without a commit notice (polls are 0.5 s)
 KEEP = 1000  # events kept per session
 
 
