@@ -16,11 +16,52 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 BUILTIN = Path(__file__).parent / "templates"
+CHANNELS = ("email", "web", "social")
 TWEET_MAX = 280
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def channel_context(
+    *,
+    title: str,
+    session_id: str,
+    participants: int,
+    duration_seconds: float | None,
+    techniques: list[str],
+    improvement: float | None,
+    instructor: str | None = None,
+    content: str = "",
+    achievements: list[str] | None = None,
+    feedback: list[dict[str, str]] | None = None,
+    started_at: str | None = None,
+) -> dict[str, Any]:
+    """What every template sees: the session's facts, and the lines every channel lists."""
+    minutes = max(1, round((duration_seconds or 0) / 60))
+    facts = [f"{participants} participant{'s' if participants != 1 else ''}", f"{minutes} minutes"]
+    if techniques:
+        facts.append("Techniques: " + ", ".join(techniques))
+    if improvement is not None:
+        facts.append(f"Average HRV improvement: {improvement:g}%")
+    if instructor:
+        facts.append(f"Instructor: {instructor}")
+    return {
+        "title": title,
+        "session_id": session_id,
+        "slug": f"{session_id}-summary".lower(),
+        "content": content,
+        "participants": participants,
+        "duration_seconds": duration_seconds,
+        "techniques": techniques,
+        "improvement": improvement,
+        "instructor": instructor,
+        "achievements": (achievements or [])[:20],
+        "feedback": (feedback or [])[:5],
+        "facts": facts,
+        "started_at": started_at,
+    }
 
 
 def hashtag(text: str) -> str:
@@ -41,14 +82,14 @@ class ChannelRenderer:
     def _render(self, name: str, context: dict[str, Any]) -> str:
         return self.env.get_template(f"channel_summary/{name}").render(context).strip()
 
-    def render(self, facts: dict[str, Any]) -> dict[str, Any]:
-        """Every channel for `facts` (see `hub.end_summary.summary_facts`)."""
+    def render(self, facts: dict[str, Any], channels: tuple[str, ...] = CHANNELS) -> dict[str, Any]:
+        """The channels for `facts` (a `channel_context`)."""
         tags = ["#breathwork", *[t for t in (hashtag(x) for x in facts["techniques"][:2]) if t]]
         twitter = _one_line(self._render("social_twitter.txt", facts))
         suffix = " " + " ".join(tags)
         if len(twitter) + len(suffix) > TWEET_MAX:
             twitter = twitter[: TWEET_MAX - len(suffix) - 3].rstrip() + "..."
-        return {
+        rendered = {
             "email": {
                 "subject": _one_line(self._render("email_subject.txt", facts)),
                 "html": self._render("email.html", facts),
@@ -72,3 +113,4 @@ class ChannelRenderer:
                 },
             },
         }
+        return {channel: rendered[channel] for channel in channels}

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-from .channel_templates import ChannelRenderer
+from .channel_templates import ChannelRenderer, channel_context
 from .events import iso
 from .records.channel_summary import quality
 from .records.session_metrics import compute_metrics
@@ -65,32 +65,20 @@ def summary_facts(record: SessionRecord, events: Iterable[StoredEvent]) -> dict[
             feedback.append({"name": str(actor.get("name") or "A participant"), "comment": data["comment"]})
         elif event.type == "session_ended" and isinstance(data.get("duration_seconds"), int):
             duration = data["duration_seconds"]
-    participants = max(metrics["participants_peak"], metrics["participants_total"])
-    improvement = metrics["average_hrv_improvement"]
-    minutes = max(1, round((duration or 0) / 60))
-    facts = [f"{participants} participant{'s' if participants != 1 else ''}", f"{minutes} minutes"]
-    if techniques:
-        facts.append("Techniques: " + ", ".join(techniques))
-    if improvement is not None:
-        facts.append(f"Average HRV improvement: {improvement:g}%")
-    if record.instructor:
-        facts.append(f"Instructor: {record.instructor}")
     description = record.attributes.get("description") if record.attributes else None
-    return {
-        "title": record.title,
-        "session_id": record.session_id,
-        "slug": f"{record.session_id}-summary".lower(),
-        "content": description if isinstance(description, str) else "",
-        "participants": participants,
-        "duration_seconds": duration,
-        "techniques": techniques,
-        "improvement": improvement,
-        "instructor": record.instructor,
-        "achievements": achievements[:10],
-        "feedback": feedback[:5],
-        "facts": facts,
-        "started_at": iso(record.started_at) if record.started_at else None,
-    }
+    return channel_context(
+        title=record.title,
+        session_id=record.session_id,
+        participants=max(metrics["participants_peak"], metrics["participants_total"]),
+        duration_seconds=duration,
+        techniques=techniques,
+        improvement=metrics["average_hrv_improvement"],
+        instructor=record.instructor,
+        content=description if isinstance(description, str) else "",
+        achievements=achievements,
+        feedback=feedback,
+        started_at=iso(record.started_at) if record.started_at else None,
+    )
 
 
 def build_summary(

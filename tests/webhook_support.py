@@ -31,14 +31,16 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers 204 unless told otherwise: `status` (e.g. 500), `delay` (seconds before
-    answering), or `stop()` (nothing listens on the port) until `start()`."""
+    """Answers 204 unless told otherwise: `status` (e.g. 500), `refuse` (session ids
+    answered 500), `delay` (seconds before answering), or `stop()` (nothing listens on
+    the port) until `start()`."""
 
     port: int = field(default_factory=free_port)
     secrets: dict[str, str] = field(default_factory=dict)  # path -> secret
     received: dict[str, list[Received]] = field(default_factory=dict)  # path -> in arrival order
     attempts: int = 0
     status: int = 204
+    refuse: set[str] = field(default_factory=set)
     delay: float = 0.0
     bad_signatures: int = 0
     in_flight: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -76,10 +78,11 @@ class Receiver:
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
-            if 200 <= self.status < 300:
+            status = 500 if body["session_id"] in self.refuse else self.status
+            if 200 <= status < 300:
                 entry = Received(request.headers["webhook-id"], body, time.time())
                 self.received.setdefault(path, []).append(entry)
-            return web.Response(status=self.status)
+            return web.Response(status=status)
         finally:
             self.in_flight[key] -= 1
 
