@@ -160,12 +160,13 @@ COMPONENTS: dict[str, Any] = {
 
 def build_document() -> dict[str, Any]:
     paths = dict(CORE_PATHS)
-    for name in ("handlers.records.routes",):
+    for name in ("handlers.records.routes", "handlers.publish", "handlers.webhooks"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError:
             continue
-        paths.update(getattr(module, "openapi_paths", {}))
+        for path, item in getattr(module, "openapi_paths", {}).items():
+            paths[path] = {**paths.get(path, {}), **item}  # one path, several modules' methods
         COMPONENTS["schemas"].update(getattr(module, "openapi_schemas", {}))
     return {
         "openapi": "3.1.0",

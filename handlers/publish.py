@@ -31,7 +31,7 @@ from hub.publishing import PublishLimiter, client_append
 from hub.store import AppendResult, SessionRecord
 
 from .errors import ApiError, json_response, read_json_object
-from .model_body import parse_body
+from .model_body import operation, parse_body, schemas
 from .sessions import caller, hub_of, load_session
 
 MAX_BATCH = 100
@@ -167,3 +167,42 @@ routes = [
     Route("/api/v2/session/{session_id}/events", publish, methods=["POST"]),
     Route("/api/v2/session/{session_id}/disconnect", disconnect, methods=["POST"]),
 ]
+
+_S = ("session_id",)
+openapi_paths: dict[str, Any] = {
+    "/api/v2/session/{session_id}/events": {
+        "post": {
+            **operation(
+                "Publish one event ({type, data, id}) or a batch ({events: [...]}); 201 once durable,"
+                " 200 with duplicate=true for a repeated id; a batch answers a list",
+                PublishResult,
+                status=201,
+                body=PublishEvent,
+                path_params=_S,
+                errors=(400, 401, 403, 404, 409, 413, 422, 429, 503),
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/PublishEvent"},
+                                {"$ref": "#/components/schemas/PublishBatch"},
+                            ]
+                        }
+                    }
+                },
+            },
+        }
+    },
+    "/api/v2/session/{session_id}/disconnect": {
+        "post": operation(
+            "Close a user's connections to the session on every process (close code 3510)",
+            DisconnectResult,
+            body=DisconnectRequest,
+            path_params=_S,
+        )
+    },
+}
+openapi_schemas = schemas(PublishEvent, PublishBatch, PublishResult, DisconnectRequest, DisconnectResult)

@@ -24,7 +24,7 @@ from hub.webhooks.store import Attempt, WebhookStatus, WebhookStore
 from hub.webhooks.targets import TargetRefused, check_url
 
 from .errors import ApiError, json_response, query_int, read_json_object
-from .model_body import parse_body
+from .model_body import operation, parse_body, schemas
 from .session_fields import SESSION_ID_PATTERN
 from .sessions import caller, hub_of
 
@@ -291,12 +291,35 @@ routes = [
     Route(_W + "/{webhook_id}/replay", replay, methods=["POST"]),
 ]
 
-models: dict[str, Any] = {
-    "WebhookCreate": WebhookCreate,
-    "WebhookCreated": WebhookCreated,
-    "WebhookList": WebhookList,
-    "WebhookView": WebhookView,
-    "DeliveryList": DeliveryList,
-    "ReplayRequest": ReplayRequest,
-    "ReplayAccepted": ReplayAccepted,
+_ID_PARAM = ("webhook_id",)
+openapi_paths: dict[str, Any] = {
+    _W: {
+        "post": operation(
+            "Register an endpoint (admin); the secret is answered only here",
+            WebhookCreated,
+            status=201,
+            body=WebhookCreate,
+            errors=(400, 401, 403, 409, 413, 422),
+        ),
+        "get": operation("The account's endpoints with their delivery state", WebhookList, errors=(401, 403)),
+    },
+    _W + "/{webhook_id}": {
+        "get": operation("One endpoint with its delivery state", WebhookView, path_params=_ID_PARAM),
+        "delete": operation("Delete an endpoint", None, status=204, path_params=_ID_PARAM),
+    },
+    _W + "/{webhook_id}/deliveries": {
+        "get": operation("The endpoint's attempts, newest first", DeliveryList, path_params=_ID_PARAM)
+    },
+    _W + "/{webhook_id}/replay": {
+        "post": operation(
+            "Deliver a session's events after `since` again, in order",
+            ReplayAccepted,
+            status=202,
+            body=ReplayRequest,
+            path_params=_ID_PARAM,
+        )
+    },
 }
+openapi_schemas = schemas(
+    WebhookCreate, WebhookCreated, WebhookList, DeliveryList, ReplayRequest, ReplayAccepted
+)
