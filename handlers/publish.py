@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,13 +26,13 @@ from hub.broker import BrokerUnavailable
 from hub.committer import CommitFailed, CommitOverloaded, PendingAppend
 from hub.connection import Principal
 from hub.disconnect import Disconnector
-from hub.events import ClientEvent, EventError, parse_event
+from hub.errors import Conflict, ErrorCode, HubError, NotFound, RateLimited, Unavailable
+from hub.events import ClientEvent, parse_event
 from hub.publishing import PublishLimiter, client_append
 from hub.store import AppendResult, SessionRecord
 
-from .errors import ApiError, json_response, read_json_object
-from .model_body import operation, parse_body, schemas
-from .sessions import caller, hub_of, load_session
+from .api import hub_of, operation
+from .errors import json_response
 
 MAX_BATCH = 100
 KICKERS = ("instructor", "admin", "service")
@@ -47,9 +47,28 @@ class PublishEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class PublishBatch(BaseModel):
+class PublishBody(BaseModel):
+    """One event (`type`, `data`, `id`) or a batch (`events`), not both."""
+
     model_config = ConfigDict(extra="forbid")
-    events: list[PublishEvent] = Field(min_length=1, max_length=MAX_BATCH)
+    type: str | None = Field(default=None, max_length=100)
+    id: str | None = Field(default=None, min_length=1, max_length=100)
+    data: dict[str, Any] | None = None
+    events: list[PublishEvent] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
+
+    @model_validator(mode="after")
+    def one_form(self) -> PublishBody:
+        single = self.type is not None or self.id is not None or self.data is not None
+        if self.events is None and self.type is None:
+            raise ValueError("give type (one event) or events (a batch)")
+        if self.events is not None and single:
+            raise ValueError("give either type, data and id (one event) or events (a batch), not both")
+        return self
+
+    def items(self) -> list[PublishEvent]:
+        if self.events is not None:
+            return self.events
+        return [PublishEvent(type=self.type or "", id=self.id, data=self.data or {})]
 
 
 class PublishResult(BaseModel):
@@ -69,24 +88,19 @@ class DisconnectResult(BaseModel):
     closed_here: int = Field(description="connections this process closed; others close theirs")
 
 
-_STATUS_OF = {"invalid": 422, "forbidden": 403}
-
-
-def _events(body: dict[str, Any], role: str) -> tuple[list[ClientEvent], bool]:
-    """(validated events, whether it was a batch); a refusal names the item at fault."""
-    batch = "events" in body
-    items = parse_body(PublishBatch, body).events if batch else [parse_body(PublishEvent, body)]
+def _events(body: PublishBody, role: str) -> list[ClientEvent]:
+    """The validated events; a refusal of a batch names the item at fault."""
+    batch = body.events is not None
     events: list[ClientEvent] = []
-    for index, item in enumerate(items):
+    for index, item in enumerate(body.items()):
         try:
             events.append(parse_event(item.model_dump(), role, id_required=False))
-        except EventError as exc:
-            where = f"events[{index}]." if batch else ""
-            details = {**exc.details, "field": where + str(exc.details.get("field", "data"))}
+        except HubError as exc:
             if batch:
-                details["index"] = index
-            raise ApiError(_STATUS_OF.get(exc.code, 422), exc.code, exc.message, details) from None
-    return events, batch
+                field = str(exc.details.get("field", "data"))
+                exc.details = {**exc.details, "field": f"events[{index}].{field}", "index": index}
+            raise
+    return events
 
 
 def _limiter(request: Request) -> PublishLimiter:
@@ -105,104 +119,69 @@ async def _store(request: Request, record: SessionRecord, events: list[ClientEve
     except (CommitFailed, CommitOverloaded) as exc:
         for future in futures:  # the rest may still be stored; a retry with the ids is safe
             future.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
-        message = f"the events could not be stored; send them again: {exc}"
-        raise ApiError(503, "unavailable", message) from None
+        raise Unavailable(f"the events could not be stored; send them again: {exc}") from None
 
 
-def _refusal(record: SessionRecord, result: AppendResult) -> ApiError:
+def _refusal(record: SessionRecord, result: AppendResult) -> HubError:
     if result.error == "conflict":
         message = f"session '{record.session_id}' is {result.status}; this event is not allowed now"
-        return ApiError(409, "conflict", message, {"status": result.status})
-    return ApiError(404, "not_found", f"session '{record.session_id}' not found")
+        return Conflict(message, {"status": result.status})
+    return NotFound(f"session '{record.session_id}' not found")
 
 
 def _answer(result: AppendResult) -> dict[str, Any]:
     return PublishResult(seq=result.seq or 0, duplicate=result.duplicate).model_dump()
 
 
-async def publish(request: Request) -> Response:
-    principal = caller(request)
-    hub = hub_of(request)
-    record = await load_session(request, principal)
-    body = await read_json_object(request, hub.settings.max_body_bytes)
-    events, batch = _events(body, principal.role)
+@operation(
+    "Publish one event ({type, data, id}) or a batch ({events: [...]}): 201 once durable, 200 with"
+    " duplicate=true when every event's id was sent before; a batch answers a list of results",
+    PublishResult,
+    status=201,
+    errors=(ErrorCode.CONFLICT, ErrorCode.RATE_LIMITED),
+    other={200: PublishResult},
+)
+async def publish(
+    request: Request, principal: Principal, record: SessionRecord, body: PublishBody
+) -> Response:
+    events = _events(body, principal.role)
     limiter = _limiter(request)
     if not limiter.take(principal, len(events)):
         wait = round(limiter.retry_after(principal, len(events)), 3)
-        raise ApiError(429, "rate_limited", "too many events; slow down", {"retry_after": wait})
+        raise RateLimited("too many events; slow down", {"retry_after": wait})
     results: list[AppendResult] = await _store(request, record, events, principal)
     refused = [r for r in results if r.error is not None]
     if len(refused) == len(results):
         raise _refusal(record, refused[0])
-    stored = any(r.error is None and not r.duplicate for r in results)
-    status = 201 if stored else 200
-    if not batch:
+    status = 201 if any(r.error is None and not r.duplicate for r in results) else 200
+    if body.events is None:
         return json_response(_answer(results[0]), status)
     answers: list[dict[str, Any]] = []
     for result in results:
         if result.error is None:
             answers.append(_answer(result))
         else:
-            refusal = _refusal(record, result)
-            error = {"code": refusal.code, "message": refusal.message, "details": refusal.details}
-            answers.append({"seq": None, "duplicate": False, "error": error})
+            error = _refusal(record, result)
+            answers.append({"seq": None, "duplicate": False, "error": error.body()})
     return json_response(answers, status)
 
 
-async def disconnect(request: Request) -> Response:
-    principal = caller(request, KICKERS)
-    hub = hub_of(request)
-    record = await load_session(request, principal)
-    body = parse_body(DisconnectRequest, await read_json_object(request, hub.settings.max_body_bytes))
+@operation(
+    "Close a user's connections to the session on every hub process (close code 3510)",
+    DisconnectResult,
+    roles=KICKERS,
+)
+async def disconnect(request: Request, record: SessionRecord, body: DisconnectRequest) -> dict[str, Any]:
     disconnector: Disconnector = request.app.state.disconnector
     try:
         closed = await disconnector.disconnect(record.pk, body.user_id)
     except BrokerUnavailable as exc:
-        raise ApiError(503, "unavailable", f"the other hub processes could not be told: {exc}") from None
+        raise Unavailable(f"the other hub processes could not be told: {exc}") from None
     answer = DisconnectResult(session_id=record.session_id, user_id=body.user_id, closed_here=closed)
-    return json_response(answer.model_dump())
+    return answer.model_dump()
 
 
 routes = [
     Route("/api/v2/session/{session_id}/events", publish, methods=["POST"]),
     Route("/api/v2/session/{session_id}/disconnect", disconnect, methods=["POST"]),
 ]
-
-_S = ("session_id",)
-openapi_paths: dict[str, Any] = {
-    "/api/v2/session/{session_id}/events": {
-        "post": {
-            **operation(
-                "Publish one event ({type, data, id}) or a batch ({events: [...]}); 201 once durable,"
-                " 200 with duplicate=true for a repeated id; a batch answers a list",
-                PublishResult,
-                status=201,
-                body=PublishEvent,
-                path_params=_S,
-                errors=(400, 401, 403, 404, 409, 413, 422, 429, 503),
-            ),
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "oneOf": [
-                                {"$ref": "#/components/schemas/PublishEvent"},
-                                {"$ref": "#/components/schemas/PublishBatch"},
-                            ]
-                        }
-                    }
-                },
-            },
-        }
-    },
-    "/api/v2/session/{session_id}/disconnect": {
-        "post": operation(
-            "Close a user's connections to the session on every process (close code 3510)",
-            DisconnectResult,
-            body=DisconnectRequest,
-            path_params=_S,
-        )
-    },
-}
-openapi_schemas = schemas(PublishEvent, PublishBatch, PublishResult, DisconnectRequest, DisconnectResult)

@@ -7,36 +7,28 @@ secret is answered once, at creation; delivery itself is `hub.webhooks.dispatche
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.connection import Principal
+from hub.errors import Conflict, ErrorCode, Invalid, NotFound
 from hub.events import DURABLE_TYPES, iso
+from hub.values import SessionId
 from hub.webhooks.dispatcher import Dispatcher
 from hub.webhooks.signing import new_secret
 from hub.webhooks.store import Attempt, WebhookStatus, WebhookStore
 from hub.webhooks.targets import TargetRefused, check_url
 
-from .errors import ApiError, json_response, query_int, read_json_object
-from .model_body import operation, parse_body, schemas
-from .session_fields import SESSION_ID_PATTERN
-from .sessions import caller, hub_of
+from .api import hub_of, operation
 
 MANAGERS = ("admin",)
 MAX_PER_ACCOUNT = 100
-_ID = re.compile(r"^wh_[0-9a-f]{24}$")
-
-
-def _session_id(value: str | None) -> str | None:
-    if value is not None and not SESSION_ID_PATTERN.match(value):
-        raise ValueError("must be 1-100 letters, digits, '.', '_', ':' or '-'")
-    return value
+WebhookId = Annotated[str, Field(pattern=r"^wh_[0-9a-f]{24}$")]
 
 
 class WebhookCreate(BaseModel):
@@ -45,7 +37,7 @@ class WebhookCreate(BaseModel):
     events: list[str] = Field(
         default_factory=lambda: ["*"], min_length=1, max_length=50, description='types, or ["*"]'
     )
-    session_id: str | None = Field(default=None, description="only this session; absent: every session")
+    session_id: SessionId | None = Field(default=None, description="only this session; absent: every session")
 
     @field_validator("events")
     @classmethod
@@ -56,8 +48,6 @@ class WebhookCreate(BaseModel):
         if unknown:
             raise ValueError(f"unknown event types {unknown[:5]}; use durable types or ['*']")
         return list(dict.fromkeys(events))
-
-    _session = field_validator("session_id")(_session_id)
 
 
 class WebhookCreated(BaseModel):
@@ -91,6 +81,11 @@ class WebhookList(BaseModel):
     webhooks: list[WebhookView]
 
 
+class WebhookDeleted(BaseModel):
+    id: str
+    deleted: bool = True
+
+
 class DeliveryEvent(BaseModel):
     type: str
     session_id: str
@@ -118,10 +113,13 @@ class DeliveryList(BaseModel):
 
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    session_id: str
+    session_id: SessionId
     since: int = Field(default=0, ge=0, le=2**62, description="deliver the events after this seq")
 
-    _session = field_validator("session_id")(_session_id)
+
+class DeliveriesQuery(BaseModel):
+    limit: int = Field(default=100, ge=1, le=500)
+    cursor: int | None = Field(default=None, ge=1, le=2**62, description="page back from next_cursor")
 
 
 class ReplayAccepted(BaseModel):
@@ -188,27 +186,28 @@ def _delivery(attempt: Attempt) -> DeliveryView:
     )
 
 
-async def _owned(request: Request, account_id: str) -> WebhookStatus:
-    webhook_id = request.path_params["webhook_id"]
-    status = await _store(request).status(account_id, webhook_id) if _ID.match(webhook_id) else None
+async def _owned(request: Request, account_id: str, webhook_id: str) -> WebhookStatus:
+    status = await _store(request).status(account_id, webhook_id)
     if status is None:
-        raise ApiError(404, "not_found", f"webhook '{webhook_id[:100]}' not found")
+        raise NotFound(f"webhook '{webhook_id[:100]}' not found")
     return status
 
 
-async def create_webhook(request: Request) -> Response:
-    principal = caller(request, MANAGERS)
-    hub = hub_of(request)
-    body = parse_body(WebhookCreate, await read_json_object(request, hub.settings.max_body_bytes))
+@operation(
+    "Register an endpoint; the secret is answered only here",
+    WebhookCreated,
+    status=201,
+    roles=MANAGERS,
+    errors=(ErrorCode.CONFLICT,),
+)
+async def create_webhook(request: Request, principal: Principal, body: WebhookCreate) -> dict[str, Any]:
     try:
-        url = check_url(body.url, hub.settings.webhook_allow_private)
+        url = check_url(body.url, hub_of(request).settings.webhook_allow_private)
     except TargetRefused as exc:
-        raise ApiError(422, "invalid", f"url {exc}", {"field": "url"}) from None
+        raise Invalid(f"url {exc}", {"field": "url"}) from None
     store = _store(request)
     if await store.count(principal.account_id) >= MAX_PER_ACCOUNT:
-        raise ApiError(
-            409, "conflict", f"an account has at most {MAX_PER_ACCOUNT} webhooks; delete one first"
-        )
+        raise Conflict(f"an account has at most {MAX_PER_ACCOUNT} webhooks; delete one first")
     types = None if body.events == ["*"] else body.events
     secret = new_secret()
     hook = await store.create(
@@ -223,62 +222,64 @@ async def create_webhook(request: Request) -> Response:
         session_id=hook.session_id,
         created_at=iso(hook.created_at),
     )
-    return json_response(created.model_dump(), 201)
+    return created.model_dump()
 
 
-async def list_webhooks(request: Request) -> Response:
-    principal = caller(request, MANAGERS)
+@operation("The account's endpoints with their delivery state", WebhookList, roles=MANAGERS)
+async def list_webhooks(request: Request, principal: Principal) -> dict[str, Any]:
     views = [view(s) for s in await _store(request).statuses(principal.account_id)]
-    return json_response(WebhookList(count=len(views), webhooks=views).model_dump())
+    return WebhookList(count=len(views), webhooks=views).model_dump()
 
 
-async def get_webhook(request: Request) -> Response:
-    principal = caller(request, MANAGERS)
-    return json_response(view(await _owned(request, principal.account_id)).model_dump())
+@operation("One endpoint with its delivery state", WebhookView, roles=MANAGERS)
+async def get_webhook(request: Request, principal: Principal, webhook_id: WebhookId) -> dict[str, Any]:
+    return view(await _owned(request, principal.account_id, webhook_id)).model_dump()
 
 
-async def delete_webhook(request: Request) -> Response:
-    principal = caller(request, MANAGERS)
-    status = await _owned(request, principal.account_id)
-    await _store(request).delete(principal.account_id, status.webhook.id)
-    return Response(status_code=204)
+@operation("Delete an endpoint: nothing more is sent", WebhookDeleted, roles=MANAGERS)
+async def delete_webhook(request: Request, principal: Principal, webhook_id: WebhookId) -> dict[str, Any]:
+    await _owned(request, principal.account_id, webhook_id)
+    await _store(request).delete(principal.account_id, webhook_id)
+    return WebhookDeleted(id=webhook_id).model_dump()
 
 
-async def list_deliveries(request: Request) -> Response:
-    principal = caller(request, MANAGERS)
-    status = await _owned(request, principal.account_id)
-    limit = query_int(request, "limit", 100, 1, 500) or 100
-    cursor = query_int(request, "cursor", None, 1, 2**62)
-    attempts = await _store(request).attempts(status.webhook.id, limit + 1, cursor)
-    page, more = attempts[:limit], len(attempts) > limit
+@operation("The endpoint's delivery attempts, newest first", DeliveryList, roles=MANAGERS)
+async def list_deliveries(
+    request: Request, principal: Principal, webhook_id: WebhookId, query: DeliveriesQuery
+) -> dict[str, Any]:
+    await _owned(request, principal.account_id, webhook_id)
+    attempts = await _store(request).attempts(webhook_id, query.limit + 1, query.cursor)
+    page, more = attempts[: query.limit], len(attempts) > query.limit
     answer = DeliveryList(
         count=len(page),
         deliveries=[_delivery(a) for a in page],
         next_cursor=page[-1].id if more and page else None,
     )
-    return json_response(answer.model_dump())
+    return answer.model_dump()
 
 
-async def replay(request: Request) -> Response:
-    principal = caller(request, MANAGERS)
+@operation(
+    "Deliver a session's events after `since` again, in order", ReplayAccepted, status=202, roles=MANAGERS
+)
+async def replay(
+    request: Request, principal: Principal, webhook_id: WebhookId, body: ReplayRequest
+) -> dict[str, Any]:
     hub = hub_of(request)
-    status = await _owned(request, principal.account_id)
-    body = parse_body(ReplayRequest, await read_json_object(request, hub.settings.max_body_bytes))
+    status = await _owned(request, principal.account_id, webhook_id)
     record = await hub.store.get_session(principal.account_id, body.session_id)
     if record is None:
-        raise ApiError(404, "not_found", f"session '{body.session_id}' not found", {"field": "session_id"})
+        raise NotFound(f"session '{body.session_id}' not found", {"field": "session_id"})
     only = status.webhook.session_id
     if only is not None and only != record.session_id:
-        message = f"this webhook only receives session '{only}'"
-        raise ApiError(422, "invalid", message, {"field": "session_id"})
-    await _store(request).replay(status.webhook.id, record.pk, body.since)
+        raise Invalid(f"this webhook only receives session '{only}'", {"field": "session_id"})
+    await _store(request).replay(webhook_id, record.pk, body.since)
     dispatcher = _dispatcher(request)
     dispatcher.webhooks_changed()
     dispatcher.notify(record.pk)
     answer = ReplayAccepted(
-        webhook_id=status.webhook.id, session_id=record.session_id, since=body.since, head_seq=record.head_seq
+        webhook_id=webhook_id, session_id=record.session_id, since=body.since, head_seq=record.head_seq
     )
-    return json_response(answer.model_dump(), 202)
+    return answer.model_dump()
 
 
 _W = "/api/v2/webhooks"
@@ -290,36 +291,3 @@ routes = [
     Route(_W + "/{webhook_id}/deliveries", list_deliveries, methods=["GET"]),
     Route(_W + "/{webhook_id}/replay", replay, methods=["POST"]),
 ]
-
-_ID_PARAM = ("webhook_id",)
-openapi_paths: dict[str, Any] = {
-    _W: {
-        "post": operation(
-            "Register an endpoint (admin); the secret is answered only here",
-            WebhookCreated,
-            status=201,
-            body=WebhookCreate,
-            errors=(400, 401, 403, 409, 413, 422),
-        ),
-        "get": operation("The account's endpoints with their delivery state", WebhookList, errors=(401, 403)),
-    },
-    _W + "/{webhook_id}": {
-        "get": operation("One endpoint with its delivery state", WebhookView, path_params=_ID_PARAM),
-        "delete": operation("Delete an endpoint", None, status=204, path_params=_ID_PARAM),
-    },
-    _W + "/{webhook_id}/deliveries": {
-        "get": operation("The endpoint's attempts, newest first", DeliveryList, path_params=_ID_PARAM)
-    },
-    _W + "/{webhook_id}/replay": {
-        "post": operation(
-            "Deliver a session's events after `since` again, in order",
-            ReplayAccepted,
-            status=202,
-            body=ReplayRequest,
-            path_params=_ID_PARAM,
-        )
-    },
-}
-openapi_schemas = schemas(
-    WebhookCreate, WebhookCreated, WebhookList, DeliveryList, ReplayRequest, ReplayAccepted
-)

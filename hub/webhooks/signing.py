@@ -3,8 +3,8 @@
 Headers `webhook-id` (the same for every attempt of one event, so a receiver can drop
 repeats), `webhook-timestamp` (unix seconds of this attempt) and `webhook-signature`
 (`v1,` + base64 of HMAC-SHA256 over `id.timestamp.body`, keyed by the secret's
-base64-decoded bytes). The body is the event exactly as WebSocket members receive it,
-plus `account`.
+base64-decoded bytes). The body is the event exactly as staff members receive it over
+the WebSocket (with `prev_seq`), plus `account`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def body(account_id: str, session_id: str, event: StoredEvent) -> bytes:
         "ts": iso(event.ts),
         "actor": event.actor,
         "data": event.data,
+        # As staff members receive it: their view holds every event (docs/protocol.md, Views).
+        "prev_seq": event.seq - 1,
         "account": account_id,
     }
     return orjson.dumps(message)
