@@ -20,11 +20,11 @@ from hub.config import Settings
 from hub.disconnect import Disconnector
 from hub.end_summary import SummaryWriter
 from hub.errors import HubError
+from hub.node import Hub
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
 from hub.publishing import PublishLimiter
 from hub.records.store import RecordsStore
-from hub.service import Hub
 from hub.webhooks.dispatcher import DeliveryConfig, Dispatcher
 from hub.webhooks.sender import Sender
 from storage.embedded import EmbeddedPostgres

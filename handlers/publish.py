@@ -114,7 +114,7 @@ async def _store(request: Request, record: SessionRecord, events: list[ClientEve
     try:
         for event in events:
             pending = PendingAppend(client_append(record.pk, event, who), record.session_id)
-            futures.append(hub.submit(pending))
+            futures.append(hub.committer.submit(pending))
         return await asyncio.gather(*futures)
     except (CommitFailed, CommitOverloaded) as exc:
         for future in futures:  # the rest may still be stored; a retry with the ids is safe

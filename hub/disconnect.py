@@ -11,14 +11,13 @@ link was down) keeps that user's socket, and the caller may simply ask again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from .broker import Broker
 from .close_codes import CloseCode
-from .room import Room
+from .rooms import Rooms
 
 log = logging.getLogger("hub.disconnect")
 
@@ -26,7 +25,7 @@ CHANNEL = "control:disconnect"
 
 
 class Disconnector:
-    def __init__(self, broker: Broker, rooms: Mapping[int, Room]):
+    def __init__(self, broker: Broker, rooms: Rooms):
         self.broker = broker
         self.rooms = rooms  # the hub's live map of this process's rooms
 

@@ -1,19 +1,24 @@
 """Presence in Redis, shared by every hub process (keeps the promises of `hub.presence`).
 
-Per room, five keys (all under the deployment's key prefix):
+Per room, seven keys (all under the deployment's key prefix):
 
 - `<p>presence:<room>:conns`: sorted set of `member_key \\x1f node_id \\x1f conn_id`
   (connection ids are only unique within a process), scored by the
   time (Redis server clock, ms) at which the connection's entry expires;
 - `<p>presence:<room>:counts`: hash member_key → live connection count;
 - `<p>presence:<room>:info`: hash member_key → the member's info (JSON);
+- `<p>presence:<room>:departing`: sorted set of departing member keys (their
+  participant_left is being written), scored by expiry like the connections;
+- `<p>presence:<room>:departed`: hash member_key → info of each member whose last
+  presence event in the log is its participant_left (being written, or written);
 - `<p>presence:<room>:participants` and `…:staff`: sorted sets of the present members
   of each kind scored by the time they became present, so the participant count is
   one ZCARD (the cap is checked inside the join script) and `roster` reads the first
-  few members without touching the rest of the room.
+  few members without touching the rest of the room;
 
-and `<p>presence-rooms`, the set of rooms holding any entry, so that a room whose only
-process died is still reaped by the others (they do not serve it, so would not know it).
+and `<p>presence-rooms`, the set of rooms holding any entry or departure, so that a room
+whose only process died is still reaped by the others (they do not serve it, so would
+not know it).
 
 User slots (the per-user connection limit): per account and user one sorted set,
 `<p>presence-user:<len(account)>:<account>:<user>` (the length keeps every pair apart
@@ -21,15 +26,22 @@ whatever characters ids contain), of `node_id \x1f conn_id` scored by expiry lik
 room entries. The claim script drops expired entries before counting, so a dead
 process's slots need no reaper: they stop counting once expired.
 
-Every change runs as one Lua script, so `add` answers True to exactly one connection
-however many processes race, `remove` and `reap` likewise, and the three keys never
-disagree. (The scripts touch keys of several slots: a single Redis or a primary with
-replicas, not Redis Cluster.) Expiry uses the Redis server's clock, so hub hosts need no synchronised clocks.
+Every change runs as one Lua script (`hub.presence_redis_lua`), so `join` answers first
+to exactly one connection however many processes race, `remove` and `reap` likewise,
+and the keys never disagree. (The scripts touch keys of several slots: a single Redis or
+a primary with replicas, not Redis Cluster.) Expiry uses the Redis server's clock, so
+hub hosts need no synchronised clocks.
 
-Liveness: an entry lives `ttl * 2/3` past its last refresh and the hub refreshes (and
-reaps) every `ttl / 3`; a dead process's members are therefore reaped at most `ttl`
-after it died, while a live process has `ttl / 3` of slack for a late refresh. Whole
-room keys expire after `4 * ttl` without any refresh, so abandoned rooms leave nothing.
+Liveness: an entry lives `ttl * 2/3` past its last refresh; the hub refreshes every
+`ttl / 6` and reaps every `ttl / 3`, so a dead process's members are reaped at most `ttl`
+after it died, while a live process has `ttl / 2` of slack for a late refresh. An entry
+added between refreshes takes the expiry of the process's others (its lease), so a dead
+process's entries and user slots all expire at the same moment. The refresh has a
+connection of its own, so a storm of joins and leaves cannot delay it. Whole room keys
+expire after `4 * ttl` without any refresh, so abandoned rooms leave nothing.
+
+Load: commands share a pool of `pool_size` connections; a call that finds them all busy
+waits up to `pool_timeout` seconds for one (redis-py's default pool would raise at once).
 """
 
 from __future__ import annotations
@@ -43,164 +55,64 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from .presence import Admission, PresenceUnavailable, Roster, counts_as_participant
+from . import presence_redis_lua as lua
+from .presence import Admission, MemberChange, PresenceUnavailable, Roster, counts_as_participant
 
 log = logging.getLogger("hub.presence")
 
 SEP = "\x1f"
-
-# KEYS: conns, counts, info, rooms, participants, staff.
-# ARGV: field, member_key, info json, life ms, key ttl ms, room, participant (1/0), limit (-1: none)
-# Returns {admitted, first, participant count}.
-_JOIN = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local participant = ARGV[7] == '1'
-local limit = tonumber(ARGV[8])
-if participant and limit >= 0 and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
-  local count = redis.call('ZCARD', KEYS[5])
-  if count >= limit then return {0, 0, count} end
-end
-local first = 0
-if redis.call('ZADD', KEYS[1], now + ARGV[4], ARGV[1]) == 1 then
-  if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
-    redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-    -- Scored in microseconds: joins within one millisecond keep their order.
-    redis.call('ZADD', participant and KEYS[5] or KEYS[6], t[1] * 1000000 + t[2], ARGV[2])
-    first = 1
-  end
-end
-redis.call('SADD', KEYS[4], ARGV[6])
--- The room list too: it outlives no process that keeps refreshing it.
-for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
-return {1, first, redis.call('ZCARD', KEYS[5])}
-"""
-
-# KEYS: conns, counts, info, rooms, participants, staff. ARGV: field, member_key, room
-_REMOVE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[3]) end
-if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
-  redis.call('HDEL', KEYS[2], ARGV[2])
-  redis.call('HDEL', KEYS[3], ARGV[2])
-  redis.call('ZREM', KEYS[5], ARGV[2])
-  redis.call('ZREM', KEYS[6], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-# KEYS: conns, counts, info, rooms, participants, staff.
-# ARGV: life ms, key ttl ms, room, then (field, member_key, info, participant 1/0)*
-# Extends this process's entries; one that was reaped meanwhile (the process stalled
-# past its TTL) is registered again, since its connection is in fact alive.
-_REFRESH = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local expires = now + ARGV[1]
-for i = 4, #ARGV, 4 do
-  if redis.call('ZADD', KEYS[1], expires, ARGV[i]) == 1 then
-    if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
-      redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
-      redis.call('ZADD', ARGV[i + 3] == '1' and KEYS[5] or KEYS[6], t[1] * 1000000 + t[2], ARGV[i + 1])
-    end
-  end
-end
-redis.call('SADD', KEYS[4], ARGV[3])
-for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
-return 0
-"""
-
-# KEYS: conns, counts, info, rooms, participants, staff. ARGV: room.
-# Returns the info of every member whose last entry expired.
-_REAP = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-local gone = {}
-for _, field in ipairs(expired) do
-  redis.call('ZREM', KEYS[1], field)
-  local member = string.sub(field, 1, string.find(field, '\\31', 1, true) - 1)
-  if redis.call('HINCRBY', KEYS[2], member, -1) <= 0 then
-    redis.call('HDEL', KEYS[2], member)
-    local info = redis.call('HGET', KEYS[3], member)
-    redis.call('HDEL', KEYS[3], member)
-    redis.call('ZREM', KEYS[5], member)
-    redis.call('ZREM', KEYS[6], member)
-    if info then table.insert(gone, info) end
-  end
-end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
-return gone
-"""
-
-# KEYS: participants, staff, info. ARGV: limit.
-# Returns {participant count, first `limit` participants' info, first `limit` staff's info}.
-_ROSTER = """
-local limit = tonumber(ARGV[1])
-local out = {redis.call('ZCARD', KEYS[1])}
-for k = 1, 2 do
-  local infos = {}
-  if limit > 0 then
-    local keys = redis.call('ZRANGE', KEYS[k], 0, limit - 1)
-    if #keys > 0 then infos = redis.call('HMGET', KEYS[3], unpack(keys)) end
-  end
-  table.insert(out, infos)
-end
-return out
-"""
-
-# KEYS: slots. ARGV: field, limit, life ms, key ttl ms. 1: admitted, 0: the user is full.
-# A field already present is admitted again (a retried claim must not count twice).
-_CLAIM = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-end
-redis.call('ZADD', KEYS[1], now + ARGV[3], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
-"""
-
-# KEYS: slots. ARGV: life ms, key ttl ms, then fields. Like _REFRESH, it registers again
-# a slot that expired meanwhile: its connection is alive (a stall, a Redis restart).
-_REFRESH_SLOTS = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-for i = 3, #ARGV do redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[i]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 0
-"""
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _client(url: str, size: int, timeout: float) -> aioredis.Redis:
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=size, timeout=timeout, socket_connect_timeout=2.0, socket_timeout=5.0
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 class RedisPresence:
-    def __init__(self, url: str, prefix: str = "hub:", node_id: str = "", ttl: float = 15.0):
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "hub:",
+        node_id: str = "",
+        ttl: float = 15.0,
+        pool_size: int = 50,
+        pool_timeout: float = 10.0,
+    ):
         self.prefix = prefix
         self.node_id = node_id
         self.ttl = ttl
         self._life_ms = max(int(ttl * 1000 * 2 / 3), 1)
+        # When this process's entries expire (Redis clock, ms): new entries take the same
+        # expiry, so those of a process that dies all expire at once (see the scripts).
+        self._lease_ms = 0
         self._key_ttl_ms = int(ttl * 4000)
         self._rooms_key = f"{prefix}presence-rooms"  # rooms holding any entry
-        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
-        self._join = self._client.register_script(_JOIN)
-        self._roster = self._client.register_script(_ROSTER)
-        self._remove = self._client.register_script(_REMOVE)
-        self._refresh = self._client.register_script(_REFRESH)
-        self._reap = self._client.register_script(_REAP)
-        self._claim = self._client.register_script(_CLAIM)
-        self._refresh_slots = self._client.register_script(_REFRESH_SLOTS)
+        self._client = _client(url, pool_size, pool_timeout)
+        self._upkeep = _client(url, 1, pool_timeout)  # the refresh's own connection
+        self._join = self._client.register_script(lua.JOIN)
+        self._roster = self._client.register_script(lua.ROSTER)
+        self._remove = self._client.register_script(lua.REMOVE)
+        self._settle = self._client.register_script(lua.SETTLE)
+        self._refresh = self._client.register_script(lua.REFRESH)
+        self._reap = self._client.register_script(lua.REAP)
+        self._claim = self._client.register_script(lua.CLAIM)
+        self._refresh_slots = self._client.register_script(lua.REFRESH_SLOTS)
         # What this process registered: room -> field -> (member_key, info json, participant)
         self._mine: dict[str, dict[str, tuple[str, str, str]]] = {}
+        # Departures this process writes (refreshed until settled): room -> member keys
+        self._departures: dict[str, set[str]] = {}
         # A remove must not land between a refresh's snapshot of `_mine` and its write to
         # Redis, or the refresh writes the removed entry back (a ghost member, reaped later
-        # into a second participant_left). Held by a refresh for one round trip.
-        self._entries_lock = asyncio.Lock()
+        # into a second participant_left). Set while a refresh is in flight: one round trip
+        # on its own connection. Removes do not exclude each other.
+        self._refreshing: asyncio.Future[None] | None = None
+        self._refreshes = 0  # refreshes started, so a refused join knows one overlapped it
         # User slots this process holds: slots key -> fields. Recorded only once a claim
         # answered, so a claim whose answer was lost is never refreshed and expires.
         self._my_slots: dict[str, set[str]] = {}
@@ -209,10 +121,13 @@ class RedisPresence:
     async def _retry(call: Any, *args: Any, **kwargs: Any) -> Any:
         """One retry on a connection error: after a Redis restart the first command on
         each pooled connection meets a closed socket. (A script whose reply was lost
-        runs twice; the scripts are idempotent for the same connection entry.)"""
+        runs twice; the scripts are idempotent for the same connection entry.) Not when
+        the pool had no connection free in time: that is an answer, not a stale socket."""
         try:
             return await call(*args, **kwargs)
-        except RedisConnectionError:
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, TimeoutError):
+                raise
             return await call(*args, **kwargs)
 
     def _field(self, member_key: str, conn_id: str) -> str:
@@ -220,14 +135,21 @@ class RedisPresence:
 
     def _keys(self, room: str) -> list[str]:
         base = f"{self.prefix}presence:{room}:"
+        names = ("conns", "counts", "info")
         return [
-            base + "conns",
-            base + "counts",
-            base + "info",
+            *(base + n for n in names),
             self._rooms_key,
+            base + "departing",
+            base + "departed",
             base + "participants",
             base + "staff",
         ]
+
+    async def _run(self, script: Any, room: str, *args: Any) -> Any:
+        try:
+            return await self._retry(script, keys=self._keys(room), args=[room, *args])
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
 
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
         return (await self.join(room, member_key, conn_id, info, None)).first
@@ -239,35 +161,46 @@ class RedisPresence:
         encoded = orjson.dumps(info).decode()
         participant = "1" if counts_as_participant(info) else "0"
         limit = -1 if participant_limit is None else participant_limit
-        args: list[Any] = [
+        # Recorded before the call: a join whose answer is lost may still have registered
+        # (its refresh keeps it alive, its leave removes it).
+        mine = self._mine.setdefault(room, {})
+        mine[field] = (member_key, encoded, participant)
+        refreshes = self._refreshes
+        args = (
             field,
             member_key,
             encoded,
             self._life_ms,
             self._key_ttl_ms,
-            room,
+            self._lease_ms,
             participant,
             limit,
-        ]
-        # Recorded before the call: a join whose answer is lost may still have registered
-        # (its refresh keeps it alive, its leave removes it).
-        mine = self._mine.setdefault(room, {})
-        mine[field] = (member_key, encoded, participant)
-        try:
-            admitted, first, count = await self._retry(self._join, keys=self._keys(room), args=args)
-        except (RedisError, OSError) as exc:
-            raise PresenceUnavailable(str(exc)) from exc
+        )
+        admitted, first, expires, count = await self._run(self._join, room, *args)
         if not admitted:
             mine.pop(field, None)
             if not mine:
                 self._mine.pop(room, None)
-        return Admission(bool(admitted), bool(first), int(count))
+            if refreshes != self._refreshes or self._refreshing is not None:
+                await self._undo_refused(room, field, member_key)
+            return Admission(False, False, int(count))
+        self._lease_ms = max(self._lease_ms, int(expires))
+        return Admission(True, bool(first), int(count))
+
+    async def _undo_refused(self, room: str, field: str, member_key: str) -> None:
+        """A refresh that overlapped a refused join may have registered its entry (it read
+        `_mine` before the refusal): remove it again, silently, since no participant_joined
+        was written for it."""
+        while self._refreshing is not None:
+            await asyncio.shield(self._refreshing)
+        if await self._run(self._remove, room, field, member_key, self._life_ms):
+            await self._run(self._settle, room, member_key)
 
     async def roster(self, room: str, limit: int) -> Roster:
         keys = self._keys(room)
         try:
             count, participants, staff = await self._retry(
-                self._roster, keys=[keys[4], keys[5], keys[2]], args=[max(limit, 0)]
+                self._roster, keys=[keys[6], keys[7], keys[2]], args=[max(limit, 0)]
             )
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
@@ -279,17 +212,28 @@ class RedisPresence:
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
         field = self._field(member_key, conn_id)
-        async with self._entries_lock:
-            mine = self._mine.get(room)
-            if mine is not None:
-                mine.pop(field, None)
-                if not mine:
-                    del self._mine[room]
-            try:
-                args = [field, member_key, room]
-                return bool(await self._retry(self._remove, keys=self._keys(room), args=args))
-            except (RedisError, OSError) as exc:
-                raise PresenceUnavailable(str(exc)) from exc
+        while self._refreshing is not None:
+            await asyncio.shield(self._refreshing)
+        mine = self._mine.get(room)
+        if mine is not None:
+            mine.pop(field, None)
+            if not mine:
+                del self._mine[room]
+        gone = bool(await self._run(self._remove, room, field, member_key, self._life_ms))
+        if gone:
+            self._departures.setdefault(room, set()).add(member_key)
+        return gone
+
+    async def settle(self, room: str, member_key: str) -> dict[str, Any] | None:
+        # Forget it first: even if the call below fails, it is no longer refreshed, so it
+        # expires and a reaper settles it.
+        departing = self._departures.get(room)
+        if departing is not None:
+            departing.discard(member_key)
+            if not departing:
+                del self._departures[room]
+        back = await self._run(self._settle, room, member_key)
+        return orjson.loads(back) if back else None
 
     async def connection_count(self, room: str, member_key: str) -> int:
         try:
@@ -311,11 +255,13 @@ class RedisPresence:
     async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
         key = self._slot_key(account, user)
         field = f"{self.node_id}{SEP}{conn_id}"
-        args = [field, limit, self._life_ms, self._key_ttl_ms]
+        args = [field, limit, self._life_ms, self._key_ttl_ms, self._lease_ms]
         try:
-            admitted = bool(await self._retry(self._claim, keys=[key], args=args))
+            expires = int(await self._retry(self._claim, keys=[key], args=args))
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
+        admitted = expires > 0
+        self._lease_ms = max(self._lease_ms, expires)
         if admitted:
             self._my_slots.setdefault(key, set()).add(field)
         return admitted
@@ -334,33 +280,59 @@ class RedisPresence:
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> list[MemberChange]:
+        rooms = sorted(set(self._mine) | set(self._departures))
         slots = {key: sorted(fields) for key, fields in self._my_slots.items()}
+        gate = self._refreshing = asyncio.get_running_loop().create_future()
+        self._refreshes += 1
         try:
-            async with self._entries_lock, self._client.pipeline(transaction=False) as pipe:
-                for room, entries in list(self._mine.items()):
-                    args: list[Any] = [self._life_ms, self._key_ttl_ms, room]
-                    for field, (member_key, info, participant) in entries.items():
+            async with self._upkeep.pipeline(transaction=False) as pipe:
+                for room in rooms:
+                    departing = sorted(self._departures.get(room, ()))
+                    args: list[Any] = [room, self._life_ms, self._key_ttl_ms, len(departing), *departing]
+                    for field, (member_key, info, participant) in self._mine.get(room, {}).items():
                         args.extend((field, member_key, info, participant))
                     await self._refresh(keys=self._keys(room), args=args, client=pipe)
                 for key, fields in slots.items():
                     await self._refresh_slots(
                         keys=[key], args=[self._life_ms, self._key_ttl_ms, *fields], client=pipe
                     )
+                results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+        finally:
+            self._refreshing = None
+            gate.set_result(None)
+        await self._drop_released_slots(slots)
+        room_results, slot_results = results[: len(rooms)], results[len(rooms) :]
+        expiries = [int(found[0]) for found in room_results] + [int(e) for e in slot_results]
+        if expiries:
+            self._lease_ms = max(expiries)
+        back = [
+            MemberChange(room, _text(found[i]), orjson.loads(found[i + 1]), present=True)
+            for room, found in zip(rooms, room_results, strict=True)
+            for i in range(1, len(found), 2)
+        ]
+        if back:
+            log.warning("presence entries registered again after a stall", extra={"members": len(back)})
+        return back
+
+    async def _drop_released_slots(self, refreshed: dict[str, list[str]]) -> None:
+        """A slot released while the refresh was in flight may have been written back by
+        it: remove it again, or the user would stay a connection short until it expired."""
+        stale = [
+            (key, field)
+            for key, fields in refreshed.items()
+            for field in fields
+            if field not in self._my_slots.get(key, ())
+        ]
+        if not stale:
+            return
+        try:
+            async with self._upkeep.pipeline(transaction=False) as pipe:
+                for key, field in stale:
+                    pipe.zrem(key, field)
                 await pipe.execute()
-            # A slot released while the pipeline was in flight may have been written back
-            # by it: remove it again, or the user would stay a connection short until it expired.
-            stale = [
-                (key, field)
-                for key, fields in slots.items()
-                for field in fields
-                if field not in self._my_slots.get(key, ())
-            ]
-            if stale:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for key, field in stale:
-                        pipe.zrem(key, field)
-                    await pipe.execute()
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
@@ -370,16 +342,22 @@ class RedisPresence:
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
-    async def reap(self, room: str) -> list[dict[str, Any]]:
-        try:
-            gone = await self._retry(self._reap, keys=self._keys(room), args=[room])
-        except (RedisError, OSError) as exc:
-            raise PresenceUnavailable(str(exc)) from exc
-        if gone:
-            log.info("presence entries expired", extra={"room": room, "members": len(gone)})
-        return [orjson.loads(info) for info in gone]
+    async def reap(self, room: str, limit: int) -> list[MemberChange]:
+        found = await self._run(self._reap, room, limit, self._life_ms)
+        changes = [
+            MemberChange(room, _text(found[i + 1]), orjson.loads(found[i + 2]), present=bool(found[i]))
+            for i in range(0, len(found), 3)
+        ]
+        for change in changes:
+            if not change.present:  # this process writes the departure now
+                self._departures.setdefault(room, set()).add(change.member_key)
+        if changes:
+            log.info("presence entries expired", extra={"room": room, "members": len(changes)})
+        return changes
 
     async def close(self) -> None:
         self._mine.clear()
+        self._departures.clear()
         self._my_slots.clear()
         await self._client.aclose()
+        await self._upkeep.aclose()

@@ -12,6 +12,7 @@ from collections import OrderedDict
 
 from .connection import Principal, TokenBucket
 from .events import ClientEvent
+from .lifecycle import ACTIONS
 from .store import AppendRequest
 
 _KEY_SEPARATOR = "\x1f"  # cannot occur in a user id or client id a token or frame can carry
@@ -27,8 +28,8 @@ def dedupe_key(user_id: str, client_id: str | None) -> str | None:
 def client_append(session_pk: int, event: ClientEvent, principal: Principal) -> AppendRequest:
     """The append request for a validated client event, the same for every path."""
     data = event.data
-    if event.type == "session_ended":
-        data = {**data, "status": "completed"}  # cancelling is an HTTP lifecycle operation
+    if event.type == ACTIONS["end"].event_type:
+        data = {**data, **ACTIONS["end"].data}  # clients end a session; cancelling is HTTP's
     return AppendRequest(
         session_pk,
         event.type,

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hub.event_data import SessionSummary
+from hub.lifecycle import TERMINAL_STATUSES
 from hub.records.projector import facts
 from hub.records.session_metrics import compute_metrics
 from hub.records.summaries import indicator_checks, render
@@ -94,7 +95,7 @@ async def current_summary(request: Request, record: SessionRecord) -> dict[str, 
     latest = await records.content.latest_summary(record.pk)
     context = await records.summary_context(record.pk, None)
     state = await records.projection_state(record.pk)
-    kind = "final" if record.status in ("completed", "cancelled") else "current"
+    kind = "final" if record.status in TERMINAL_STATUSES else "current"
     text, plan, outline = render(facts(state), context, kind, _elapsed(record, datetime.now(UTC)))
     return {
         "session_id": record.session_id,

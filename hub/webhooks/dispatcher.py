@@ -201,7 +201,8 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _wake_at(self, when: datetime) -> None:
+    def wake_at(self, when: datetime) -> None:
+        """Look for due work again at `when` (a retry becomes due then)."""
         delay = max(0.0, (when - datetime.now(UTC)).total_seconds())
 
         def due() -> None:
@@ -305,7 +306,7 @@ class _CursorRun:
         retry_at = datetime.now(UTC) + timedelta(seconds=retry_delay(self.attempts, config.retry_base))
         self._record(event, msg_id, outcome, "retrying", retry_at, now)
         self._apply(await self._save("release", retry_at))
-        self.d._wake_at(retry_at)
+        self.d.wake_at(retry_at)
         return False
 
     def _record(
