@@ -235,7 +235,7 @@ async def paced_phase(
     sessions = await hub.setup(receiver, endpoints)
     await receiver.wait(hub.http, SESSIONS * endpoints, 30)
     await receiver.reset(hub.http)
-    tick = 0.05  # one batch per session every tick
+    tick = max(0.05, SESSIONS / rate)  # one batch per session every tick, at least one event
     per_batch = max(1, round(rate * tick / SESSIONS))
     ticks = int(seconds / tick)
     started, cpu = time.perf_counter(), cpu_seconds(pid)
