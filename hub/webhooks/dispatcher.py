@@ -171,6 +171,8 @@ class Dispatcher:
             self.owner, self.config.lease_ttl, room, session_pks, list(self._workers)
         )
         for lease in leases:
+            if lease.key in self._workers:
+                continue  # still driven here (its lease had run out meanwhile): one worker only
             self._start(lease, started + self.config.lease_ttl)
 
     def _start(self, lease: Lease, deadline: float) -> None:
