@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub.commit_observers.append(writer.observe)
         hub.supervisor.loop("session-summaries", writer.run)
         app.state.summaries = summaries
+        app.state.channel_renderer = renderer
         app.state.hub = hub
         app.state.store = store
         app.state.disconnector = disconnector

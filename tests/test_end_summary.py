@@ -104,3 +104,28 @@ async def test_a_completed_session_gets_its_summary_event_served_and_delivered(h
         await pat.close()
     finally:
         await receiver.stop()
+
+
+async def test_the_operators_templates_serve_both_summaries(hub_factory, tmp_path: Path):
+    (tmp_path / "channel_summary").mkdir()
+    (tmp_path / "channel_summary" / "email_subject.txt").write_text("Recap: {{ title }}")
+    hub = hub_factory(HUB_TEMPLATES_DIR=str(tmp_path))
+    session_id = await create_session(hub, title="Dusk Flow")
+    assert (await api(hub, "POST", f"/api/v2/session/{session_id}/end")).status_code == 200
+    for _ in range(100):
+        channels = (await api(hub, "GET", f"/api/v2/session/{session_id}/summary")).json()["channels"]
+        if channels:
+            break
+        await asyncio.sleep(0.05)
+    assert channels["email"]["subject"] == "Recap: Dusk Flow"
+    seed = {
+        "title": "Morning Breathing Session",
+        "session_id": "morning-001",
+        "session_duration": 1800,
+        "participant_count": 25,
+        "breathing_techniques": ["Box Breathing"],
+        "session_type": "guided",
+        "session_date": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+    }
+    rendered = (await api(hub, "POST", "/api/v2/session-summary", seed)).json()
+    assert rendered["email"]["subject"] == "Recap: Morning Breathing Session"
