@@ -98,6 +98,7 @@ def operation(
     errors: tuple[ErrorCode, ...] = (),
     media_type: str = "application/json",
     other: dict[int, Any] | None = None,
+    token_in_query: bool = False,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     def declare(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         hints = get_type_hints(handler, include_extras=True)
@@ -136,7 +137,7 @@ def operation(
         plan.sort(key=lambda step: order[step[1]])
 
         async def endpoint(request: Request) -> Response:
-            principal = None if public else caller(request, roles)
+            principal = None if public else caller(request, roles, token_in_query)
             values: dict[str, Any] = {}
             for name, kind, spec in plan:
                 if kind == "request":
@@ -175,8 +176,11 @@ def hub_of(request: Request) -> Hub:
     return hub
 
 
-def caller(request: Request, roles: tuple[str, ...] | None = None) -> Principal:
-    principal: Principal = request.app.state.auth.from_request(request, bearer_token(request))
+def caller(request: Request, roles: tuple[str, ...] | None = None, token_in_query: bool = False) -> Principal:
+    """Who calls: the Bearer token; with `token_in_query`, also `?token=` (for a browser's
+    EventSource, which cannot set headers)."""
+    token = bearer_token(request) or (request.query_params.get("token") if token_in_query else None)
+    principal: Principal = request.app.state.auth.from_request(request, token)
     if roles is not None and principal.role not in roles:
         needed = " or ".join(roles)
         raise Forbidden(f"role '{principal.role}' may not do this; it needs {needed}")

@@ -33,7 +33,7 @@ from storage.pg_store import UNREACHABLE, PgStore
 from storage.records.store import PgRecordsStore
 from storage.webhooks import PgWebhookStore
 
-from . import announce, ops, publish, sessions, webhooks, ws
+from . import announce, ops, publish, sessions, stream, webhooks, ws
 from .asyncapi import asyncapi_route
 from .auth import Authenticator
 from .errors import ErrorBoundary, http_error, hub_error
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         records: RecordsStore = PgRecordsStore(store.pool)
         hub.attach_records(records)
         app.state.records = records
+        hub.tokens.verifier = app.state.auth.verify_renewal
         await hub.start()
         disconnector = Disconnector(hub.broker, hub.rooms)
         await disconnector.start()
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *webhooks.routes,
         *announce.routes,
         *ws.routes,
+        *stream.routes,
         *_extra_routes(),
     ]
     app = Starlette(

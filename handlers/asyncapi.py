@@ -98,6 +98,24 @@ def build_document() -> dict[str, Any]:
         "summary": "keeps the connection alive; answered by pong",
         "payload": {"type": "object", "required": ["type"], "properties": {"type": {"const": "heartbeat"}}},
     }
+    messages["frame_refresh"] = {
+        "name": "refresh",
+        "summary": "renews the connection's token in-band (docs/protocol.md, Token renewal); "
+        "answered by refreshed or error",
+        "payload": {
+            "type": "object",
+            "required": ["type", "data"],
+            "properties": {
+                "type": {"const": "refresh"},
+                "id": {"type": "string", "minLength": 1, "maxLength": 100},
+                "data": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {"token": {"type": "string", "minLength": 1, "maxLength": 8192}},
+                },
+            },
+        },
+    }
     channel_messages = {name: {"$ref": f"#/components/messages/{name}"} for name in messages}
     query = ConnectQuery.model_json_schema()
     return {

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     max_connections_per_user: int = _env("HUB_MAX_CONNECTIONS_PER_USER", 20, ge=1, le=1_000_000)
     allowed_origins: CommaList = _env("HUB_ALLOWED_ORIGINS", [])
     presence_grace: Seconds = _env("HUB_PRESENCE_GRACE", 2.0, ge=0, le=_HOUR)
+    # seconds before a connection's token expires that `token_expiring` is sent
+    token_warning: Seconds = _env("HUB_TOKEN_WARNING", 60.0, ge=0, le=_HOUR)
     presence_ttl: Seconds = _env("HUB_PRESENCE_TTL", 15.0, ge=1, le=_HOUR)
     room_linger: Seconds = _env("HUB_ROOM_LINGER", 5.0, ge=0, le=_HOUR)
     gap_repair_delay: Seconds = _env("HUB_GAP_REPAIR_DELAY", 0.02, ge=0, le=10)

@@ -49,10 +49,17 @@ class Principal:
     name: str
     sessions: list[str] | None = None  # session ids the token may open; None = any
     expires_at: float | None = None  # unix time
+    # The token's own role: `role` becomes the role a connection asked for (an instructor
+    # may watch as an observer), and a renewed token must name the token's role again.
+    token_role: str | None = None
 
     @property
     def actor(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "name": self.name, "role": self.role}
+
+    def may_open(self, session_id: str) -> bool:
+        """Whether the token's `sessions` claim lets it open this session."""
+        return self.sessions is None or session_id in self.sessions
 
 
 class TokenBucket:
@@ -92,6 +99,7 @@ class Connection:
     held: list[tuple[int, WireMessage]] = field(default_factory=list)
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(50.0, 100))
     strikes: int = 0
+    expiry_warned: float | None = None  # the token expiry `token_expiring` was sent for
 
     def __post_init__(self) -> None:
         self._queue: deque[WireMessage] = deque()

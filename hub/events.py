@@ -47,7 +47,7 @@ HUB_WRITTEN_TYPES = frozenset(PRESENCE_TYPES | {"hrv_summary", "session_summary"
 # What a backend (`service` token) may publish: every durable type but the lifecycle and
 # the hub's own.
 CONTENT_TYPES = frozenset(DURABLE_TYPES - LIFECYCLE_TYPES - HUB_WRITTEN_TYPES)
-CONTROL_TYPES = frozenset({"welcome", "ack", "error", "pong"})
+CONTROL_TYPES = frozenset({"welcome", "ack", "error", "pong", "refreshed", "token_expiring"})
 
 ROLES = ("participant", "instructor", "observer", "admin", "service")
 _INSTRUCTOR_TYPES = frozenset(
@@ -109,7 +109,16 @@ class ClientEvent:
     data: dict[str, Any]
 
 
-def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | None:
+@dataclass(frozen=True)
+class ControlFrame:
+    """A frame about the connection itself, not an event for the log: `refresh`."""
+
+    type: str
+    client_id: str | None
+    data: Any
+
+
+def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | ControlFrame | None:
     """Decode one inbound frame. None means heartbeat; a refusal raises HubError.
 
     The order of checks gives the most useful error first: shape, then type,
@@ -121,8 +130,11 @@ def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | None:
         raise Invalid("frame is not valid JSON") from None
     if not isinstance(message, dict):
         raise Invalid("frame must be a JSON object")
-    if message.get("type") == "heartbeat" and _usable_id(message.get("id"), optional=True):
-        return None
+    event_type, client_id = message.get("type"), message.get("id")
+    if event_type in ("heartbeat", "refresh") and _usable_id(client_id, optional=True):
+        if event_type == "heartbeat":
+            return None
+        return ControlFrame(event_type, client_id, message.get("data"))
     return parse_event(message, role)
 
 

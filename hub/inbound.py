@@ -21,13 +21,14 @@ from .committer import CommitFailed, CommitOverloaded, GroupCommitter, PendingAp
 from .config import Settings
 from .connection import Connection
 from .errors import ErrorCode, HubError, Invalid
-from .events import envelope, error_message, parse_client_frame
+from .events import ControlFrame, envelope, error_message, parse_client_frame
 from .events import now_iso as iso_now
 from .metrics import HubMetrics
 from .publishing import client_append
 from .room import Room
 from .safe_json import json_problem
 from .store import AppendResult
+from .token_refresh import TokenLifetime
 
 log = logging.getLogger("hub.inbound")
 
@@ -38,10 +39,13 @@ _ERROR_TEXT: dict[str, str] = {
 
 
 class Inbound:
-    def __init__(self, settings: Settings, committer: GroupCommitter, metrics: HubMetrics):
+    def __init__(
+        self, settings: Settings, committer: GroupCommitter, metrics: HubMetrics, tokens: TokenLifetime
+    ):
         self.settings = settings
         self.committer = committer
         self.metrics = metrics
+        self.tokens = tokens
 
     def handle_frame(self, conn: Connection, room: Room, raw: str | bytes) -> None:
         conn.last_seen = time.monotonic()
@@ -61,6 +65,9 @@ class Inbound:
             conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
         try:
             event = parse_client_frame(raw, conn.role)
+            if isinstance(event, ControlFrame):  # `refresh`: hub/token_refresh.py
+                conn.offer(self.tokens.refresh(conn, event))
+                return
             # Valid JSON PostgreSQL cannot store (NUL, deep nesting) would fail the whole batch.
             unsafe = json_problem(event.data) if event is not None else None
             if unsafe is None and event is not None:

@@ -40,6 +40,7 @@ from .room import Room
 from .rooms import Rooms
 from .store import AppendRequest, AppendResult, SessionRecord, Store
 from .supervisor import Supervisor
+from .token_refresh import TokenLifetime
 
 log = logging.getLogger("hub")
 
@@ -63,6 +64,9 @@ class Hub:
             observer=self._observe_batch,
         )
         self.supervisor = Supervisor(self.metrics)
+        self.tokens = TokenLifetime(
+            settings.token_warning, on_expired=self.metrics.closes.labels("token_expired").inc
+        )
         self.accepting = True
         # Large classes: the group's HRV events, and presence as participants see it.
         self.group_hrv = GroupHrvWriter(settings.hrv_summary_interval, store, self._append_own)
@@ -75,7 +79,7 @@ class Hub:
         self.membership = Membership(
             settings, store, presence, self.rooms, reader, self.attendance, self.metrics
         )
-        self.inbound = Inbound(settings, self.committer, self.metrics)
+        self.inbound = Inbound(settings, self.committer, self.metrics, self.tokens)
         # Told of every event this process stores (session pk, type); must not block or raise.
         self.commit_observers: list[Callable[[int, str], None]] = []
         # Session records projected from the log (hub/records/worker.py); attached by the app.
@@ -222,7 +226,7 @@ class Hub:
     # background checks
 
     async def _sweep_loop(self) -> None:
-        """Close idle connections and those whose token expired."""
+        """Close idle connections; warn and close those whose token runs out."""
         while True:
             await asyncio.sleep(1.0)
             now_mono, now_wall = time.monotonic(), time.time()
@@ -231,9 +235,8 @@ class Hub:
                     if now_mono - conn.last_seen > self.settings.idle_timeout:
                         self.metrics.closes.labels("idle_timeout").inc()
                         conn.close_soon(CloseCode.IDLE_TIMEOUT)
-                    elif conn.principal.expires_at and now_wall >= conn.principal.expires_at:
-                        self.metrics.closes.labels("token_expired").inc()
-                        conn.close_soon(CloseCode.TOKEN_EXPIRED)
+                    else:
+                        self.tokens.sweep(conn, now_wall)
 
     async def _head_check_loop(self) -> None:
         """Catch a lost last event: compare each room with the log's head, in one query.
