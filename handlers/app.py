@@ -15,17 +15,25 @@ from starlette.middleware import Middleware
 
 from hub.broker import Broker
 from hub.broker_memory import MemoryBroker
+from hub.channel_templates import ChannelRenderer
 from hub.config import Settings
+from hub.disconnect import Disconnector
+from hub.end_summary import SummaryWriter
 from hub.errors import HubError
 from hub.node import Hub
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
+from hub.publishing import PublishLimiter
 from hub.records.store import RecordsStore
+from hub.webhooks.dispatcher import DeliveryConfig, Dispatcher
+from hub.webhooks.sender import Sender
 from storage.embedded import EmbeddedPostgres
+from storage.end_summary import PgSummaryLog
 from storage.pg_store import UNREACHABLE, PgStore
 from storage.records.store import PgRecordsStore
+from storage.webhooks import PgWebhookStore
 
-from . import announce, ops, sessions, stream, ws
+from . import announce, ops, publish, sessions, stream, webhooks, ws
 from .asyncapi import asyncapi_route
 from .auth import Authenticator
 from .errors import ErrorBoundary, http_error, hub_error
@@ -73,6 +81,17 @@ def _extra_routes() -> list[Any]:
     return found
 
 
+def build_dispatcher(settings: Settings, store: PgWebhookStore) -> Dispatcher:
+    config = DeliveryConfig(
+        retry_base=settings.webhook_retry_base,
+        max_attempts=settings.webhook_max_attempts,
+        timeout=settings.webhook_timeout,
+        lease_ttl=settings.webhook_lease,
+    )
+    sender = Sender(settings.webhook_timeout, settings.webhook_allow_private)
+    return Dispatcher(store, sender, config)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     settings.validate()
@@ -92,8 +111,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.records = records
         hub.tokens.verifier = app.state.auth.verify_renewal
         await hub.start()
+        disconnector = Disconnector(hub.broker, hub.rooms)
+        await disconnector.start()
+        webhook_store = PgWebhookStore(store.pool)
+        dispatcher = build_dispatcher(settings, webhook_store)
+        hub.commit_observers.append(lambda session_pk, _type: dispatcher.notify(session_pk))
+        hub.supervisor.loop("webhook-dispatcher", dispatcher.run)
+        summaries = PgSummaryLog(store.pool)
+        renderer = ChannelRenderer(settings.templates_dir)
+        writer = SummaryWriter(store, summaries, hub.append, renderer, settings.replay_page)
+        hub.commit_observers.append(writer.observe)
+        hub.supervisor.loop("session-summaries", writer.run)
+        app.state.summaries = summaries
+        app.state.channel_renderer = renderer
         app.state.hub = hub
         app.state.store = store
+        app.state.disconnector = disconnector
+        app.state.webhooks = webhook_store
+        app.state.dispatcher = dispatcher
         if settings.dev_mode:
             log.warning(
                 "DEV MODE: the hub is OPEN; anyone can connect and act as any role without a token. "
@@ -110,13 +145,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await disconnector.stop()
             await hub.drain()
             await hub.stop()
+            await dispatcher.sender.close()
             await store.close()
             if embedded is not None:
                 embedded.stop()
 
-    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *stream.routes, *_extra_routes()]
+    routes = [
+        *ops.routes,
+        *sessions.routes,
+        *publish.routes,
+        *webhooks.routes,
+        *announce.routes,
+        *ws.routes,
+        *stream.routes,
+        *_extra_routes(),
+    ]
     app = Starlette(
         routes=[*routes, openapi_route, asyncapi_route],
         middleware=[Middleware(ErrorBoundary, unreachable=DEPENDENCY_ERRORS)],
@@ -127,4 +173,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.http_limits = HttpLimits(settings)
     app.state.auth = Authenticator(settings)
+    app.state.publish_limiter = PublishLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     return app

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     http_account_rate_burst: int = _env("HUB_HTTP_ACCOUNT_RATE_BURST", 3000, ge=1, le=_BIG)
     http_expensive_cost: float = _env("HUB_HTTP_EXPENSIVE_COST", 20.0, ge=0, le=_BIG)
 
+    # webhooks (hub/webhooks/) and the post-session summary's templates (hub/channel_templates.py)
+    webhook_retry_base: Seconds = _env("HUB_WEBHOOK_RETRY_BASE", 5.0, gt=0, le=_HOUR)
+    webhook_max_attempts: int = _env("HUB_WEBHOOK_MAX_ATTEMPTS", 8, ge=1, le=100)
+    webhook_timeout: Seconds = _env("HUB_WEBHOOK_TIMEOUT", 10.0, gt=0, le=300)
+    webhook_lease: Seconds = _env("HUB_WEBHOOK_LEASE", 30.0, ge=3, le=_HOUR)
+    webhook_allow_private: bool = _env("HUB_WEBHOOK_ALLOW_PRIVATE", False)
+    templates_dir: str = _env("HUB_TEMPLATES_DIR", "")
+
     @field_validator("secret_pairs", "allowed_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
@@ -164,6 +172,9 @@ class Settings(BaseSettings):
             self.account_rate_burst = 20 * self.rate_limit_burst
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("HUB_DB_POOL_MIN must not exceed HUB_DB_POOL_MAX")
+        if self.webhook_lease < self.webhook_timeout + 2:
+            # An attempt must end before its lease can expire (hub/webhooks/dispatcher.py).
+            raise ValueError("HUB_WEBHOOK_LEASE must exceed HUB_WEBHOOK_TIMEOUT by at least 2 seconds")
         return self
 
     @classmethod

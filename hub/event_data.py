@@ -138,6 +138,20 @@ class Feedback(EventData):
     comment: Annotated[str, MaxLen(2000)] | None = None
 
 
+class SessionSummary(EventData):
+    """Written by the hub only (hub/end_summary.py) after a session completed: its
+    multi-channel summary, rendered from its own log (docs/integration.md)."""
+
+    quality_score: Annotated[Finite, Interval(ge=1, le=5)] | None = Field(
+        None, description="HRV quality table"
+    )
+    quality_action: str
+    email: dict[str, str] = Field(description="subject, html, text")
+    web: dict[str, str] = Field(description="title, content, slug, seo_description")
+    social: dict[str, Any] = Field(description="twitter, linkedin, facebook: content and hashtags")
+    metrics: dict[str, Any]
+
+
 DATA_MODELS: dict[str, Any] = {
     "session_started": SessionStarted,
     "session_paused": SessionPaused,
@@ -157,6 +171,7 @@ DATA_MODELS: dict[str, Any] = {
     "session_update": SessionUpdate,
     "note": Note,
     "feedback": Feedback,
+    "session_summary": SessionSummary,
 }
 
 

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .attendance import Attendance
@@ -79,6 +80,8 @@ class Hub:
             settings, store, presence, self.rooms, reader, self.attendance, self.metrics
         )
         self.inbound = Inbound(settings, self.committer, self.metrics, self.tokens)
+        # Told of every event this process stores (session pk, type); must not block or raise.
+        self.commit_observers: list[Callable[[int, str], None]] = []
         # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
 
@@ -183,6 +186,8 @@ class Hub:
             self.metrics.events_in.labels(request.type).inc()
             if self.records is not None and request.type in PROJECTED_TYPES:
                 self.records.notify(request.session_pk)
+            for observer in self.commit_observers:
+                observer(request.session_pk, request.type)
         if room is not None:
             room.deliver(result.seq, text)
         # Duplicates are published again: the first attempt may have died before publishing.

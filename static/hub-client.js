@@ -73,6 +73,7 @@ export const CLOSE_NAMES = /** @type {Record<number, string>} */ ({
   3507: "too_many_errors",
   3508: "rate_limited",
   3509: "too_many_connections",
+  3510: "disconnected",
   4000: "dropped_by_client",
 });
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from annotated_types import Interval, Len, MaxLen
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
+from starlette.requests import Request
 from starlette.routing import Route
 
 from hub.records.channel_summary import CHANNELS, QUALITY_TABLE, quality, render
@@ -154,10 +155,11 @@ class ChannelSummary(BaseModel):
     ChannelSummary,
     touches_store=False,
 )
-async def session_summary(body: SummaryRequest) -> dict[str, Any]:
+async def session_summary(request: Request, body: SummaryRequest) -> dict[str, Any]:
     data = body.session_data()
     score, action = quality(data.get("average_hrv_improvement"))
-    content = render(data, body.channels)
+    # The operator's templates (HUB_TEMPLATES_DIR), as for the summary of a completed session.
+    content = render(data, body.channels, request.app.state.channel_renderer)
     response: dict[str, Any] = {
         "status": "published" if body.publish_immediately else "preview",
         "content_id": str(uuid.uuid4()),

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.routing import Route
 
+from hub.event_data import SessionSummary
 from hub.lifecycle import TERMINAL_STATUSES
 from hub.records.projector import facts
 from hub.records.summaries import indicator_checks, render
@@ -36,6 +37,9 @@ class CurrentSummary(BaseModel):
     session_id: str
     latest: SummaryRow | None = Field(description="the latest stored summary")
     current: Rendered = Field(description="rendered now from the log and the record")
+    channels: SessionSummary | None = Field(
+        None, description="the multi-channel summary written when the session completed (null before)"
+    )
 
 
 class IndicatorCheck(BaseModel):
@@ -95,6 +99,8 @@ async def current_summary(request: Request, record: SessionRecord) -> dict[str, 
         "session_id": record.session_id,
         "latest": row_json(latest) if latest else None,
         "current": {"summary_text": text, "next_plan_text": plan, "outline": outline},
+        # The multi-channel summary written when the session completed (hub/end_summary.py).
+        "channels": await request.app.state.summaries.latest(record.pk),
     }
 
 
