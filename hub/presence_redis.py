@@ -1,15 +1,23 @@
 """Presence in Redis, shared by every hub process (keeps the promises of `hub.presence`).
 
-Per room, three keys (all under the deployment's key prefix):
+Per room, three keys (all under the deployment's key prefix), sharing the hash tag
+`{<room>}` so that Redis Cluster keeps them on one slot and every script below touches
+one slot only:
 
-- `<p>presence:<room>:conns`: sorted set of `member_key \\x1f node_id \\x1f conn_id`
+- `<p>presence:{<room>}:conns`: sorted set of `member_key \\x1f node_id \\x1f conn_id`
   (connection ids are only unique within a process), scored by the
   time (Redis server clock, ms) at which the connection's entry expires;
-- `<p>presence:<room>:counts`: hash member_key → live connection count;
-- `<p>presence:<room>:info`: hash member_key → the member's info (JSON).
+- `<p>presence:{<room>}:counts`: hash member_key → live connection count;
+- `<p>presence:{<room>}:info`: hash member_key → the member's info (JSON).
 
-and `<p>presence-rooms`, the set of rooms holding any entry, so that a room whose only
-process died is still reaped by the others (they do not serve it, so would not know it).
+and `<p>presence-room-index`, every room some process registered entries in, so that a
+room whose only process died is still reaped by the others (they do not serve it, so
+would not know it). The index lives on a slot of its own, so no script can keep it in
+step with the rooms atomically; instead a process enters a room in the index *before*
+its first entry there, enters all its rooms again at every refresh, and an index entry
+is dropped only once nobody entered it for the rooms' key TTL, when the room's keys have
+expired. So the index may list an empty room for a while (`rooms` filters those out)
+but never misses one holding an entry.
 
 User slots (the per-user connection limit): per account and user one sorted set,
 `<p>presence-user:<len(account)>:<account>:<user>` (the length keeps every pair apart
@@ -19,8 +27,10 @@ process's slots need no reaper: they stop counting once expired.
 
 Every change runs as one Lua script, so `add` answers True to exactly one connection
 however many processes race, `remove` and `reap` likewise, and the three keys never
-disagree. (The scripts touch keys of several slots: a single Redis or a primary with
-replicas, not Redis Cluster.) Expiry uses the Redis server's clock, so hub hosts need no synchronised clocks.
+disagree. With `cluster=True` the client is redis-py's `RedisCluster` (scripts and
+pipelines routed by slot, MOVED/ASK and failovers followed); the key layout is the same
+on a single Redis. Expiry uses the Redis server's clock, so hub hosts need no
+synchronised clocks (the index uses its own node's clock, only against itself).
 
 Liveness: an entry lives `ttl * 2/3` past its last refresh and the hub refreshes (and
 reaps) every `ttl / 3`; a dead process's members are therefore reaped at most `ttl`
@@ -36,6 +46,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -45,7 +56,7 @@ log = logging.getLogger("hub.presence")
 
 SEP = "\x1f"
 
-# KEYS: conns, counts, info, rooms. ARGV: field, member_key, info json, life ms, key ttl ms, room
+# KEYS: conns, counts, info. ARGV: field, member_key, info json, life ms, key ttl ms
 _ADD = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -57,16 +68,13 @@ if added == 1 then
     first = 1
   end
 end
-redis.call('SADD', KEYS[4], ARGV[6])
--- The room list too: it outlives no process that keeps refreshing it.
-for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return first
 """
 
-# KEYS: conns, counts, info, rooms. ARGV: field, member_key, room
+# KEYS: conns, counts, info. ARGV: field, member_key
 _REMOVE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[3]) end
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('HDEL', KEYS[3], ARGV[2])
@@ -75,27 +83,25 @@ end
 return 0
 """
 
-# KEYS: conns, counts, info, rooms. ARGV: life ms, key ttl ms, room, then (field, member_key, info)*
+# KEYS: conns, counts, info. ARGV: life ms, key ttl ms, then (field, member_key, info)*
 # Extends this process's entries; one that was reaped meanwhile (the process stalled
 # past its TTL) is registered again, since its connection is in fact alive.
 _REFRESH = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local expires = now + ARGV[1]
-for i = 4, #ARGV, 3 do
+for i = 3, #ARGV, 3 do
   if redis.call('ZADD', KEYS[1], expires, ARGV[i]) == 1 then
     if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
       redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
     end
   end
 end
-redis.call('SADD', KEYS[4], ARGV[3])
-for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return 0
 """
 
-# KEYS: conns, counts, info, rooms. ARGV: room.
-# Returns the info of every member whose last entry expired.
+# KEYS: conns, counts, info. Returns the info of every member whose last entry expired.
 _REAP = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -111,10 +117,26 @@ for _, field in ipairs(expired) do
     if info then table.insert(gone, info) end
   end
 end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
 return gone
 """
 
+# KEYS: index. ARGV: key ttl ms, then rooms. Enters the rooms, stamped with this node's clock (s).
+_ENTER_ROOMS = """
+local now = tonumber(redis.call('TIME')[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 0
+"""
+
+# KEYS: index. ARGV: key ttl ms. Drops rooms nobody entered for that long (their keys have
+# expired by then), answers the rest.
+_INDEXED_ROOMS = """
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - math.ceil(ARGV[1] / 1000) - 1)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+# User slots need no hash tag: each script touches one user's key only.
 # KEYS: slots. ARGV: field, limit, life ms, key ttl ms. 1: admitted, 0: the user is full.
 # A field already present is admitted again (a retried claim must not count twice).
 _CLAIM = """
@@ -145,14 +167,20 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisPresence:
-    def __init__(self, url: str, prefix: str = "hub:", node_id: str = "", ttl: float = 15.0):
+    def __init__(
+        self, url: str, prefix: str = "hub:", node_id: str = "", ttl: float = 15.0, cluster: bool = False
+    ):
         self.prefix = prefix
         self.node_id = node_id
         self.ttl = ttl
         self._life_ms = max(int(ttl * 1000 * 2 / 3), 1)
         self._key_ttl_ms = int(ttl * 4000)
-        self._rooms_key = f"{prefix}presence-rooms"  # rooms holding any entry
-        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        self._index_key = f"{prefix}presence-room-index"
+        self._client: Any = (RedisCluster if cluster else aioredis.Redis).from_url(
+            url, socket_connect_timeout=2.0, socket_timeout=5.0
+        )
+        self._enter_rooms = self._client.register_script(_ENTER_ROOMS)
+        self._indexed_rooms = self._client.register_script(_INDEXED_ROOMS)
         self._add = self._client.register_script(_ADD)
         self._remove = self._client.register_script(_REMOVE)
         self._refresh = self._client.register_script(_REFRESH)
@@ -183,15 +211,24 @@ class RedisPresence:
         return f"{member_key}{SEP}{self.node_id}{SEP}{conn_id}"
 
     def _keys(self, room: str) -> list[str]:
-        base = f"{self.prefix}presence:{room}:"
-        return [base + "conns", base + "counts", base + "info", self._rooms_key]
+        base = f"{self.prefix}presence:{{{room}}}:"
+        return [base + "conns", base + "counts", base + "info"]
+
+    @staticmethod
+    def _queue(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
+        """A script in a pipeline, sent whole: EVALSHA in a pipeline fails on a node that
+        has not cached the script yet (a replica promoted a moment ago)."""
+        pipe.eval(script.script, len(keys), *keys, *args)
 
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
         field = self._field(member_key, conn_id)
         encoded = orjson.dumps(info).decode()
-        self._mine.setdefault(room, {})[field] = (member_key, encoded)
-        args: list[Any] = [field, member_key, encoded, self._life_ms, self._key_ttl_ms, room]
         try:
+            if room not in self._mine:
+                # Indexed before the first entry (see the module doc); later, by refresh.
+                await self._retry(self._enter_rooms, keys=[self._index_key], args=[self._key_ttl_ms, room])
+            self._mine.setdefault(room, {})[field] = (member_key, encoded)
+            args: list[Any] = [field, member_key, encoded, self._life_ms, self._key_ttl_ms]
             return bool(await self._retry(self._add, keys=self._keys(room), args=args))
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
@@ -205,7 +242,7 @@ class RedisPresence:
                 if not mine:
                     del self._mine[room]
             try:
-                args = [field, member_key, room]
+                args = [field, member_key]
                 return bool(await self._retry(self._remove, keys=self._keys(room), args=args))
             except (RedisError, OSError) as exc:
                 raise PresenceUnavailable(str(exc)) from exc
@@ -257,15 +294,16 @@ class RedisPresence:
         slots = {key: sorted(fields) for key, fields in self._my_slots.items()}
         try:
             async with self._entries_lock, self._client.pipeline(transaction=False) as pipe:
+                if self._mine:
+                    rooms = [self._key_ttl_ms, *self._mine]
+                    self._queue(pipe, self._enter_rooms, [self._index_key], rooms)
                 for room, entries in list(self._mine.items()):
-                    args: list[Any] = [self._life_ms, self._key_ttl_ms, room]
+                    args: list[Any] = [self._life_ms, self._key_ttl_ms]
                     for field, (member_key, info) in entries.items():
                         args.extend((field, member_key, info))
-                    await self._refresh(keys=self._keys(room), args=args, client=pipe)
+                    self._queue(pipe, self._refresh, self._keys(room), args)
                 for key, fields in slots.items():
-                    await self._refresh_slots(
-                        keys=[key], args=[self._life_ms, self._key_ttl_ms, *fields], client=pipe
-                    )
+                    self._queue(pipe, self._refresh_slots, [key], [self._life_ms, self._key_ttl_ms, *fields])
                 await pipe.execute()
             # A slot released while the pipeline was in flight may have been written back
             # by it: remove it again, or the user would stay a connection short until it expired.
@@ -285,13 +323,21 @@ class RedisPresence:
 
     async def rooms(self) -> list[str]:
         try:
-            return [_text(room) for room in await self._retry(self._client.smembers, self._rooms_key)]
+            indexed = await self._retry(self._indexed_rooms, keys=[self._index_key], args=[self._key_ttl_ms])
+            rooms = [_text(room) for room in indexed]
+            if not rooms:
+                return []
+            async with self._client.pipeline(transaction=False) as pipe:
+                for room in rooms:
+                    pipe.zcard(self._keys(room)[0])
+                sizes = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
+        return [room for room, size in zip(rooms, sizes, strict=True) if size]
 
     async def reap(self, room: str) -> list[dict[str, Any]]:
         try:
-            gone = await self._retry(self._reap, keys=self._keys(room), args=[room])
+            gone = await self._retry(self._reap, keys=self._keys(room))
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
         if gone:

@@ -20,19 +20,22 @@ from hub.presence_redis import RedisPresence
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def processes(request: Any) -> AsyncIterator[Callable[..., Any]]:
     made: list[Any] = []
     shared = MemoryPresence()
+    cluster = request.param == "redis-cluster"
+    url = (
+        request.getfixturevalue("redis_cluster_url" if cluster else "redis_base")
+        if request.param != "memory"
+        else ""
+    )
 
     def make(node: str = "n", ttl: float = 15.0) -> Any:
         if request.param == "memory":
             return shared
         presence = RedisPresence(
-            request.getfixturevalue("redis_base"),
-            prefix=request.getfixturevalue("redis_prefix"),
-            node_id=node,
-            ttl=ttl,
+            url, prefix=request.getfixturevalue("redis_prefix"), node_id=node, ttl=ttl, cluster=cluster
         )
         made.append(presence)
         return presence
@@ -80,7 +83,7 @@ async def test_racing_joins_and_leaves_yield_one_true_each(processes):
 
 
 # Only where processes can die apart from each other: one process never outlives itself.
-@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
 async def test_entries_of_a_process_that_stops_refreshing_are_reaped_once(processes):
     dead, live, other = processes("dead", ttl=0.6), processes("live", ttl=0.6), processes("o", ttl=0.6)
     await dead.add("1", "bob", "c1", info("bob"))
@@ -184,7 +187,7 @@ async def test_a_slot_released_during_a_refresh_stays_released(processes):
         await b.release_user_slot("acme", "bob", f"b{i}")
 
 
-@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
 async def test_user_slots_of_a_process_that_stops_refreshing_expire(processes):
     dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
     assert await dead.claim_user_slot("acme", "bob", "c1", 3) is True
