@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import statistics
@@ -40,6 +39,7 @@ from typing import Any
 
 import asyncpg
 import redis
+from node_deps import ensure_node_deps
 from websockets.asyncio.client import connect
 
 BENCH = Path(__file__).resolve().parent
@@ -237,7 +237,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             node = (k // len(sessions)) % 2
             group = "local" if node == s % 2 else "remote"  # the instructor of session s is on s % 2
             urls.append([cluster.ws(node, sessions[s], "observer", f"sub{k}"), per_session[s], group])
-        node_bin = shutil.which("node") or "node"
+        node_bin = ensure_node_deps()
         load = await asyncio.create_subprocess_exec(
             node_bin,
             str(BENCH / "load" / "cluster_subscribers.js"),
@@ -292,6 +292,7 @@ def report(result: dict[str, Any]) -> None:
 
 
 async def amain(args: argparse.Namespace) -> int:
+    ensure_node_deps()  # before any process starts: a fresh clone has no bench/node_modules
     results = []
     for run in range(args.runs):
         log(

@@ -50,7 +50,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node_deps import ensure_node_deps
 from websockets.asyncio.client import connect
 
 BENCH = Path(__file__).resolve().parent
@@ -159,18 +159,6 @@ def peer_event(room: str, n: int) -> dict[str, Any]:
         "actor": {"user_id": "bench-pub", "name": "bench-pub", "role": "instructor"},
         "data": {"message": MESSAGE, "n": n},
     }
-
-
-def ensure_node_deps() -> None:
-    if (BENCH / "node_modules" / "ws").is_dir() and (BENCH / "node_modules" / "socket.io").is_dir():
-        return
-    npm = shutil.which("npm")
-    if not npm:
-        raise SystemExit("npm not found: install Node.js 18+ (node and npm) to run the benchmark")
-    has_lock = (BENCH / "package-lock.json").exists()
-    cmd = [npm, "ci" if has_lock else "install", "--prefix", str(BENCH), "--no-audit", "--no-fund"]
-    log(f"installing node dependencies: {' '.join(cmd)}")
-    subprocess.run(cmd, check=True, timeout=300, cwd=BENCH)
 
 
 # -------------------------------------------------------------------------- servers

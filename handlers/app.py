@@ -9,7 +9,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,7 +27,6 @@ from . import announce, ops, sessions, ws
 from .auth import Authenticator
 from .errors import ApiError, error_response
 from .openapi import openapi_route
-from .raw_send import ExposeRawSend
 
 log = logging.getLogger("hub")
 
@@ -127,7 +125,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes(), openapi_route]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(ExposeRawSend)],
         lifespan=lifespan,
         exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
     )

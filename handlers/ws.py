@@ -6,69 +6,24 @@ close code (a refused handshake only shows an HTTP 403 to browsers).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.protocol import State
 
 from hub.close_codes import CloseCode, reason
 from hub.connection import Connection, Principal, TokenBucket
 from hub.events import error_message
 from hub.service import Hub
 from hub.store import SessionRecord
-from hub.wire import WireMessage
 
 from .auth import AuthError, can_open, websocket_token
-from .raw_send import RAW_SEND_KEY
+from .uvicorn_transport import open_transport
 
 log = logging.getLogger("hub.ws")
 
 CONNECT_ROLES = ("participant", "instructor", "observer")
-
-
-class StarletteTransport:
-    """Writes a member's frames: straight onto the server's socket when it can take them
-    now (the fan-out hot path), otherwise through ASGI, which waits for the socket."""
-
-    def __init__(self, websocket: WebSocket):
-        self._send = websocket._send  # skip Starlette's per-frame state checks
-        self._protocol = _server_protocol(websocket.scope.get(RAW_SEND_KEY))
-
-    def can_write_now(self) -> bool:
-        protocol = self._protocol
-        return not (
-            protocol is None
-            or not protocol.writable.is_set()  # paused: the peer is not reading
-            or protocol.close_sent
-            or protocol.conn.state is not State.OPEN
-            or protocol.transport.is_closing()
-        )
-
-    def write_frames(self, frames: list[bytes]) -> None:
-        self._protocol.transport.write(b"".join(frames))
-
-    async def send(self, message: WireMessage) -> None:
-        await self._send({"type": "websocket.send", "text": message.text})
-
-    async def close(self, code: int, reason: str) -> None:
-        try:
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
-        except Exception:
-            pass  # already closed by the peer
-
-
-def _server_protocol(raw_send: Any) -> Any:
-    """uvicorn's websockets-sansio protocol behind `raw_send`, if that is what serves us."""
-    protocol = getattr(raw_send, "__self__", None)
-    needed = ("transport", "writable", "close_sent", "conn")
-    if protocol is None or not all(hasattr(protocol, name) for name in needed):
-        return None
-    if not isinstance(protocol.writable, asyncio.Event) or not hasattr(protocol.conn, "state"):
-        return None
-    return protocol
 
 
 async def _refuse(websocket: WebSocket, session_id: str, code: CloseCode, error: str, message: str) -> None:
@@ -184,7 +139,7 @@ async def live_updates(websocket: WebSocket) -> None:
     try:
         principal, session, since = await _admit(websocket, hub, token)
         conn = Connection(
-            StarletteTransport(websocket),
+            open_transport(websocket),
             principal,
             session.session_id,
             settings.outbound_queue_size,

@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run the hub")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--port", type=int, default=os.environ.get("PORT", "8000"))
     serve.add_argument("--no-links", action="store_true", help="don't print the page links")
 
     token = commands.add_parser("token", help="print a signed token (uses HUB_SECRET)")
@@ -29,14 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from hub.config import ConfigError, Settings
 
     if args.command == "serve":
-        from handlers.server import serve as run
-
-        try:
-            run(args.host, args.port, links=not args.no_links)
-        except ConfigError as exc:  # one clear line instead of a traceback
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return 0
+        return _serve(args.host, args.port, links=not args.no_links)
 
     from handlers.auth import Authenticator, AuthError
 
@@ -59,6 +52,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     print(token_text)
+    return 0
+
+
+def _serve(host: str, port: int, links: bool) -> int:
+    """Exit status: 0 stopped, 2 did not start (one line on stderr says why), 130 Ctrl-C."""
+    from hub.config import ConfigError, Settings
+    from hub.logs import configure
+
+    try:
+        settings = Settings.from_env()
+        configure(settings.log_format)
+        from handlers.server import serve
+
+        serve(settings, host, port, links=links)
+    except ConfigError as exc:  # one clear line instead of a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: the server has drained and stopped (uvicorn re-raises the signal once it
+        # is done), or it came before the server started. Either way nothing is left to say.
+        return 130
     return 0
 
 

@@ -1,128 +1,174 @@
 """Settings, read once from the environment.
 
-Every limit the hub enforces lives here so that operators find them in one place;
-`docs/operations.md` lists them with their defaults.
+Every limit the hub enforces lives here so that operators find them in one place, each
+with the range it may take; `docs/operations.md` lists them with their defaults. A value
+outside its range, or one that does not parse, stops the hub at start with one line
+naming the variable (`ConfigError`), never later with a traceback.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else int(raw)
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else float(raw)
-
-
-def _bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    return raw.strip().lower() in ("1", "true", "yes", "on")
-
-
-def _list(name: str) -> list[str]:
-    raw = os.environ.get(name, "")
-    return [item.strip() for item in raw.split(",") if item.strip()]
+_MIB = 1024 * 1024
+_HOUR = 3600.0
+_BIG = 10_000_000  # "practically unlimited" for counts and rates, still a number that fits
 
 
 class ConfigError(Exception):
     """The environment does not describe a hub that may start."""
 
 
-@dataclass
-class Settings:
-    dev_mode: bool = False
-    secret_keys: dict[str, str] = field(default_factory=dict)
-    database_url: str | None = None
-    redis_url: str | None = None
-    redis_prefix: str = "hub:"
-    redis_sharded: bool = False
-    data_dir: str = ".hub-data"
-    node_id: str = ""
+def _env(name: str, default: Any, **limits: Any) -> Any:
+    """A field read from the environment variable `name` (the field's own name works
+    for direct construction, as in tests)."""
+    return Field(default, validation_alias=name, **limits)
+
+
+Seconds = float
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        case_sensitive=True,
+        env_ignore_empty=True,  # VAR= means the default, as it always has
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="forbid",
+    )
+
+    dev_mode: bool = _env("HUB_DEV", False)
+    secret_keys: dict[str, str] = Field(default_factory=dict)
+    secret: str = Field(default="", validation_alias="HUB_SECRET", repr=False, exclude=True)
+    # Rotation: HUB_SECRETS="kid1:secret1,kid2:secret2"
+    secret_pairs: CommaList = Field(
+        default_factory=list, validation_alias="HUB_SECRETS", repr=False, exclude=True
+    )
+    database_url: str | None = _env("DATABASE_URL", None)
+    redis_url: str | None = _env("REDIS_URL", None)
+    redis_prefix: str = _env("HUB_REDIS_PREFIX", "hub:", max_length=100)
+    redis_sharded: bool = _env("HUB_REDIS_SHARDED", False)
+    data_dir: str = _env("HUB_DATA_DIR", ".hub-data", min_length=1)
+    node_id: str = _env("HUB_NODE_ID", "", max_length=100)
+    log_format: Literal["auto", "json", "text"] = _env("HUB_LOG_FORMAT", "auto")
 
     # connections
-    idle_timeout: float = 75.0
-    heartbeat_interval: float = 30.0
-    outbound_queue_size: int = 2048
-    max_frame_bytes: int = 64 * 1024
-    max_errors_per_connection: int = 50
-    rate_limit_per_second: float = 100.0
-    rate_limit_burst: int = 200
-    rate_limit_strikes: int = 200
-    max_connections_per_user: int = 20
-    allowed_origins: list[str] = field(default_factory=list)
-    presence_grace: float = 2.0
-    presence_ttl: float = 15.0
-    room_linger: float = 5.0
-    gap_repair_delay: float = 0.02
+    idle_timeout: Seconds = _env("HUB_IDLE_TIMEOUT", 75.0, gt=0, le=_HOUR)
+    heartbeat_interval: Seconds = _env("HUB_HEARTBEAT_INTERVAL", 30.0, gt=0, le=_HOUR)
+    outbound_queue_size: int = _env("HUB_OUTBOUND_QUEUE", 2048, ge=1, le=1_000_000)
+    max_frame_bytes: int = _env("HUB_MAX_FRAME_BYTES", 64 * 1024, ge=1024, le=16 * _MIB)
+    max_errors_per_connection: int = _env("HUB_MAX_ERRORS", 50, ge=1, le=_BIG)
+    rate_limit_per_second: float = _env("HUB_RATE_LIMIT", 100.0, gt=0, le=_BIG)
+    rate_limit_burst: int = _env("HUB_RATE_BURST", 200, ge=1, le=_BIG)
+    rate_limit_strikes: int = _env("HUB_RATE_STRIKES", 200, ge=1, le=_BIG)
+    max_connections_per_user: int = _env("HUB_MAX_CONNECTIONS_PER_USER", 20, ge=1, le=1_000_000)
+    allowed_origins: CommaList = _env("HUB_ALLOWED_ORIGINS", [])
+    presence_grace: Seconds = _env("HUB_PRESENCE_GRACE", 2.0, ge=0, le=_HOUR)
+    presence_ttl: Seconds = _env("HUB_PRESENCE_TTL", 15.0, ge=1, le=_HOUR)
+    room_linger: Seconds = _env("HUB_ROOM_LINGER", 5.0, ge=0, le=_HOUR)
+    gap_repair_delay: Seconds = _env("HUB_GAP_REPAIR_DELAY", 0.02, ge=0, le=10)
+
+    # transport: sockets before and after the WebSocket handshake (handlers/uvicorn_*.py)
+    max_connections: int = _env("HUB_MAX_CONNECTIONS", 4096, ge=16, le=1_000_000)
+    request_timeout: Seconds = _env("HUB_REQUEST_TIMEOUT", 10.0, gt=0, le=300)
+    keepalive_timeout: Seconds = _env("HUB_KEEPALIVE_TIMEOUT", 5.0, gt=0, le=300)
+    close_grace: Seconds = _env("HUB_CLOSE_GRACE", 2.0, gt=0, le=60)
 
     # storage
-    commit_batch_max: int = 512
-    commit_queue_max: int = 10_000
-    db_pool_min: int = 2
-    db_pool_max: int = 10
-    replay_page: int = 1000
+    commit_batch_max: int = _env("HUB_COMMIT_BATCH", 512, ge=1, le=100_000)
+    commit_queue_max: int = _env("HUB_COMMIT_QUEUE", 10_000, ge=1, le=_BIG)
+    db_pool_min: int = _env("HUB_DB_POOL_MIN", 2, ge=1, le=1000)
+    db_pool_max: int = _env("HUB_DB_POOL_MAX", 10, ge=1, le=1000)
+    replay_page: int = Field(default=1000, ge=1, le=100_000)
 
     # http
-    max_body_bytes: int = 1024 * 1024
-    default_max_participants: int = 100
-    drain_timeout: float = 10.0
+    max_body_bytes: int = _env("HUB_MAX_BODY_BYTES", _MIB, ge=1024, le=1024 * _MIB)
+    default_max_participants: int = _env("HUB_DEFAULT_MAX_PARTICIPANTS", 100, ge=1, le=1000)
+    drain_timeout: Seconds = _env("HUB_DRAIN_TIMEOUT", 10.0, ge=0, le=_HOUR)
+
+    @field_validator("secret_pairs", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("database_url", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_dsn(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL, or unset for the embedded PostgreSQL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL, or unset")
+        return value
+
+    @field_validator("node_id", "redis_prefix")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if any(c in value for c in "\r\n\x00"):
+            raise ValueError("must not contain a newline or NUL")
+        return value
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        if not self.secret_keys:
+            keys: dict[str, str] = {"default": self.secret} if self.secret else {}
+            for pair in self.secret_pairs:
+                kid, _, value = pair.partition(":")
+                if not kid or not value:
+                    raise ValueError("HUB_SECRETS: every entry must be kid:secret")
+                keys[kid] = value
+            self.secret_keys = keys
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("HUB_DB_POOL_MIN must not exceed HUB_DB_POOL_MAX")
+        return self
 
     @classmethod
     def from_env(cls) -> Settings:
-        keys: dict[str, str] = {}
-        secret = os.environ.get("HUB_SECRET", "")
-        if secret:
-            keys["default"] = secret
-        # Rotation: HUB_SECRETS="kid1:secret1,kid2:secret2"
-        for pair in _list("HUB_SECRETS"):
-            kid, _, value = pair.partition(":")
-            if kid and value:
-                keys[kid] = value
-        settings = cls(
-            dev_mode=_bool("HUB_DEV"),
-            secret_keys=keys,
-            database_url=os.environ.get("DATABASE_URL") or None,
-            redis_url=os.environ.get("REDIS_URL") or None,
-            redis_prefix=os.environ.get("HUB_REDIS_PREFIX", "hub:"),
-            redis_sharded=_bool("HUB_REDIS_SHARDED"),
-            data_dir=os.environ.get("HUB_DATA_DIR", ".hub-data"),
-            node_id=os.environ.get("HUB_NODE_ID", ""),
-            idle_timeout=_float("HUB_IDLE_TIMEOUT", 75.0),
-            heartbeat_interval=_float("HUB_HEARTBEAT_INTERVAL", 30.0),
-            outbound_queue_size=_int("HUB_OUTBOUND_QUEUE", 2048),
-            max_frame_bytes=_int("HUB_MAX_FRAME_BYTES", 64 * 1024),
-            max_errors_per_connection=_int("HUB_MAX_ERRORS", 50),
-            rate_limit_per_second=_float("HUB_RATE_LIMIT", 100.0),
-            rate_limit_burst=_int("HUB_RATE_BURST", 200),
-            rate_limit_strikes=_int("HUB_RATE_STRIKES", 200),
-            max_connections_per_user=_int("HUB_MAX_CONNECTIONS_PER_USER", 20),
-            allowed_origins=_list("HUB_ALLOWED_ORIGINS"),
-            presence_grace=_float("HUB_PRESENCE_GRACE", 2.0),
-            presence_ttl=_float("HUB_PRESENCE_TTL", 15.0),
-            room_linger=_float("HUB_ROOM_LINGER", 5.0),
-            gap_repair_delay=_float("HUB_GAP_REPAIR_DELAY", 0.02),
-            commit_batch_max=_int("HUB_COMMIT_BATCH", 512),
-            commit_queue_max=_int("HUB_COMMIT_QUEUE", 10_000),
-            db_pool_min=_int("HUB_DB_POOL_MIN", 2),
-            db_pool_max=_int("HUB_DB_POOL_MAX", 10),
-            max_body_bytes=_int("HUB_MAX_BODY_BYTES", 1024 * 1024),
-            default_max_participants=_int("HUB_DEFAULT_MAX_PARTICIPANTS", 100),
-            drain_timeout=_float("HUB_DRAIN_TIMEOUT", 10.0),
-        )
+        """The settings in the environment, or ConfigError with one line saying which
+        variable is wrong and why."""
+        try:
+            settings = cls()
+        except ValidationError as exc:
+            raise ConfigError(_one_line(exc)) from None
         settings.validate()
         return settings
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # type: ignore[override]  # pydantic's classmethod is deprecated
         if not self.dev_mode and not self.secret_keys:
             raise ConfigError(
                 "HUB_SECRET is not set: the hub refuses to start without a signing secret "
                 "outside dev mode (set HUB_SECRET, or HUB_DEV=1 for an open development hub)"
             )
+
+
+_HIDDEN = {"HUB_SECRET", "HUB_SECRETS", "DATABASE_URL", "REDIS_URL"}  # may carry passwords
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        message = message[:1].lower() + message[1:]
+        if not where:  # a rule across variables names them itself
+            problems.append(message)
+        elif where in _HIDDEN or not isinstance(error.get("input"), str | int | float):
+            problems.append(f"{where}: {message}")
+        else:
+            problems.append(f"{where}={error['input']!r}: {message}")
+    return "; ".join(problems)

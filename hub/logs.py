@@ -1,14 +1,27 @@
-"""Structured logs: one JSON object a line, with whatever `extra` a call site gave."""
+"""Logs: one event a line, with whatever `extra` a call site gave.
+
+Two renderings of the same record: JSON objects for machines (the default when stderr is
+not a terminal, or with `HUB_LOG_FORMAT=json`) and a readable line for a person at a
+terminal (`HUB_LOG_FORMAT=text`, or a terminal by default):
+
+    14:02:07.120 INFO  hub  hub ready  node_id=a1b2 database=embedded broker=in-process
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any, TextIO
 
 import orjson
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+
+def extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a call site added with `extra=`."""
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,17 +32,53 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        entry.update(extras(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+_COLOURS = {"DEBUG": "2", "INFO": "32", "WARNING": "33", "ERROR": "31", "CRITICAL": "1;31"}
+
+
+class TextFormatter(logging.Formatter):
+    """Local time, level, logger, message, then key=value pairs; a traceback below."""
+
+    def __init__(self, colour: bool = False):
+        super().__init__()
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        level = f"{record.levelname:<5}"
+        if self.colour:
+            level = f"\x1b[{_COLOURS.get(record.levelname, '0')}m{level}\x1b[0m"
+        line = f"{when} {level} {record.name}  {record.getMessage()}"
+        pairs = " ".join(f"{key}={_value(value)}" for key, value in extras(record).items())
+        if pairs:
+            line += "  " + pairs
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _value(value: object) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return repr(text) if (not text or " " in text or "=" in text) and isinstance(value, str) else text
+
+
+def wants_text(log_format: str, stream: TextIO) -> bool:
+    if log_format == "auto":
+        return stream.isatty()
+    return log_format == "text"
+
+
+def configure(log_format: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Route every logger (uvicorn's too) to one handler on stderr in the chosen format."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    text = wants_text(log_format, stream)
+    handler.setFormatter(TextFormatter(colour=stream.isatty()) if text else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

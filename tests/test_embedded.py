@@ -17,6 +17,7 @@ async def test_embedded_postgres_keeps_sessions_and_events_across_restarts(tmp_p
         ack = await instructor.request("technique_changed", {"technique": "Box Breathing"})
         await instructor.close()
         assert (tmp_path / "postgres" / "PG_VERSION").exists()
+        assert '"logger":"pgserver"' not in hub.logs()  # initdb/pg_ctl output only on failure
 
         hub.restart()
         record = (await api(hub, "GET", f"/api/v2/session/{session_id}")).json()

@@ -1,0 +1,344 @@
+"""The hub on uvicorn: the one module that knows uvicorn's WebSocket protocol objects.
+
+`python -m hub serve` runs uvicorn with the protocol classes made here
+(`server_config`). The WebSocket one is uvicorn's websockets-sansio protocol with:
+
+- **the fan-out fast path**: the protocol puts itself in the connection's scope
+  (`scope["extensions"]["hub.transport"]`), and `open_transport()` gives the endpoint a
+  transport that writes a room's ready-made frames straight onto the socket when it
+  can take them (no ASGI round trip per member). Under any other server the endpoint
+  gets plain ASGI sends and the hub says so (log line, `hub_fast_path_active 0`,
+  `hub_websocket_transports_total{kind="asgi"}`);
+- **pongs only while the peer reads**: uvicorn writes a pong for every ping, whether or
+  not the peer reads them, so a client that pings and never reads grows the hub's
+  buffer without bound. Here a pong is written only while the socket is writable (only
+  the latest is owed, as RFC 6455 §5.5.3 allows), and pings count against the
+  connection's rate limit (`HUB_RATE_LIMIT` / `HUB_RATE_BURST`): beyond it the socket
+  is closed with 3508 `rate_limited`;
+- **a closed peer costs nothing after `HUB_CLOSE_GRACE`**: once the hub has sent a close
+  frame (any code, also 1009 for an oversize frame and 1011 for a ping timeout) it reads
+  at most `CLOSING_READ_BUDGET` more bytes while waiting for the peer's close, then stops
+  reading, and aborts the socket when the grace is over. A parser failure (1009, 1007)
+  half-closes instead of closing, so that the close frame reaches the peer before the
+  unread rest of its frame would make the kernel answer with a TCP reset.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import uvicorn
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+from starlette.websockets import WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+from hub.close_codes import CloseCode, reason
+from hub.config import Settings
+from hub.connection import Transport
+from hub.wire import WireMessage
+
+from .uvicorn_http import ConnectionGuard, GuardedHttpProtocol, socket_cap
+
+log = logging.getLogger("hub.transport")
+
+SCOPE_KEY = "hub.transport"
+CLOSING_READ_BUDGET = 64 * 1024  # bytes read after our close frame, looking for the peer's
+PING_INTERVAL = PING_TIMEOUT = 20.0  # uvicorn's keepalive pings: a dead peer goes in ≤ 40 s
+_PONG = b"\x8a"  # first byte of a serialized pong frame (FIN, opcode 0xA)
+
+
+class TransportStats(Collector):
+    """What the transport did, exported with the hub's metrics once the server runs."""
+
+    def __init__(self) -> None:
+        self.fast_path_active = False
+        self.transports: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.open_sockets: Callable[[], int] = lambda: 0
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] += 1
+
+    def collect(self) -> Iterable[Any]:
+        yield GaugeMetricFamily(
+            "hub_fast_path_active",
+            "1 when WebSocket frames are written straight onto uvicorn's socket",
+            value=1 if self.fast_path_active else 0,
+        )
+        yield GaugeMetricFamily(
+            "hub_open_sockets", "Open TCP connections, HTTP and WebSocket", value=self.open_sockets()
+        )
+        kinds = CounterMetricFamily(
+            "hub_websocket_transports", "WebSocket connections by transport", labels=["kind"]
+        )
+        for kind in ("fast", "asgi"):
+            kinds.add_metric([kind], self.transports[kind])
+        yield kinds
+        dropped = CounterMetricFamily(
+            "hub_sockets_dropped", "Sockets the hub aborted, by reason", labels=["reason"]
+        )
+        for why, count in sorted(self.dropped.items()):
+            dropped.add_metric([why], count)
+        yield dropped
+
+    def attach(self, registry: CollectorRegistry, open_sockets: Callable[[], int]) -> None:
+        self.open_sockets = open_sockets
+        registry.register(self)
+
+
+stats = TransportStats()  # one server per process; the endpoint counts into it too
+
+
+class HubWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol, bounded for peers that misbehave.
+
+    The limits are class attributes set on a subclass made per server (`server_config`)."""
+
+    close_grace: float = 2.0
+    ping_rate: float = 100.0
+    ping_burst: float = 200.0
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._ping_tokens = self.ping_burst
+        self._ping_checked = self.loop.time()
+        self._owed_pong: bytes | None = None
+        self._closing = False
+        self._read_since_close = 0
+
+    # -- the fast path: the endpoint finds this protocol in its scope
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if self.response.status_code == 101:
+            self.scope["extensions"][SCOPE_KEY] = self  # type: ignore[index,assignment]
+
+    def can_write_now(self) -> bool:
+        return (
+            self.writable.is_set()  # else paused: the peer is not reading
+            and not self.close_sent
+            and self.conn.state is State.OPEN
+            and not self.transport.is_closing()
+        )
+
+    # -- pings
+
+    def handle_ping(self) -> None:
+        frames = self.conn.data_to_send()  # websockets queued a pong for each ping
+        pongs = [frame for frame in frames if frame[:1] == _PONG]
+        other = [frame for frame in frames if frame[:1] != _PONG]
+        if other:
+            self.transport.write(b"".join(other))
+        if not self._take_ping():
+            stats.drop("ping_flood")
+            self.close_now(CloseCode.RATE_LIMITED, reason(CloseCode.RATE_LIMITED))
+            return
+        if not pongs or self._closing:
+            return
+        if self.writable.is_set():
+            self.transport.write(pongs[-1])
+        else:  # answered once the peer reads again; older pings need no answer
+            self._owed_pong = pongs[-1]
+
+    def _take_ping(self) -> bool:
+        now = self.loop.time()
+        refill = (now - self._ping_checked) * self.ping_rate
+        self._ping_tokens = min(self.ping_burst, self._ping_tokens + refill)
+        self._ping_checked = now
+        if self._ping_tokens < 1:
+            return False
+        self._ping_tokens -= 1
+        return True
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        owed, self._owed_pong = self._owed_pong, None
+        if owed is not None and not self._closing and not self.transport.is_closing():
+            self.transport.write(owed)
+
+    # -- closing: a bounded read for the peer's close, then the socket goes
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.close" and self.handshake_complete and not self.close_sent:
+            if self.initial_response is None:
+                # Not behind `writable`: a peer that does not read must still be let go.
+                self.close_now(message.get("code", 1000), message.get("reason") or "")
+                return
+        await super().send(message)
+
+    def close_now(self, code: int, why: str) -> None:
+        """Send a close frame now and start the grace; the app sees the disconnect."""
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": why})
+        self.conn.send_close(code, why)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self._start_closing()
+
+    def handle_parser_exception(self) -> None:
+        # The frame was refused (too big, invalid): websockets queued a close frame and
+        # an end of stream, and discards what the peer sends from now on.
+        sent = self.conn.close_sent
+        code, why = (sent.code, sent.reason) if sent is not None else (1002, "")
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": why})
+        output = self.conn.data_to_send()
+        self.transport.write(b"".join(output))
+        self.close_sent = True
+        if output and output[-1] == b"" and self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._start_closing()
+
+    def keepalive_timeout(self) -> None:
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.close_now(1011, "keepalive ping timeout")
+
+    def handle_close(self, event: Any) -> None:
+        super().handle_close(event)
+        if self.transport.is_closing() and self.transport.get_write_buffer_size():
+            self._arm_abort()  # closed by uvicorn, but a peer that does not read holds it
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            self._read_since_close += len(data)
+            if self._read_since_close > CLOSING_READ_BUDGET:
+                # Still sending after our close: stop reading; the grace ends it.
+                self.read_paused = False  # so that uvicorn's receive() does not resume it
+                self.transport.pause_reading()
+                return
+        super().data_received(data)
+
+    def _start_closing(self) -> None:
+        self._closing = True
+        self._owed_pong = None
+        self.stop_keepalive()
+        if self.read_paused:  # to see the peer's close reply
+            self.read_paused = False
+            self.transport.resume_reading()
+        self._arm_abort()
+
+    def _arm_abort(self) -> None:
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(self.close_grace, self._grace_over)
+
+    def _grace_over(self) -> None:
+        self.close_timer = None
+        stats.drop("close_grace_over")
+        self.transport.abort()
+
+
+class FastTransport:
+    """A member's socket, written directly: the room's frames in one write when the socket
+    can take them now (the fan-out hot path), otherwise an ASGI send, which waits."""
+
+    def __init__(self, protocol: HubWebSocketProtocol):
+        self._protocol = protocol
+        self.can_write_now = protocol.can_write_now
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        self._protocol.transport.write(b"".join(frames))
+
+    async def send(self, message: WireMessage) -> None:
+        await self._protocol.send({"type": "websocket.send", "text": message.text})
+
+    async def close(self, code: int, reason: str) -> None:
+        self._protocol.close_now(code, reason)
+
+
+class AsgiTransport:
+    """Any other ASGI server: every frame through Starlette's WebSocket."""
+
+    def __init__(self, websocket: WebSocket):
+        self._websocket = websocket
+
+    def can_write_now(self) -> bool:
+        return False
+
+    def write_frames(self, frames: list[bytes]) -> None:  # never called: can_write_now is False
+        raise RuntimeError("no direct writes without the uvicorn transport")
+
+    async def send(self, message: WireMessage) -> None:
+        await self._websocket.send_text(message.text)
+
+    async def close(self, code: int, reason: str) -> None:
+        try:
+            await self._websocket.close(code, reason)
+        except Exception:
+            pass  # already closed by the peer
+
+
+def open_transport(websocket: WebSocket) -> Transport:
+    """The transport for an accepted WebSocket: the fast one when the server is ours."""
+    protocol = websocket.scope.get("extensions", {}).get(SCOPE_KEY)
+    if isinstance(protocol, HubWebSocketProtocol):
+        stats.transports["fast"] += 1
+        return FastTransport(protocol)
+    if not stats.transports["asgi"]:
+        stats.fast_path_active = False
+        log.warning("websocket fast path inactive: not served by `python -m hub serve`; frames go by ASGI")
+    stats.transports["asgi"] += 1
+    return AsgiTransport(websocket)
+
+
+def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's configuration for the hub, with the protocol classes above."""
+    ws_protocol = type(
+        "HubWebSocketProtocol",
+        (HubWebSocketProtocol,),
+        {
+            "close_grace": settings.close_grace,
+            "ping_rate": settings.rate_limit_per_second,
+            "ping_burst": float(settings.rate_limit_burst),
+        },
+    )
+    cap = socket_cap(settings.max_connections)
+    if cap < settings.max_connections:
+        log.warning(
+            "fewer sockets than HUB_MAX_CONNECTIONS: the file limit (ulimit -n) is too low",
+            extra={"max_connections": settings.max_connections, "sockets": cap},
+        )
+    http_protocol = type(
+        "GuardedHttpProtocol",
+        (GuardedHttpProtocol,),
+        {
+            "request_timeout": settings.request_timeout,
+            "guard": ConnectionGuard(cap, stats.drop),
+        },
+    )
+    stats.fast_path_active = True
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http=http_protocol,
+        ws=ws_protocol,
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=PING_INTERVAL,
+        ws_ping_timeout=PING_TIMEOUT,
+        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  # a float works
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.drain_timeout),
+        lifespan="on",
+    )
+
+
+def started(server: uvicorn.Server, registry: CollectorRegistry) -> None:
+    """Export the transport's figures in the hub's metrics and say whether the fast path
+    is on."""
+    stats.attach(registry, lambda: len(server.server_state.connections))
+    versions = {name: importlib.metadata.version(name) for name in ("uvicorn", "websockets")}
+    if stats.fast_path_active:
+        log.info("websocket fast path active", extra=versions)
+    else:
+        log.warning("websocket fast path inactive", extra=versions)
