@@ -34,19 +34,26 @@ log = logging.getLogger("hub")
 async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
     if settings.redis_url:
         from hub.broker_redis import RedisBroker
+        from hub.broker_redis_cluster import RedisClusterBroker
         from hub.presence_redis import RedisPresence
 
-        broker = RedisBroker(
-            settings.redis_url,
-            prefix=settings.redis_prefix,
-            sharded=settings.redis_sharded,
-            node_id=settings.node_id or None,
+        node_id = settings.node_id or None
+        broker: Broker = (
+            RedisClusterBroker(settings.redis_url, prefix=settings.redis_prefix, node_id=node_id)
+            if settings.redis_cluster
+            else RedisBroker(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                sharded=settings.redis_sharded,
+                node_id=node_id,
+            )
         )
         presence: Presence = RedisPresence(
             settings.redis_url,
             prefix=settings.redis_prefix,
             node_id=broker.node_id,
             ttl=settings.presence_ttl,
+            cluster=settings.redis_cluster,
         )
         return broker, presence
     return MemoryBroker(node_id=settings.node_id or None), MemoryPresence()
@@ -96,7 +103,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             extra={
                 "node_id": hub.node_id,
                 "database": "embedded" if embedded else "DATABASE_URL",
-                "broker": "redis" if settings.redis_url else "in-process",
+                "broker": ("redis-cluster" if settings.redis_cluster else "redis")
+                if settings.redis_url
+                else "in-process",
             },
         )
         try:

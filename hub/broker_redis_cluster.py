@@ -89,6 +89,7 @@ class RedisClusterBroker:
         self._subscribe_timeout = subscribe_timeout
         self._refresh_interval = refresh_interval
         self._handlers: dict[str, MessageHandler] = {}  # full Redis channel name -> handler
+        self._awaited: set[str] = set()  # placed for a `subscribe` still waiting: no repair
         self._resubscribed: list[ResubscribedCallback] = []
         self._reconnected: list[ReconnectedCallback] = []
         self._shards: dict[RedisAddress, _Shard] = {}
@@ -151,12 +152,15 @@ class RedisClusterBroker:
         # Still registered: the manager places it (and reports it to `on_resubscribed`,
         # so the hub repairs whatever was published meanwhile); wait a little for that.
         self._wake.set()
+        self._awaited.add(name)
         try:
             async with asyncio.timeout(self._subscribe_timeout):
                 while not self._placed(name):
                     await self._pass_done.wait()
         except TimeoutError:
             log.warning("subscribe not placed yet; the manager keeps trying", extra={"channel": name})
+        finally:
+            self._awaited.discard(name)
 
     async def unsubscribe(self, channel: str) -> None:
         name = self.prefix + channel
@@ -229,7 +233,7 @@ class RedisClusterBroker:
             seeds = [self._seed, *(self._slots.nodes if self._slots else ())]
             fresh = await fetch_slot_map(seeds)
             if self._slots is not None and fresh.signature() != self._slots.signature():
-                log.info("redis cluster topology changed", extra={"masters": len(set(fresh.nodes))})
+                log.info("redis cluster topology changed", extra={"masters": len(fresh.masters())})
             self._slots, self._stale = fresh, False
             self._mapped_once.set()
         slots = self._slots
@@ -327,7 +331,7 @@ class RedisClusterBroker:
                 extra={"channels": len(self._handlers), "reconnects": self.reconnects},
             )
         for name in restored:
-            if name not in self._handlers:
+            if name not in self._handlers or name in self._awaited:
                 continue
             channel = name[len(self.prefix) :]
             for resubscribed in self._resubscribed:

@@ -45,6 +45,14 @@ class HubMetrics:
         self.broker_reconnects = Counter(
             "hub_broker_reconnects_total", "Broker (Redis) reconnects", registry=r
         )
+        self.broker_up = Gauge(
+            "hub_broker_up", "1 while every broker subscription is in place (what /readyz checks)", registry=r
+        )
+        self.broker_resubscribes = Counter(
+            "hub_broker_resubscribes_total",
+            "Channels subscribed again after a reconnect, failover or slot move (each repaired from the log)",
+            registry=r,
+        )
         self.gap_repairs = Counter(
             "hub_gap_repairs_total", "Events read from the log to fill a gap", registry=r
         )

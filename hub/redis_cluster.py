@@ -65,6 +65,9 @@ class SlotMap:
                 return node
         return None
 
+    def masters(self) -> set[RedisAddress]:
+        return {node for _, _, node in self._ranges}
+
     def covered(self) -> int:
         return sum(high - low + 1 for low, high, _ in self._ranges)
 

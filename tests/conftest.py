@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 import redis
 
+from tests.cluster_tools import SharedRedis
 from tests.redis_cluster_tools import RedisClusterServers
 from tests.support import HubProcess, admin_dsn, database_dsn, start_hub
 
@@ -106,6 +107,14 @@ def redis_cluster_url(redis_cluster: RedisClusterServers) -> str:
     previous test left a failover or a migration behind."""
     redis_cluster.wait_healthy()
     return redis_cluster.url(random.choice(sorted(redis_cluster.masters())))
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def shared_redis(request: pytest.FixtureRequest) -> SharedRedis:
+    """For multi-process tests that must hold on a Redis Cluster as on one Redis."""
+    if request.param == "redis":
+        return SharedRedis(request.getfixturevalue("redis_base"))
+    return SharedRedis(request.getfixturevalue("redis_cluster_url"), {"HUB_REDIS_CLUSTER": "1"})
 
 
 @pytest.fixture

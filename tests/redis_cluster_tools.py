@@ -82,7 +82,7 @@ class RedisClusterServers:
     def _spawn(self, port: int) -> None:
         node_dir = self.dir / str(port)
         node_dir.mkdir(exist_ok=True)
-        log = open(node_dir / "redis.log", "ab")  # noqa: SIM115 (the server writes to it until it stops)
+        log = open(node_dir / "redis.log", "ab")  # the server writes to it until it stops
         self.procs[port] = subprocess.Popen(
             [
                 shutil.which("redis-server") or "redis-server",
