@@ -18,10 +18,13 @@ from hub.config import Settings
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
 from hub.records.store import RecordsStore
+from hub.retention import Archives, RetentionJob, RetentionPolicy, archive_root
 from hub.service import Hub
+from storage.archive import DirectoryArchive
 from storage.embedded import EmbeddedPostgres
 from storage.pg_store import PgStore
 from storage.records.store import PgRecordsStore
+from storage.retention import PgRetentionStore
 
 from . import announce, ops, sessions, ws
 from .auth import Authenticator
@@ -59,6 +62,24 @@ async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
     return MemoryBroker(node_id=settings.node_id or None), MemoryPresence()
 
 
+def start_retention(settings: Settings, hub: Hub, store: PgStore) -> Archives:
+    """Archive-then-trim of ended sessions' logs (hub/retention.py), supervised on every
+    process; the lock lets one of them work each round. HUB_RETENTION_INTERVAL=0: off here."""
+    retention_store = PgRetentionStore(store.pool)
+    files = DirectoryArchive(archive_root(settings))
+    if settings.retention_interval > 0:
+        metrics = hub.metrics
+
+        def archived(sessions: int, events: int) -> None:
+            metrics.retention_sessions.inc(sessions)
+            metrics.retention_events.inc(events)
+
+        job = RetentionJob(retention_store, files, RetentionPolicy.from_settings(settings), archived)
+        metrics.retention_last_run.set_function(lambda: job.last_run or 0.0)
+        hub.supervisor.loop("retention", lambda: job.run_forever(settings.retention_interval))
+    return Archives(retention_store, files)
+
+
 def _extra_routes() -> list[Any]:
     """Routes of later features (pages, records); each module is optional while it is built."""
     found: list[Any] = []
@@ -91,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub.attach_records(records)
         app.state.records = records
         await hub.start()
+        app.state.archives = start_retention(settings, hub, store)
         app.state.hub = hub
         app.state.store = store
         if settings.dev_mode:

@@ -13,6 +13,7 @@ from hub.connection import Principal
 from hub.events import iso
 from hub.presence import participant_list
 from hub.records.session_metrics import compute_metrics
+from hub.retention import Archives
 from hub.service import Hub
 from hub.store import SessionExists, SessionRecord, StoredEvent
 
@@ -31,6 +32,11 @@ _MAX_REPLAY = 50_000
 def hub_of(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
+
+
+def archives_of(request: Request) -> Archives:
+    archives: Archives = request.app.state.archives
+    return archives
 
 
 def caller(request: Request, roles: tuple[str, ...] | None = None) -> Principal:
@@ -172,10 +178,13 @@ async def session_content(request: Request) -> Response:
     if include_metrics or include_replay:
         events = await read_all(hub, record)
         if include_metrics:
-            body["metrics"] = compute_metrics(events)
+            body["metrics"] = await archives_of(request).metrics(record, events)
         if include_replay:
             messages = [_message(record, e) for e in events]
             body["replay"] = {"message_count": len(messages), "messages": messages}
+            archived = await archives_of(request).replay_note(record)
+            if archived is not None:  # retention trimmed the log: where it went
+                body["replay"]["archived"] = archived
     return json_response(body)
 
 

@@ -53,6 +53,17 @@ class HubMetrics:
             "Channels subscribed again after a reconnect, failover or slot move (each repaired from the log)",
             registry=r,
         )
+        self.retention_sessions = Counter(
+            "hub_retention_sessions_archived_total", "Session logs archived and trimmed", registry=r
+        )
+        self.retention_events = Counter(
+            "hub_retention_events_trimmed_total", "Events deleted from the log after archiving", registry=r
+        )
+        self.retention_last_run = Gauge(
+            "hub_retention_last_run_timestamp_seconds",
+            "When this process last completed a retention run (0: never; one process runs each round)",
+            registry=r,
+        )
         self.gap_repairs = Counter(
             "hub_gap_repairs_total", "Events read from the log to fill a gap", registry=r
         )

@@ -11,11 +11,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.records.projector import facts
-from hub.records.session_metrics import compute_metrics
 from hub.records.summaries import indicator_checks, render
 
 from ..errors import json_response
-from ..sessions import caller, hub_of, load_session, read_all
+from ..sessions import archives_of, caller, hub_of, load_session, read_all
 from .common import SESSION_ID, ensure_projected, listing, op, page_from, records_of, row_json
 
 
@@ -90,7 +89,8 @@ async def progress(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     record = await load_session(request, caller(request))
     events = await read_all(hub_of(request), record)
-    return json_response({"session_id": record.session_id, "metrics": compute_metrics(events)})
+    metrics = await archives_of(request).metrics(record, events)
+    return json_response({"session_id": record.session_id, "metrics": metrics})
 
 
 _S = "/api/v2/session/{session_id}"

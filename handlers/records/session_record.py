@@ -150,6 +150,13 @@ async def transitions(request: Request) -> Response:
 async def rebuild(request: Request) -> Response:
     principal = caller(request, WRITERS)
     record = await load_session(request, principal)
+    if record.retained_from > 1:  # a rebuild from what is left would drop the records
+        raise ApiError(
+            409,
+            "conflict",
+            "the session's log was archived by retention; restore it first (python -m hub archive restore)",
+            {"retained_from": record.retained_from},
+        )
     projected = await records_of(request).rebuild(record.pk)
     return json_response({"session_id": record.session_id, "projected_seq": projected})
 
