@@ -7,14 +7,16 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.middleware import Middleware
 
 from hub.broker import Broker
 from hub.broker_memory import MemoryBroker
 from hub.config import Settings
+from hub.errors import HubError
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
 from hub.records.store import RecordsStore
@@ -22,16 +24,20 @@ from hub.retention import Archives, RetentionJob, RetentionPolicy, archive_root
 from hub.service import Hub
 from storage.archive import DirectoryArchive
 from storage.embedded import EmbeddedPostgres
-from storage.pg_store import PgStore
+from storage.pg_store import UNREACHABLE, PgStore
 from storage.records.store import PgRecordsStore
 from storage.retention import PgRetentionStore
 
 from . import announce, ops, sessions, ws
+from .asyncapi import asyncapi_route
 from .auth import Authenticator
-from .errors import ApiError, error_response
+from .errors import ErrorBoundary, http_error, hub_error
 from .openapi import openapi_route
 
 log = logging.getLogger("hub")
+
+# Driver errors that mean "a dependency is not there": 503 / close 3004, never a bug's 500.
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, RedisConnectionError, RedisTimeoutError)
 
 
 async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
@@ -83,7 +89,7 @@ def start_retention(settings: Settings, hub: Hub, store: PgStore) -> Archives:
 def _extra_routes() -> list[Any]:
     """Routes of later features (pages, records); each module is optional while it is built."""
     found: list[Any] = []
-    for module_name in ("handlers.pages", "handlers.records.routes"):
+    for module_name in ("handlers.pages", "handlers.records.routes", "handlers.audience"):
         try:
             module = __import__(module_name, fromlist=["routes"])
         except ModuleNotFoundError as exc:
@@ -139,26 +145,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if embedded is not None:
                 embedded.stop()
 
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.code, exc.message, exc.details)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
-
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # A dependency failed mid-request (database down): a retryable 503, never a 500.
-        log.exception("request failed", extra={"path": request.url.path})
-        return error_response(503, "unavailable", "the hub could not complete the request; try again")
-
-    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes(), openapi_route]
+    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes()]
     app = Starlette(
-        routes=routes,
+        routes=[*routes, openapi_route, asyncapi_route],
+        middleware=[Middleware(ErrorBoundary, unreachable=DEPENDENCY_ERRORS)],
         lifespan=lifespan,
-        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: unexpected},
+        exception_handlers={HubError: hub_error, HTTPException: http_error},
     )
+    app.state.unreachable = DEPENDENCY_ERRORS
     app.state.settings = settings
     app.state.auth = Authenticator(settings)
     return app

@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from hub.config import Settings
 from hub.connection import Principal
+from hub.errors import Forbidden, HubError, Internal, Invalid, Unauthorized
 from hub.events import ROLES
 
 DEFAULT_ACCOUNT = "default"
@@ -25,17 +26,8 @@ _MAX_CLAIM = 100  # characters of sub, account and name; they end up in every ev
 _MAX_SESSIONS = 1000
 
 
-class AuthError(Exception):
-    """Refused: `status` 401 (who are you?) or 403 (not allowed)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    @property
-    def code(self) -> str:
-        return {400: "invalid", 401: "unauthorized"}.get(self.status, "forbidden")
+# The name refusals of the auth hook had before the one error vocabulary (the token CLI uses it).
+AuthError = HubError
 
 
 class Authenticator:
@@ -55,13 +47,13 @@ class Authenticator:
     ) -> str:
         """A signed token (for `python -m hub token`, tests and the dev pages)."""
         if not self.keys:
-            raise AuthError(500, "no signing secret is configured (HUB_SECRET or HUB_SECRETS)")
+            raise Internal("no signing secret is configured (HUB_SECRET or HUB_SECRETS)")
         kid = kid or next(iter(self.keys))
         if kid not in self.keys:
             known = ", ".join(self.keys)
-            raise AuthError(500, f"no signing key with id '{kid}'; configured key ids: {known}")
+            raise Internal(f"no signing key with id '{kid}'; configured key ids: {known}")
         if role not in ROLES:
-            raise AuthError(500, "role must be one of " + ", ".join(ROLES))
+            raise Invalid("role must be one of " + ", ".join(ROLES))
         claims: dict[str, Any] = {
             "sub": user,
             "account": account,
@@ -76,51 +68,51 @@ class Authenticator:
         return jwt.encode(claims, self.keys[kid], algorithm="HS256", headers={"kid": kid})
 
     def verify(self, token: str) -> Principal:
-        """The principal a token names, or AuthError(401) saying exactly what is wrong."""
+        """The principal a token names, or Unauthorized saying exactly what is wrong."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise AuthError(401, "the token is malformed") from None
+            raise Unauthorized("the token is malformed") from None
         # Checked before any key is tried: `alg: none` and key-confusion tricks stop here.
         if header.get("alg") != "HS256":
-            raise AuthError(401, "the token must be signed with HS256")
+            raise Unauthorized("the token must be signed with HS256")
         kid = header.get("kid")
         candidates = [self.keys[kid]] if isinstance(kid, str) and kid in self.keys else []
         if not candidates and kid is None:
             candidates = list(self.keys.values())  # tokens from before kids were used
         if not candidates:
             if not self.keys:
-                raise AuthError(401, "tokens cannot be verified: no secret is configured")
-            raise AuthError(401, f"the token's key id '{str(kid)[:40]}' is not known")
+                raise Unauthorized("tokens cannot be verified: no secret is configured")
+            raise Unauthorized(f"the token's key id '{str(kid)[:40]}' is not known")
         claims: dict[str, Any] | None = None
         for key in candidates:
             try:
                 claims = jwt.decode(token, key, algorithms=["HS256"], options={"require": _REQUIRED})
                 break
             except jwt.ExpiredSignatureError:
-                raise AuthError(401, "the token has expired") from None
+                raise Unauthorized("the token has expired") from None
             except jwt.InvalidSignatureError:
                 continue
             except jwt.PyJWTError as exc:
-                raise AuthError(401, f"the token is invalid: {exc}") from None
+                raise Unauthorized(f"the token is invalid: {exc}") from None
         if claims is None:
-            raise AuthError(401, "the token signature is not valid")
+            raise Unauthorized("the token signature is not valid")
         return _principal(claims)
 
     def from_request(
         self, conn: HTTPConnection, token: str | None, role_hint: str | None = None
     ) -> Principal:
-        """The caller of an HTTP request or WebSocket, or AuthError."""
+        """The caller of an HTTP request or WebSocket, or Unauthorized / Forbidden."""
         check_origin(conn, self.settings.allowed_origins)
         if token:
             return self.verify(token)
         if not self.settings.dev_mode:
-            raise AuthError(401, "a token is required (Authorization: Bearer <token>)")
+            raise Unauthorized("a token is required (Authorization: Bearer <token>)")
         role = role_hint if role_hint in ROLES else "admin"
         name = conn.query_params.get("name") or None
         user = conn.query_params.get("user_id") or name or f"anon-{uuid.uuid4().hex[:8]}"
         if "\x00" in user or (name and "\x00" in name):
-            raise AuthError(400, "user_id and name must not contain the NUL character")
+            raise Invalid("user_id and name must not contain the NUL character")
         return Principal(DEFAULT_ACCOUNT, user[:_MAX_CLAIM], role, (name or user)[:_MAX_CLAIM])
 
 
@@ -128,24 +120,24 @@ def _principal(claims: dict[str, Any]) -> Principal:
     """Check the claims of a verified token; every rule answers its own message."""
     role, sub, account = claims.get("role"), claims.get("sub"), claims.get("account")
     if role not in ROLES:
-        raise AuthError(401, "the token's role must be one of " + ", ".join(ROLES))
+        raise Unauthorized("the token's role must be one of " + ", ".join(ROLES))
     for claim, value in (("sub", sub), ("account", account)):
         if not isinstance(value, str) or not value:
-            raise AuthError(401, f"the token's {claim} must be a non-empty string")
+            raise Unauthorized(f"the token's {claim} must be a non-empty string")
         if len(value) > _MAX_CLAIM or "\x00" in value:
-            raise AuthError(401, f"the token's {claim} must be at most {_MAX_CLAIM} characters, without NUL")
+            raise Unauthorized(f"the token's {claim} must be at most {_MAX_CLAIM} characters, without NUL")
     sessions = claims.get("sessions")
     if sessions is not None and not (
         isinstance(sessions, list)
         and len(sessions) <= _MAX_SESSIONS
         and all(isinstance(s, str) for s in sessions)
     ):
-        raise AuthError(401, "the token's sessions claim must be a list of session ids")
+        raise Unauthorized("the token's sessions claim must be a list of session ids")
     name = claims.get("name")
     if name is not None and not (
         isinstance(name, str) and 1 <= len(name) <= _MAX_CLAIM and "\x00" not in name
     ):
-        raise AuthError(401, f"the token's name must be a string of 1 to {_MAX_CLAIM} characters")
+        raise Unauthorized(f"the token's name must be a string of 1 to {_MAX_CLAIM} characters")
     return Principal(
         account_id=str(account),
         user_id=str(sub),
@@ -168,7 +160,7 @@ def check_origin(conn: HTTPConnection, allowed: list[str]) -> None:
     host = conn.headers.get("host")
     if host and origin.split("://", 1)[-1] == host:
         return
-    raise AuthError(403, f"origin '{origin[:200]}' is not allowed (HUB_ALLOWED_ORIGINS)")
+    raise Forbidden(f"origin '{origin[:200]}' is not allowed (HUB_ALLOWED_ORIGINS)")
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:

@@ -1,89 +1,109 @@
-"""HTTP error shape and JSON body reading, shared by every endpoint.
+"""HTTP side of the error vocabulary (`hub.errors`): the error body, the JSON body reader,
+and the boundary that turns whatever escapes an endpoint into a typed answer.
 
-Errors are `{"error": {"code", "message", "details"}}`. Bodies are read with a size cap
-(413) and must be JSON objects (400 for broken JSON, 422 for a wrong shape or for content
-PostgreSQL cannot store: NUL characters, nesting deeper than `hub.safe_json.MAX_DEPTH`).
+Errors are `{"error": {"code", "message", "details"}}` with the status of the code. Bodies
+are read with a size cap (413 `too_large`), must be JSON (400 `invalid_json`) and JSON
+objects PostgreSQL can store (422 `invalid`: NUL characters, nesting deeper than
+`hub.safe_json.MAX_DEPTH`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hub.errors import ErrorCode, HubError, Invalid, InvalidJson, TooLarge, classify, code_for_status
 from hub.safe_json import json_problem
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details if details is not None else {}
+log = logging.getLogger("hub.http")
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
-    body = {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
-    return json_response(body, status)
+def error_response(error: HubError, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"error": error.body()}, error.status, headers)
 
 
 async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise ApiError(413, "too_large", f"request body is larger than {max_bytes} bytes")
+    too_large = f"request body is larger than {max_bytes} bytes"
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+        raise TooLarge(too_large, {"max_bytes": max_bytes})
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise ApiError(413, "too_large", f"request body is larger than {max_bytes} bytes")
+            raise TooLarge(too_large, {"max_bytes": max_bytes})
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        raise ApiError(400, "invalid_json", "request body is empty; a JSON object is expected")
+        raise InvalidJson("request body is empty; a JSON object is expected")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+        raise InvalidJson(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise ApiError(422, "invalid", "request body must be a JSON object")
+        raise Invalid("request body must be a JSON object", {"field": "body", "rule": "type"})
     # Valid JSON that PostgreSQL cannot store (NUL, absurd nesting) is refused here, whole,
     # instead of failing half-way through a write.
     problem = json_problem(body, "body")
     if problem is not None:
         field, reason = problem
-        raise ApiError(422, "invalid", f"{field} {reason}", {"field": field})
+        raise Invalid(f"{field} {reason}", {"field": field, "rule": "storable"})
     return body
 
 
-def query_flag(request: Request, name: str) -> bool:
-    value = request.query_params.get(name, "false").strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ApiError(422, "invalid", f"query parameter '{name}' must be true or false", {"field": name})
+async def hub_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HubError)
+    return error_response(exc)
 
 
-def query_int(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(
-            422, "invalid", f"query parameter '{name}' must be a whole number", {"field": name}
-        ) from None
-    if not low <= value <= high:
-        raise ApiError(
-            422, "invalid", f"query parameter '{name}' must be between {low} and {high}", {"field": name}
-        )
-    return value
+async def http_error(request: Request, exc: Exception) -> Response:
+    """The router's own refusals (no such path, wrong method) in the same shape."""
+    assert isinstance(exc, HTTPException)
+    code = code_for_status(exc.status_code)
+    return error_response(HubError(code, str(exc.detail)), headers=dict(exc.headers or {}))
+
+
+class ErrorBoundary:
+    """Whatever escapes an endpoint becomes a typed answer here, and the connection stays
+    usable: a dependency that cannot be reached is 503 `unavailable`, anything else is a
+    bug: 500 `internal`, logged with its traceback. (Starlette's own last-resort handler
+    answers too, but then re-raises, and the server drops the keep-alive connection.)"""
+
+    def __init__(self, app: ASGIApp, unreachable: tuple[type[BaseException], ...] = ()):
+        self.app = app
+        self.unreachable = unreachable
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            error = classify(exc, self.unreachable)
+            extra = {"path": scope.get("path"), "code": str(error.code)}
+            if error.code == ErrorCode.INTERNAL:
+                log.error("request failed: a fault in the hub", exc_info=exc, extra=extra)
+            else:
+                log.warning("request failed: %s", error.message, exc_info=exc, extra=extra)
+            if started:
+                raise  # half a response is out: only dropping the connection tells the client
+            await error_response(error)(scope, receive, send)

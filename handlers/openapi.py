@@ -1,187 +1,182 @@
-"""GET /openapi.json: the HTTP API described as OpenAPI 3.1.
+"""GET /openapi.json: the HTTP API as OpenAPI 3.1, generated from the application itself.
 
-Each route module may export `openapi_paths` (a dict of OpenAPI path items) so the
-document grows with the API; the core endpoints are described here.
+Paths and methods are read from the app's routes; each endpoint's `@operation` (see
+`handlers.api`) gives its summary, parameters, request and response models, and the
+statuses it answers. Nothing here is written by hand but the document's frame, so the
+document cannot drift from what the hub serves: `tests/test_openapi.py` checks it is
+valid and that every route is in it.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from pydantic import BaseModel, Field, TypeAdapter
+from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from hub.errors import HTTP_STATUS, MEANING, ErrorCode
+from hub.values import SessionId
+
+from .api import Operation, operation, operation_of, query_names
 from .errors import json_response
 
-ERROR = {"$ref": "#/components/schemas/Error"}
+REF = "#/components/schemas/{model}"
+API_DESCRIPTION = (
+    "Live sessions over WebSocket (described at /asyncapi.json and in docs/protocol.md) and this "
+    'HTTP API. Every error is `{"error": {"code", "message", "details"}}`; a 422 lists every '
+    "broken rule in `details.errors` as `{field, rule, message}`."
+)
 
 
-def _op(
-    summary: str,
-    ok: str = "200",
-    body: str | None = None,
-    params: list[Any] | None = None,
-    errors: tuple[int, ...] = (401, 403, 404),
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {
-            ok: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
-        },
-    }
-    for status in errors:
-        op["responses"][str(status)] = {
-            "description": "error",
-            "content": {"application/json": {"schema": ERROR}},
+class ErrorDetail(BaseModel):
+    code: ErrorCode = Field(description="; ".join(f"{code}: {text}" for code, text in MEANING.items()))
+    message: str
+    details: dict[str, Any] = Field(
+        description="for `invalid`: `field` and `rule` of the first problem, `errors` listing every one"
+    )
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def _operations(routes: list[BaseRoute]) -> list[tuple[str, str, Operation]]:
+    found = []
+    for route in routes:
+        described = operation_of(getattr(route, "endpoint", None))
+        if not isinstance(route, Route) or described is None:
+            continue
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            found.append((route.path, method.lower(), described))
+    return found
+
+
+def _schemas(operations: list[tuple[str, str, Operation]]) -> tuple[dict[Any, Any], dict[str, Any]]:
+    """Every model the operations read or answer, as component schemas."""
+    wanted: dict[Any, None] = {(ErrorBody, "serialization"): None}
+    for _, _, described in operations:
+        if described.body is not None:
+            wanted[(described.body, "validation")] = None
+        for model in (described.response, *described.other.values()):
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                wanted[(model, "serialization")] = None
+    refs, defs = models_json_schema(list(wanted), ref_template=REF)
+    return refs, defs.get("$defs", {})
+
+
+def _parameters(path: str, described: Operation) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if described.loads_session:
+        schema = TypeAdapter(SessionId).json_schema()
+        found.append({"name": "session_id", "in": "path", "required": True, "schema": schema})
+    for name, kind in described.path.items():
+        found.append(
+            {"name": name, "in": "path", "required": True, "schema": TypeAdapter(kind).json_schema()}
+        )
+    if described.query is not None:
+        schema = described.query.model_json_schema(mode="validation")
+        fields = described.query.model_fields
+        for alias, name in query_names(described.query).items():
+            prop = dict(schema["properties"].get(name) or schema["properties"].get(alias) or {})
+            text = prop.pop("description", "")
+            if alias != name:
+                text = f"the same as `{name}`"
+            prop.pop("title", None)
+            found.append(
+                {
+                    "name": alias,
+                    "in": "query",
+                    "required": fields[name].is_required(),
+                    "schema": prop,
+                    **({"description": text} if text else {}),
+                }
+            )
+    declared = {p["name"] for p in found if p["in"] == "path"}
+    missing = [part[1:-1] for part in path.split("/") if part.startswith("{") and part[1:-1] not in declared]
+    for name in missing:  # a path parameter the handler does not read itself
+        found.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
+    return found
+
+
+def _content(model: Any, media_type: str, refs: dict[Any, Any]) -> dict[str, Any]:
+    if model is None:
+        return {media_type: {"schema": {"type": "string"}}}
+    if (model, "serialization") in refs:
+        return {media_type: {"schema": refs[(model, "serialization")]}}
+    return {media_type: {"schema": TypeAdapter(model).json_schema(mode="serialization")}}
+
+
+def _operation(path: str, described: Operation, name: str, refs: dict[Any, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        str(described.status): {
+            "description": "OK" if described.status < 300 else "Created",
+            "content": _content(described.response, described.media_type, refs),
         }
-    if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": body}}}}
-    if params:
-        op["parameters"] = params
+    }
+    for status, model in described.other.items():
+        responses[str(status)] = {
+            "description": "see the body",
+            "content": _content(model, "application/json", refs),
+        }
+    by_status: dict[int, list[ErrorCode]] = {}
+    for code in described.error_codes():
+        by_status.setdefault(HTTP_STATUS[code], []).append(code)
+    for status, codes in sorted(by_status.items()):
+        responses[str(status)] = {
+            "description": "; ".join(f"`{code}`: {MEANING[code]}" for code in codes),
+            "content": {"application/json": {"schema": refs[(ErrorBody, "serialization")]}},
+        }
+    op: dict[str, Any] = {"operationId": name, "summary": described.summary, "responses": responses}
+    if described.description:
+        op["description"] = described.description
+    parameters = _parameters(path, described)
+    if parameters:
+        op["parameters"] = parameters
+    if described.body is not None:
+        op["requestBody"] = {
+            "required": not described.body_optional,
+            "content": {"application/json": {"schema": refs[(described.body, "validation")]}},
+        }
+    if described.public:
+        op["security"] = []
     return op
 
 
-def _q(name: str, kind: str = "string", description: str = "") -> dict[str, Any]:
+def build_document(routes: list[BaseRoute]) -> dict[str, Any]:
+    operations = _operations(routes)
+    refs, schemas = _schemas(operations)
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, described in operations:
+        endpoint_name = f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+        paths.setdefault(path, {})[method] = _operation(path, described, endpoint_name or "root", refs)
     return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": {"type": kind},
-        "description": description,
-    }
-
-
-SESSION_ID = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-CORE_PATHS: dict[str, Any] = {
-    "/api/v2/sessions/create": {
-        "post": _op(
-            "Create (schedule) a session",
-            "201",
-            "#/components/schemas/SessionCreate",
-            errors=(400, 401, 403, 409, 413, 422),
-        )
-    },
-    "/api/v2/sessions": {
-        "get": _op(
-            "List the account's sessions",
-            params=[_q("status"), _q("session_type"), _q("limit", "integer"), _q("cursor", "integer")],
-        )
-    },
-    "/api/v2/sessions/live": {"get": _op("List live sessions", params=[_q("include_metrics", "boolean")])},
-    "/api/v2/session/{session_id}": {"get": _op("Get a session record", params=[SESSION_ID])},
-    "/api/v2/session/{session_id}/content": {
-        "get": _op(
-            "Session content: info, metrics and replay",
-            params=[SESSION_ID, _q("include_metrics", "boolean"), _q("include_replay", "boolean")],
-        )
-    },
-    "/api/v2/session/{session_id}/events": {
-        "get": _op(
-            "A page of the session's event log",
-            params=[SESSION_ID, _q("since", "integer"), _q("limit", "integer")],
-        )
-    },
-    **{
-        f"/api/v2/session/{{session_id}}/{action}": {
-            "post": _op(f"Lifecycle: {action}", params=[SESSION_ID], errors=(401, 403, 404, 409))
-        }
-        for action in ("start", "pause", "resume", "end", "cancel")
-    },
-    "/api/v2/live-announce": {
-        "post": _op(
-            "Announce to one session or every live session of the account",
-            body="#/components/schemas/LiveAnnounce",
-            errors=(400, 401, 403, 404, 409, 413, 422),
-        )
-    },
-    "/healthz": {"get": _op("Liveness", errors=())},
-    "/readyz": {"get": _op("Readiness: database and broker reachable", errors=(503,))},
-    "/metrics": {
-        "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}
-    },
-}
-
-COMPONENTS: dict[str, Any] = {
-    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-    "schemas": {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message", "details"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+        "openapi": "3.1.0",
+        "info": {"title": "Session Hub", "version": "2.0.0", "description": API_DESCRIPTION},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "HS256, see docs/auth.md; not needed in dev mode (HUB_DEV=1)",
                 }
             },
         },
-        "SessionCreate": {
-            "type": "object",
-            "required": ["title"],
-            "properties": {
-                "session_id": {"type": "string", "maxLength": 100},
-                "title": {"type": "string", "minLength": 1, "maxLength": 200},
-                "session_type": {"type": "string", "default": "live"},
-                "instructor": {"type": "string", "description": "required for live sessions"},
-                "scheduled_start": {"type": "string", "format": "date-time"},
-                "max_participants": {"type": "integer", "minimum": 1, "maximum": 1000},
-                "session_duration": {"type": "integer", "minimum": 1, "maximum": 7200},
-                "breathing_techniques": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "minItems": 1,
-                    "maxItems": 10,
-                },
-            },
-        },
-        "LiveAnnounce": {
-            "type": "object",
-            "required": ["announcement"],
-            "properties": {
-                "announcement": {
-                    "type": "object",
-                    "required": ["message"],
-                    "properties": {
-                        "message": {"type": "string"},
-                        "title": {"type": "string"},
-                        "type": {"type": "string"},
-                        "action_url": {"type": "string"},
-                    },
-                },
-                "session_id": {"type": "string"},
-            },
-        },
-    },
-}
-
-
-def build_document() -> dict[str, Any]:
-    paths = dict(CORE_PATHS)
-    for name in ("handlers.records.routes",):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-        paths.update(getattr(module, "openapi_paths", {}))
-        COMPONENTS["schemas"].update(getattr(module, "openapi_schemas", {}))
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Session Hub",
-            "version": "2.0.0",
-            "description": "Live sessions over WebSocket (docs/protocol.md) and this HTTP API.",
-        },
-        "paths": paths,
-        "components": COMPONENTS,
         "security": [{"bearer": []}],
     }
 
 
+@operation("This document: the HTTP API as OpenAPI 3.1", dict[str, Any], public=True)
 async def openapi(request: Request) -> Response:
-    return json_response(build_document())
+    document = getattr(request.app.state, "openapi", None)
+    if document is None:
+        document = request.app.state.openapi = build_document(request.app.routes)
+    return json_response(document)
 
 
 openapi_route = Route("/openapi.json", openapi, methods=["GET"])

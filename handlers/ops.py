@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.service import Hub
 
+from .api import operation
 from .errors import json_response
 
 
-async def healthz(request: Request) -> Response:
-    return json_response({"status": "ok"})
+class Alive(BaseModel):
+    status: Literal["ok"]
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, Any] = Field(
+        description="database, broker: ok or why not; background_tasks: failures; accepting: draining"
+    )
+
+
+@operation("Liveness", Alive, public=True)
+async def healthz() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@operation("Readiness: database and broker reachable", Readiness, public=True, other={503: Readiness})
 async def readyz(request: Request) -> Response:
     hub: Hub = request.app.state.hub
     checks: dict[str, object] = {}
@@ -37,6 +53,7 @@ async def readyz(request: Request) -> Response:
     )
 
 
+@operation("Prometheus metrics", None, public=True, media_type="text/plain")
 async def metrics(request: Request) -> Response:
     hub: Hub = request.app.state.hub
     return Response(hub.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

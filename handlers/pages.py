@@ -7,12 +7,14 @@ nothing fetched from elsewhere). The pages talk to the same hub that serves them
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
+
+from .api import operation
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -29,14 +31,17 @@ _HEADERS = {
 }
 
 
-def _page(filename: str) -> object:
-    async def endpoint(request: Request) -> Response:
+def _page(filename: str, summary: str) -> Any:
+    @operation(summary, None, public=True, media_type="text/html")
+    async def endpoint() -> Response:
         return FileResponse(STATIC_DIR / filename, media_type="text/html; charset=utf-8", headers=_HEADERS)
 
+    endpoint.__name__ = filename.removesuffix(".html")
     return endpoint
 
 
-async def index(request: Request) -> Response:
+@operation("Redirect to the dashboard", None, status=307, public=True, media_type="text/html")
+async def index() -> Response:
     return RedirectResponse("/dashboard", status_code=307)
 
 
@@ -61,8 +66,8 @@ class _StaticFiles(StaticFiles):
 
 routes = [
     Route("/", index, methods=["GET"]),
-    Route("/participant", _page("participant.html"), methods=["GET"]),  # type: ignore[arg-type]
-    Route("/instructor", _page("instructor.html"), methods=["GET"]),  # type: ignore[arg-type]
-    Route("/dashboard", _page("dashboard.html"), methods=["GET"]),  # type: ignore[arg-type]
+    Route("/participant", _page("participant.html", "The participant page"), methods=["GET"]),
+    Route("/instructor", _page("instructor.html", "The instructor console"), methods=["GET"]),
+    Route("/dashboard", _page("dashboard.html", "The live sessions dashboard"), methods=["GET"]),
     Mount("/static", app=_StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
 ]

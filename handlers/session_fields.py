@@ -1,22 +1,29 @@
-"""Validation of session records over HTTP (seed 003's rules table where its fields apply)
-and the JSON shape of a session record."""
+"""A session record over HTTP: the create body (seed 003's rules where its fields apply,
+and the record fields of the other seeds), and the record as the API answers it."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Interval, Len, MaxLen
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from hub.audience import AUDIENCE_KEY, AudienceError, validate_overrides
 from hub.events import iso
 from hub.store import SessionRecord
+from hub.validation import Conditional, Problem
+from hub.values import INT64_MAX, AwareDatetime, SessionId
 
-from .errors import ApiError
-from .formats import SESSION_ID_PATTERN, parse_datetime
-from .records.fields import validate_record_fields
+from .records.fields import RecordFields
 
 BASE_SESSION_TYPES = ("live", "guided", "practice", "workshop", "coaching", "interview", "agent")
-_CORE = {
+STATUSES = ("scheduled", "in_progress", "paused", "completed", "cancelled")
+# Columns of their own; every other field of a create body is kept in the attributes.
+_COLUMNS = {
     "session_id",
     "title",
     "session_type",
@@ -24,6 +31,7 @@ _CORE = {
     "instructor_name",
     "max_participants",
     "scheduled_start",
+    AUDIENCE_KEY,
 }
 
 
@@ -32,90 +40,115 @@ def session_types() -> tuple[str, ...]:
     return BASE_SESSION_TYPES + tuple(extra)
 
 
-class FieldErrors:
-    def __init__(self) -> None:
-        self.errors: list[dict[str, str]] = []
-
-    def add(self, field: str, message: str) -> None:
-        self.errors.append({"field": field, "message": message})
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            first = self.errors[0]
-            raise ApiError(422, "invalid", f"{first['field']}: {first['message']}", {"errors": self.errors})
-
-
-def _text(
-    body: dict[str, Any], errors: FieldErrors, name: str, high: int, required: bool = False
-) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            errors.add(name, "is required")
-        return None
-    if not isinstance(value, str):
-        errors.add(name, "must be a string")
-        return None
-    if required and not value.strip():
-        errors.add(name, "must not be empty")
-    if len(value) > high:
-        errors.add(name, f"must be at most {high} characters")
+def _known_type(value: str) -> str:
+    if value not in session_types():
+        raise PydanticCustomError(
+            "choice", "must be one of {choices}", {"choices": ", ".join(session_types())}
+        )
     return value
 
 
-def validate_create(body: dict[str, Any], default_max: int) -> dict[str, Any]:
-    """The fields of a new session, or ApiError 422 naming every problem."""
-    errors = FieldErrors()
-    session_id = body.get("session_id")
-    if session_id is None:
-        session_id = f"sess-{uuid.uuid4().hex[:12]}"
-    elif not isinstance(session_id, str) or not SESSION_ID_PATTERN.match(session_id):
-        errors.add("session_id", "must be 1-100 characters of letters, digits, '.', '_', ':' or '-'")
-    title = _text(body, errors, "title", 200, required=True)
-    session_type = body.get("session_type", "live")
-    if session_type not in session_types():
-        errors.add("session_type", "must be one of " + ", ".join(session_types()))
-    instructor = _text(body, errors, "instructor", 100)
-    if instructor is None:
-        instructor = _text(body, errors, "instructor_name", 100)
-    if session_type == "live" and not (instructor and instructor.strip()):
-        errors.add("instructor", "is required for live sessions")
-    max_participants = body.get("max_participants", default_max)
-    if isinstance(max_participants, bool) or not isinstance(max_participants, int):
-        errors.add("max_participants", "must be a whole number")
-    elif not 1 <= max_participants <= 1000:
-        errors.add("max_participants", "must be between 1 and 1000")
-    elif session_type == "workshop" and max_participants < 5:
-        errors.add("max_participants", "must be at least 5 for workshops")
-    scheduled_start = None
-    if body.get("scheduled_start") is not None:
-        scheduled_start = parse_datetime(body["scheduled_start"])
-        if scheduled_start is None:
-            errors.add("scheduled_start", "must be an ISO-8601 date-time with a time zone")
-    duration = body.get("session_duration")
-    if duration is not None and (
-        isinstance(duration, bool) or not isinstance(duration, int) or not 1 <= duration <= 7200
-    ):
-        errors.add("session_duration", "must be a whole number of seconds from 1 to 7200")
-    techniques = body.get("breathing_techniques")
-    if techniques is not None:
-        if not isinstance(techniques, list) or not all(isinstance(t, str) and t.strip() for t in techniques):
-            errors.add("breathing_techniques", "must be a list of non-empty strings")
-        elif not 1 <= len(techniques) <= 10:
-            errors.add("breathing_techniques", "must hold 1 to 10 techniques")
-    # The seeds' record fields (intention, indicators, rating, hierarchy, state, follow-ups).
-    validate_record_fields(body, errors)
-    errors.raise_if_any()
-    attributes = {k: v for k, v in body.items() if k not in _CORE}
-    return {
-        "session_id": session_id,
-        "title": title,
-        "session_type": session_type,
-        "instructor": instructor,
-        "max_participants": max_participants,
-        "scheduled_start": scheduled_start,
-        "attributes": attributes,
-    }
+def not_blank(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise PydanticCustomError("min_length", "must not be empty")
+    return value
+
+
+SessionType = Annotated[
+    str,
+    MaxLen(100),
+    AfterValidator(_known_type),
+    Field(description="one of " + ", ".join(BASE_SESSION_TYPES) + " (and HUB_SESSION_TYPES)"),
+]
+Title = Annotated[str, BeforeValidator(not_blank), Len(1, 200)]
+Person = Annotated[str, MaxLen(100)]
+
+
+class SessionCreate(RecordFields, Conditional):
+    session_id: SessionId | None = Field(None, description="default: a generated `sess-…` id")
+    title: Title
+    session_type: SessionType = "live"
+    instructor: Person | None = Field(None, description="required for live sessions")
+    instructor_name: Person | None = Field(None, description="the same as `instructor` (seed 003's name)")
+    max_participants: Annotated[int, Interval(ge=1, le=1000)] | None = Field(
+        None, description="default HUB_DEFAULT_MAX_PARTICIPANTS; at least 5 for workshops"
+    )
+    scheduled_start: AwareDatetime | None = None
+    session_duration: Annotated[int, Interval(ge=1, le=7200)] | None = Field(None, description="seconds")
+    breathing_techniques: (
+        Annotated[list[Annotated[str, BeforeValidator(not_blank), Len(1, 200)]], Len(1, 10)] | None
+    ) = None
+    template_id: Annotated[int, Interval(ge=1, le=INT64_MAX)] | None = Field(
+        None, description="the template the session was made from"
+    )
+    audience: dict[str, Any] | None = Field(
+        None, description="event type -> `everyone` or `staff`: this session's audience overrides"
+    )
+
+    @classmethod
+    def conditions(cls, data: dict[str, Any]) -> list[Problem]:
+        found = []
+        session_type = data.get("session_type", "live")
+        lead = data.get("instructor")
+        lead = data.get("instructor_name") if lead is None else lead
+        if session_type == "live" and not (isinstance(lead, str) and lead.strip()):
+            found.append(
+                {
+                    "field": "instructor",
+                    "rule": "required_for_live",
+                    "message": "is required for live sessions",
+                }
+            )
+        count = data.get("max_participants")
+        if session_type == "workshop" and type(count) is int and count < 5:
+            message = "must be at least 5 for workshops"
+            found.append({"field": "max_participants", "rule": "workshop_minimum", "message": message})
+        if isinstance(data.get(AUDIENCE_KEY), dict):
+            try:
+                validate_overrides(data[AUDIENCE_KEY])
+            except AudienceError as exc:
+                found.extend({**e, "rule": "audience"} for e in exc.errors)
+        return found
+
+    @property
+    def lead(self) -> str | None:
+        return self.instructor if self.instructor is not None else self.instructor_name
+
+    def fields(self, default_max: int) -> dict[str, Any]:
+        """What the store writes: the columns, and every other field in the attributes."""
+        return {
+            "session_id": self.session_id or f"sess-{uuid.uuid4().hex[:12]}",
+            "title": self.title,
+            "session_type": self.session_type,
+            "instructor": self.lead,
+            "max_participants": self.max_participants or default_max,
+            "scheduled_start": self.scheduled_start,
+            "attributes": self.model_dump(mode="json", exclude=_COLUMNS, exclude_none=True),
+            "audience": validate_overrides(self.audience) if self.audience else {},
+        }
+
+
+class SessionOut(BaseModel):
+    """A session record: its columns, then every record field it has."""
+
+    model_config = ConfigDict(extra="allow")
+
+    session_id: str
+    account_id: str
+    title: str
+    session_type: str
+    status: str = Field(description=" | ".join(STATUSES))
+    active: bool = Field(description="status is in_progress")
+    instructor: str | None
+    max_participants: int
+    scheduled_start: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    current_technique: dict[str, Any] | None
+    head_seq: int
+    created_at: datetime | None
+    updated_at: datetime | None
+    participant_count: int | None = Field(None, description="members present now (not in listings)")
 
 
 def _when(value: datetime | None) -> str | None:

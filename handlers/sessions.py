@@ -5,65 +5,54 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.committer import CommitFailed, CommitOverloaded
+from hub.audience import in_view
 from hub.connection import Principal
+from hub.errors import Conflict, ErrorCode, NotFound
 from hub.events import iso
 from hub.presence import participant_list
 from hub.records.session_metrics import compute_metrics
 from hub.retention import Archives
 from hub.service import Hub
-from hub.store import SessionExists, SessionRecord, StoredEvent
+from hub.store import SessionRecord, StoredEvent
 
-from .auth import AuthError, bearer_token, can_open
-from .errors import ApiError, json_response, query_flag, query_int, read_json_object
-from .formats import SESSION_ID_PATTERN
+from .api import hub_of, operation
+from .auth import can_open
 from .records.fields import check_parent
-from .session_fields import session_json, session_types, validate_create
+from .session_fields import SessionCreate, SessionOut, session_json
+from .session_models import (
+    Content,
+    ContentQuery,
+    EventPage,
+    EventsQuery,
+    LifecycleBody,
+    LifecycleOut,
+    LiveList,
+    LiveQuery,
+    SessionList,
+    SessionListQuery,
+)
 
 WRITERS = ("instructor", "admin")
 LIVE_STATUSES = ("in_progress", "paused")
-STATUSES = ("scheduled", "in_progress", "paused", "completed", "cancelled")
 _MAX_REPLAY = 50_000
 
 
-def hub_of(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
-
-
 def archives_of(request: Request) -> Archives:
+    """What readers learn of a session's archive (hub/retention.py), wired by the app."""
     archives: Archives = request.app.state.archives
     return archives
 
 
-def caller(request: Request, roles: tuple[str, ...] | None = None) -> Principal:
-    try:
-        principal: Principal = request.app.state.auth.from_request(request, bearer_token(request))
-    except AuthError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
-    if roles is not None and principal.role not in roles:
-        needed = " or ".join(roles)
-        raise ApiError(403, "forbidden", f"role '{principal.role}' may not do this; it needs {needed}")
-    return principal
-
-
-async def load_session(request: Request, principal: Principal) -> SessionRecord:
-    session_id = request.path_params["session_id"]
-    record = None
-    # Another account's session, or one outside the token's list, is simply not there;
-    # neither is an id no session can have (PostgreSQL text cannot even hold NUL).
-    if can_open(principal, session_id) and SESSION_ID_PATTERN.match(session_id):
-        record = await hub_of(request).store.get_session(principal.account_id, session_id)
-    if record is None:
-        raise ApiError(404, "not_found", f"session '{session_id[:100]}' not found")
-    return record
-
-
 async def participant_count(hub: Hub, record: SessionRecord) -> int:
-    return len(participant_list(await hub.presence.members(str(record.pk))))
+    return (await hub.presence.roster(str(record.pk), 0)).participant_count
+
+
+async def latest_group_hrv(hub: Hub, record: SessionRecord) -> dict[str, Any] | None:
+    """The group's HRV figures of the session's latest `hrv_summary`, if any."""
+    latest = await hub.store.read_typed(record.pk, ("hrv_summary",), 0, 1, newest_first=True)
+    return {**latest[0].data, "seq": latest[0].seq, "ts": iso(latest[0].ts)} if latest else None
 
 
 async def read_all(
@@ -80,48 +69,35 @@ async def read_all(
     return events
 
 
-async def create_session(request: Request) -> Response:
-    principal = caller(request, WRITERS)
+@operation("Create (schedule) a session", SessionOut, status=201, roles=WRITERS, errors=(ErrorCode.CONFLICT,))
+async def create_session(request: Request, principal: Principal, body: SessionCreate) -> dict[str, Any]:
     hub = hub_of(request)
-    body = await read_json_object(request, hub.settings.max_body_bytes)
-    fields = validate_create(body, hub.settings.default_max_participants)
+    fields = body.fields(hub.settings.default_max_participants)
     fields["created_by"] = principal.user_id
     await check_parent(hub.store, principal, fields["attributes"])
-    try:
-        record = await hub.store.create_session(principal.account_id, fields)
-    except SessionExists:
-        raise ApiError(409, "conflict", f"session '{fields['session_id']}' already exists") from None
-    return json_response(session_json(record, 0), 201)
+    record = await hub.store.create_session(principal.account_id, fields)  # SessionExists: 409
+    return session_json(record, 0)
 
 
-async def list_sessions(request: Request) -> Response:
-    principal = caller(request)
+@operation("List the account's sessions", SessionList)
+async def list_sessions(request: Request, principal: Principal, query: SessionListQuery) -> dict[str, Any]:
     hub = hub_of(request)
-    status = request.query_params.get("status")
-    statuses = [s for s in status.split(",") if s] if status else None
-    if statuses and not set(statuses) <= set(STATUSES):
-        raise ApiError(422, "invalid", "status must be a comma-separated list of " + ", ".join(STATUSES))
-    session_type = request.query_params.get("session_type") or request.query_params.get("type")
-    if session_type is not None and session_type not in session_types():
-        raise ApiError(422, "invalid", "session_type must be one of " + ", ".join(session_types()))
-    limit = query_int(request, "limit", 50, 1, 500) or 50
-    cursor = query_int(request, "cursor", None, 0, 2**62)
-    records = await hub.store.list_sessions(principal.account_id, statuses, session_type, limit + 1, cursor)
+    limit = query.limit
+    records = await hub.store.list_sessions(
+        principal.account_id, query.status, query.session_type, limit + 1, query.cursor
+    )
     records = [r for r in records if can_open(principal, r.session_id)]
     page, more = records[:limit], len(records) > limit
-    return json_response(
-        {
-            "count": len(page),
-            "sessions": [session_json(r) for r in page],
-            "next_cursor": page[-1].pk if more and page else None,
-        }
-    )
+    return {
+        "count": len(page),
+        "sessions": [session_json(r) for r in page],
+        "next_cursor": page[-1].pk if more and page else None,
+    }
 
 
-async def live_sessions(request: Request) -> Response:
-    principal = caller(request)
+@operation("List live sessions (in progress or paused)", LiveList)
+async def live_sessions(request: Request, principal: Principal, query: LiveQuery) -> dict[str, Any]:
     hub = hub_of(request)
-    include_metrics = query_flag(request, "include_metrics")
     records = await hub.store.list_sessions(principal.account_id, LIVE_STATUSES, limit=1000)
     sessions = []
     for record in records:
@@ -137,8 +113,9 @@ async def live_sessions(request: Request) -> Response:
             "started_at": iso(record.started_at) if record.started_at else None,
             "current_technique": record.current_technique,
             "head_seq": record.head_seq,
+            "group_hrv": await latest_group_hrv(hub, record),
         }
-        if include_metrics:
+        if query.include_metrics:
             metrics = compute_metrics(await read_all(hub, record))
             metrics["current_hrv_improvement"] = metrics["average_hrv_improvement"]
         else:
@@ -146,21 +123,19 @@ async def live_sessions(request: Request) -> Response:
             metrics = {"message_count": record.head_seq, "participant_count": item["participant_count"]}
         item["metrics"] = metrics
         sessions.append(item)
-    return json_response({"count": len(sessions), "sessions": sessions})
+    return {"count": len(sessions), "sessions": sessions}
 
 
-async def get_session(request: Request) -> Response:
-    principal = caller(request)
-    record = await load_session(request, principal)
-    return json_response(session_json(record, await participant_count(hub_of(request), record)))
+@operation("Get a session record", SessionOut)
+async def get_session(request: Request, record: SessionRecord) -> dict[str, Any]:
+    return session_json(record, await participant_count(hub_of(request), record))
 
 
-async def session_content(request: Request) -> Response:
-    principal = caller(request)
+@operation("Session content: info, metrics and replay", Content)
+async def session_content(
+    request: Request, principal: Principal, record: SessionRecord, query: ContentQuery
+) -> dict[str, Any]:
     hub = hub_of(request)
-    record = await load_session(request, principal)
-    include_metrics = query_flag(request, "include_metrics")
-    include_replay = query_flag(request, "include_replay")
     members = await hub.presence.members(str(record.pk))
     participants = participant_list(members)
     body: dict[str, Any] = {
@@ -175,17 +150,18 @@ async def session_content(request: Request) -> Response:
             ],
         },
     }
-    if include_metrics or include_replay:
+    if query.include_metrics or query.include_replay:
         events = await read_all(hub, record)
-        if include_metrics:
+        if query.include_metrics:
             body["metrics"] = await archives_of(request).metrics(record, events)
-        if include_replay:
-            messages = [_message(record, e) for e in events]
+        if query.include_replay:
+            # A participant reads the log as its view holds it (hub/audience.py).
+            messages = [_message(record, e) for e in await in_view(hub.store, record, principal.role, events)]
             body["replay"] = {"message_count": len(messages), "messages": messages}
             archived = await archives_of(request).replay_note(record)
             if archived is not None:  # retention trimmed the log: where it went
                 body["replay"]["archived"] = archived
-    return json_response(body)
+    return body
 
 
 def _message(record: SessionRecord, event: StoredEvent) -> dict[str, Any]:
@@ -199,21 +175,20 @@ def _message(record: SessionRecord, event: StoredEvent) -> dict[str, Any]:
     }
 
 
-async def session_events(request: Request) -> Response:
-    principal = caller(request)
+@operation("A page of the session's event log", EventPage)
+async def session_events(
+    request: Request, principal: Principal, record: SessionRecord, query: EventsQuery
+) -> dict[str, Any]:
     hub = hub_of(request)
-    record = await load_session(request, principal)
-    since = query_int(request, "since", 0, 0, 2**62) or 0
-    limit = query_int(request, "limit", 1000, 1, 10_000) or 1000
-    events = await read_all(hub, record, since, limit)
-    return json_response(
-        {
-            "session_id": record.session_id,
-            "head_seq": record.head_seq,
-            "retained_from": record.retained_from,
-            "events": [_message(record, e) for e in events],
-        }
+    events = await in_view(
+        hub.store, record, principal.role, await read_all(hub, record, query.since, query.limit)
     )
+    return {
+        "session_id": record.session_id,
+        "head_seq": record.head_seq,
+        "retained_from": record.retained_from,
+        "events": [_message(record, e) for e in events],
+    }
 
 
 # lifecycle: action -> (event type, extra data, statuses it is legal from)
@@ -226,41 +201,37 @@ TRANSITIONS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
 }
 
 
-async def lifecycle(request: Request) -> Response:
-    principal = caller(request, WRITERS)
-    hub = hub_of(request)
-    record = await load_session(request, principal)
-    action = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+def _lifecycle(action: str) -> Any:
     event_type, extra, legal_from = TRANSITIONS[action]
-    data: dict[str, Any] = dict(extra)
-    if request.headers.get("content-length") not in (None, "0"):
-        body = await read_json_object(request, hub.settings.max_body_bytes)
-        for key in ("message", "reason"):
-            if isinstance(body.get(key), str):
-                data[key] = body[key][:1000]
-    result = await append_or_raise(hub, record, event_type, data, principal)
-    if result.error == "conflict":
-        raise ApiError(
-            409,
-            "conflict",
-            f"cannot {action} a session that is {result.status}",
-            {"status": result.status, "allowed_from": list(legal_from)},
-        )
-    if result.error == "not_found":
-        raise ApiError(404, "not_found", f"session '{record.session_id}' not found")
-    fresh = await hub.store.get_session_by_pk(record.pk) or record
-    body_out = session_json(fresh, await participant_count(hub, fresh))
-    body_out["event"] = {"type": event_type, "seq": result.seq}
-    return json_response(body_out)
 
+    @operation(
+        f"Lifecycle: {action} ({event_type}; from {' or '.join(legal_from)})",
+        LifecycleOut,
+        roles=WRITERS,
+        errors=(ErrorCode.CONFLICT,),
+    )
+    async def transition(
+        request: Request, principal: Principal, record: SessionRecord, body: LifecycleBody | None
+    ) -> dict[str, Any]:
+        hub = hub_of(request)
+        data: dict[str, Any] = dict(extra)
+        if body is not None:
+            data.update(body.model_dump(exclude_none=True))
+        result = await hub.append(record, event_type, data, principal.actor)
+        if result.error == ErrorCode.CONFLICT:
+            raise Conflict(
+                f"cannot {action} a session that is {result.status}",
+                {"status": result.status, "allowed_from": list(legal_from)},
+            )
+        if result.error == ErrorCode.NOT_FOUND:
+            raise NotFound(f"session '{record.session_id}' not found")
+        fresh = await hub.store.get_session_by_pk(record.pk) or record
+        body_out = session_json(fresh, await participant_count(hub, fresh))
+        body_out["event"] = {"type": event_type, "seq": result.seq}
+        return body_out
 
-async def append_or_raise(
-    hub: Hub, record: SessionRecord, event_type: str, data: dict[str, Any], principal: Principal
-) -> Any:
-    try:
-        return await hub.append(record, event_type, data, principal.actor)
-    except (CommitFailed, CommitOverloaded) as exc:
-        raise ApiError(503, "unavailable", f"the event could not be stored: {exc}") from None
+    transition.__name__ = f"{action}_session"
+    return transition
 
 
 routes = [
@@ -271,7 +242,7 @@ routes = [
     Route("/api/v2/session/{session_id}/content", session_content, methods=["GET"]),
     Route("/api/v2/session/{session_id}/events", session_events, methods=["GET"]),
     *[
-        Route(f"/api/v2/session/{{session_id}}/{action}", lifecycle, methods=["POST"])
+        Route(f"/api/v2/session/{{session_id}}/{action}", _lifecycle(action), methods=["POST"])
         for action in TRANSITIONS
     ],
 ]

@@ -7,18 +7,34 @@ close code (a refused handshake only shows an HTTP 403 to browsers).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from annotated_types import Interval, Len
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.close_codes import CloseCode, reason
 from hub.connection import Connection, Principal, TokenBucket
+from hub.errors import (
+    ErrorCode,
+    Forbidden,
+    HubError,
+    NotFound,
+    ShuttingDown,
+    TooManyConnections,
+    classify,
+)
 from hub.events import error_message
+from hub.safe_json import text_problem
 from hub.service import Hub
 from hub.store import SessionRecord
+from hub.values import SEQ_MAX
 
-from .auth import AuthError, can_open, websocket_token
+from .api import parse_params
+from .auth import can_open, websocket_token
+from .query import QueryInt, query_model
 from .uvicorn_transport import open_transport
 
 log = logging.getLogger("hub.ws")
@@ -26,10 +42,12 @@ log = logging.getLogger("hub.ws")
 CONNECT_ROLES = ("participant", "instructor", "observer")
 
 
-async def _refuse(websocket: WebSocket, session_id: str, code: CloseCode, error: str, message: str) -> None:
+async def _refuse(websocket: WebSocket, session_id: str, error: HubError) -> None:
     try:
-        await websocket.send_text(error_message(session_id, error, message).decode())
-        await websocket.close(int(code), reason(code))
+        await websocket.send_text(
+            error_message(session_id, error.code, error.message, details=error.details).decode()
+        )
+        await websocket.close(int(error.close_code), reason(error.close_code))
     except Exception:
         pass
 
@@ -43,82 +61,62 @@ def _role_allowed(principal: Principal, requested: str) -> bool:
     return requested == principal.role
 
 
-class Refusal(Exception):
-    """Why a connection is turned away: the close code, the error code, the message."""
-
-    def __init__(self, close: CloseCode, code: str, message: str):
-        super().__init__(message)
-        self.close = close
-        self.code = code
-        self.message = message
+def _storable(value: Any) -> Any:
+    problem = text_problem(value) if isinstance(value, str) else None
+    if problem is not None:
+        raise PydanticCustomError("storable", problem)
+    return value
 
 
-def _text_param(params: Any, name: str, low: int, high: int) -> str | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if not low <= len(value) <= high or "\x00" in value:
-        raise Refusal(
-            CloseCode.BAD_REQUEST, "invalid", f"{name} must be {low} to {high} characters, without NUL"
-        )
-    return str(value)
+Name = Annotated[str, BeforeValidator(_storable), Len(1, 100)]
 
 
-def _parse_query(params: Any) -> tuple[str, str, int | None, str | None]:
-    """(session_id, role, since, name) from the query string, or Refusal(bad_request)."""
-    session_id = _text_param(params, "session_id", 1, 100)
-    if session_id is None:
-        raise Refusal(CloseCode.BAD_REQUEST, "invalid", "session_id is required")
-    role = params.get("role", "")
-    if role not in CONNECT_ROLES:
-        message = "role must be one of " + ", ".join(CONNECT_ROLES)
-        raise Refusal(CloseCode.BAD_REQUEST, "invalid", message)
-    since: int | None = None
-    if params.get("since") not in (None, ""):
-        raw = params["since"]
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-            raise Refusal(CloseCode.BAD_REQUEST, "invalid", "since must be a whole number ≥ 0")
-        since = int(raw)
-    name = _text_param(params, "name", 1, 100)
-    _text_param(params, "user_id", 1, 100)  # dev mode names the user with it
-    return session_id, role, since, name
+class ConnectQuery(BaseModel):
+    """The query string of `/ws/live-updates`; a bad one closes with 3500 (bad_request)."""
+
+    model_config = query_model()
+
+    session_id: Name
+    role: Literal["participant", "instructor", "observer"]
+    since: QueryInt[Annotated[int, Interval(ge=0, le=SEQ_MAX)]] | None = Field(
+        None, description="last seq the client has seen: replay everything after it first"
+    )
+    name: Name | None = Field(None, description="display name; default: the token's name")
+    user_id: Name | None = Field(None, description="dev mode only: a stable user id")
+    token: str | None = Field(None, description="HS256 JWT; or the subprotocol `bearer.<token>`")
 
 
 async def _admit(
     websocket: WebSocket, hub: Hub, token: str | None
 ) -> tuple[Principal, SessionRecord, int | None]:
-    """Everything that decides whether this connection may join: Refusal if not."""
+    """Everything that decides whether this connection may join: a HubError if not."""
     if not hub.accepting:
-        raise Refusal(CloseCode.SERVER_SHUTDOWN, "unavailable", "the hub is shutting down")
-    session_id, role, since, name = _parse_query(websocket.query_params)
-    try:
-        principal = websocket.app.state.auth.from_request(websocket, token, role_hint=role)
-    except AuthError as exc:
-        close = CloseCode.UNAUTHORIZED if exc.status == 401 else CloseCode.FORBIDDEN
-        raise Refusal(close, exc.code, exc.message) from None
+        raise ShuttingDown("the hub is shutting down")
+    query: ConnectQuery = parse_params(websocket.query_params, ConnectQuery)
+    session_id, role = query.session_id, query.role
+    principal = websocket.app.state.auth.from_request(websocket, token, role_hint=role)
     if not _role_allowed(principal, role):
-        message = f"the token's role '{principal.role}' may not connect as '{role}'"
-        raise Refusal(CloseCode.FORBIDDEN, "forbidden", message)
-    if name and token:
-        principal.name = name
+        raise Forbidden(f"the token's role '{principal.role}' may not connect as '{role}'")
+    if query.name and token:
+        principal.name = query.name
     principal.role = role  # the connection acts in the role it asked for
     # Another account's session, or one outside the token's list, is simply not there.
     session = None
     if can_open(principal, session_id):
         session = await hub.store.get_session(principal.account_id, session_id)
     if session is None:
-        raise Refusal(CloseCode.NOT_FOUND, "not_found", f"session '{session_id}' not found")
-    return principal, session, since
+        raise NotFound(f"session '{session_id}' not found")
+    return principal, session, query.since
 
 
 async def _claim_slot(hub: Hub, conn: Connection) -> None:
     """Take one of the user's connection slots, counted on every process sharing the
-    presence (Redis), or Refusal. The last step of admission: nothing after it can refuse,
+    presence (Redis), or TooManyConnections. The last step of admission: nothing after it can refuse,
     so a refused connection never holds a slot."""
     principal, limit = conn.principal, hub.settings.max_connections_per_user
     if not await hub.presence.claim_user_slot(principal.account_id, principal.user_id, conn.conn_id, limit):
         message = f"too many connections for this user (at most {limit}, HUB_MAX_CONNECTIONS_PER_USER)"
-        raise Refusal(CloseCode.TOO_MANY_CONNECTIONS, "rate_limited", message)
+        raise TooManyConnections(message, {"limit": limit})
 
 
 async def _release_slot(hub: Hub, conn: Connection) -> None:
@@ -147,15 +145,17 @@ async def live_updates(websocket: WebSocket) -> None:
             bucket=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
         await _claim_slot(hub, conn)
-    except Refusal as refusal:
-        await _refuse(websocket, session_id, refusal.close, refusal.code, refusal.message)
-        return
-    except Exception:
-        # The database or the presence (Redis) is unreachable: the client may try again
-        # (3004 is in the reconnect range).
-        log.exception("connection not admitted", extra={"session": session_id})
-        message = "the hub could not check this connection; try again"
-        await _refuse(websocket, session_id, CloseCode.INTERNAL_ERROR, "unavailable", message)
+    except Exception as exc:
+        # A refusal closes with its do-not-reconnect code; an unreachable database or
+        # presence (Redis) with 3004 (try again); a fault in the hub with 1011.
+        error = classify(exc, websocket.app.state.unreachable)
+        if error.code == ErrorCode.INTERNAL:
+            log.error(
+                "connection not admitted: a fault in the hub", exc_info=exc, extra={"session": session_id}
+            )
+        elif error.code == ErrorCode.UNAVAILABLE and not isinstance(exc, ShuttingDown):
+            log.warning("connection not admitted: %s", exc, extra={"session": session_id})
+        await _refuse(websocket, session_id, error)
         return
 
     # The slot is held from here: no await until the `try` whose `finally` releases it.
@@ -174,9 +174,13 @@ async def live_updates(websocket: WebSocket) -> None:
             hub.membership.handle_frame(conn, room, frame)
     except WebSocketDisconnect:
         pass
-    except Exception:
-        log.exception("connection failed", extra={"session": session_id})
-        conn.close_soon(CloseCode.INTERNAL_ERROR)
+    except Exception as exc:
+        error = classify(exc, websocket.app.state.unreachable)
+        if error.code == ErrorCode.INTERNAL:
+            log.error("connection failed: a fault in the hub", exc_info=exc, extra={"session": session_id})
+        else:
+            log.warning("connection failed: %s", exc, extra={"session": session_id})
+        conn.close_soon(error.close_code)
     finally:
         try:
             await hub.membership.leave(conn, session)

@@ -27,12 +27,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from .errors import Unavailable
+
 MessageHandler = Callable[[str, int, bytes], None]  # (origin node id, seq, payload)
 ResubscribedCallback = Callable[[str], None]  # channel
 ReconnectedCallback = Callable[[], None]
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(Unavailable):
     pass
 
 

@@ -2,7 +2,7 @@
 
 3000–3499 tell a client to reconnect (with `since`, backoff and jitter); 3500–3999 tell it
 not to until something changes (a new token, another session). `docs/protocol.md` shows
-the same table; `tests/test_close_codes.py` keeps the two in step.
+the same table; `tests/test_errors.py` keeps the two in step.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
     MESSAGE_TOO_BIG = 1009
+    UNEXPECTED_CONDITION = 1011  # a fault in the hub itself (RFC 6455 §7.4.1)
     SERVER_SHUTDOWN = 3000
     SLOW_CONSUMER = 3001
     IDLE_TIMEOUT = 3002

@@ -19,16 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import Unavailable
 from .store import AppendRequest, AppendResult, EventLog, StoreUnavailable
 
 log = logging.getLogger("hub.commit")
 
 
-class CommitOverloaded(Exception):
+class CommitOverloaded(Unavailable):
     pass
 
 
-class CommitFailed(Exception):
+class CommitFailed(Unavailable):
     """The batch holding this event could not be written; nothing was acknowledged."""
 
 

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     presence_ttl: Seconds = _env("HUB_PRESENCE_TTL", 15.0, ge=1, le=_HOUR)
     room_linger: Seconds = _env("HUB_ROOM_LINGER", 5.0, ge=0, le=_HOUR)
     gap_repair_delay: Seconds = _env("HUB_GAP_REPAIR_DELAY", 0.02, ge=0, le=10)
+    # seconds per group HRV interval (hub/hrv_summaries.py); 0 turns the summaries off
+    hrv_summary_interval: Seconds = _env("HUB_HRV_SUMMARY_INTERVAL", 1.0, ge=0, le=_HOUR)
 
     # transport: sockets before and after the WebSocket handshake (handlers/uvicorn_*.py)
     max_connections: int = _env("HUB_MAX_CONNECTIONS", 4096, ge=16, le=1_000_000)

@@ -2,17 +2,22 @@
 
 This module is the executable form of the tables in `docs/protocol.md`. It knows
 nothing of sockets or SQL: a frame's decoded object goes in, a validated event or a
-typed `EventError` comes out.
+typed `HubError` comes out. What each type's `data` holds is in `hub.event_data`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter
+
+from .audience import AUDIENCE_KEY, reserved_data_problem
+from .errors import Forbidden, HubError, Invalid
+from .event_data import DATA_MODELS
+from .validation import check
 
 LIFECYCLE_TYPES = frozenset(
     {"session_started", "session_paused", "session_resumed", "session_ending", "session_ended"}
@@ -24,6 +29,7 @@ DURABLE_TYPES = frozenset(
     | {
         "technique_changed",
         "hrv_update",
+        "hrv_summary",
         "hrv_milestone",
         "achievement_unlocked",
         "prompt",
@@ -62,135 +68,32 @@ SENDABLE_BY_ROLE: dict[str, frozenset[str]] = {
 TERMINAL_STATUSES = ("completed", "cancelled")
 
 
-class EventError(Exception):
-    """A refused frame: `code` is one of the protocol's error codes."""
+# The name the event model's refusals had before the one error vocabulary.
+EventError = HubError
 
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
-        self.client_id: Any = None  # echoed in the error reply when the frame had a usable id
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    kind: str  # "str", "int", "num", "bool", "choice"
-    required: bool = False
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-
-
-def _str(name: str, low: int = 0, high: int = 2000, required: bool = False) -> Field:
-    return Field(name, "str", required, low, high)
-
-
-SCHEMAS: dict[str, tuple[Field, ...]] = {
-    "session_started": (_str("message", high=1000),),
-    "session_paused": (_str("reason", high=1000),),
-    "session_resumed": (_str("message", high=1000),),
-    "session_ending": (
-        Field("seconds_remaining", "int", False, 0, 7200),
-        Field("summary_available", "bool"),
-        _str("message", high=1000),
-    ),
-    "session_ended": (_str("message", high=1000),),
-    "technique_changed": (
-        _str("technique", 1, 100, required=True),
-        Field("duration", "int", False, 1, 7200),
-        _str("instructions", high=2000),
-    ),
-    "hrv_update": (
-        Field("hrv", "num", True, 0, 1000),
-        Field("improvement", "num", False, -100, 200),
-        Field("coherence", "num", False, 0, 1),
-    ),
-    "hrv_milestone": (
-        Field("improvement", "num", True, -100, 200),
-        _str("participant_id", high=200),
-        _str("message", high=1000),
-    ),
-    "achievement_unlocked": (
-        _str("title", 1, 200, required=True),
-        _str("description", high=2000),
-        _str("participant_id", high=200),
-    ),
-    "prompt": (
-        _str("text", 1, 4000, required=True),
-        _str("category", high=100),
-        Field("expects_response", "bool"),
-    ),
-    "response": (
-        _str("text", 0, 4000, required=True),
-        Field("prompt_seq", "int", False, 1, 2**62),
-        Field("method", "choice", False, choices=("text", "voice", "skip")),
-        Field("duration_seconds", "int", False, 0, 86400),
-    ),
-    "announcement": (
-        _str("message", 1, 2000, required=True),
-        _str("title", high=200),
-        _str("type", high=50),
-        _str("action_url", high=2000),
-    ),
-    "session_update": (),
-    "note": (
-        _str("content", 1, 10000, required=True),
-        Field("note_type", "choice", False, choices=("observation", "concern", "insight", "technical")),
-        Field("is_important", "bool"),
-        Field("requires_followup", "bool"),
-        Field("interaction_sequence", "int", False, 1, 2**62),
-    ),
-    "feedback": (
-        Field("message_seq", "int", True, 1, 2**62),
-        Field("feedback_type", "choice", True, choices=("like", "dislike", "regenerate")),
-        _str("comment", high=2000),
-    ),
+# One compiled validator per durable type, built once at import: the inbound hot path
+# runs pydantic-core directly and keeps the client's `data` object as sent.
+_VALIDATORS: dict[str, Any] = {
+    event_type: TypeAdapter(model).validator for event_type, model in DATA_MODELS.items()
 }
 
 
-def _check_field(spec: Field, value: Any) -> str | None:
-    """Return why `value` does not fit `spec`, or None."""
-    if spec.kind == "str" or spec.kind == "choice":
-        if not isinstance(value, str):
-            return "must be a string"
-        if spec.kind == "choice":
-            return None if value in spec.choices else f"must be one of {', '.join(spec.choices)}"
-        if spec.low is not None and len(value) < spec.low:
-            return "must not be empty" if spec.low == 1 else f"must be at least {spec.low:g} long"
-        if spec.high is not None and len(value) > spec.high:
-            return f"must be at most {spec.high:g} characters"
-        return None
-    if spec.kind == "bool":
-        return None if isinstance(value, bool) else "must be true or false"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "must be a number"
-    if spec.kind == "int" and not isinstance(value, int):
-        return "must be a whole number"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number"
-    if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
-        return f"must be between {spec.low:g} and {spec.high:g}"
-    return None
-
-
 def validate_data(event_type: str, data: Any) -> dict[str, Any]:
-    """Check `data` for `event_type`; return it unchanged or raise EventError('invalid')."""
+    """Check `data` for `event_type`; return it unchanged or raise Invalid naming every
+    broken rule (`details.field` is the first one's field, as documented)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise EventError("invalid", "data must be a JSON object", {"field": "data"})
-    if event_type == "session_update" and not data:
-        raise EventError("invalid", "session_update needs a non-empty data object", {"field": "data"})
-    for spec in SCHEMAS.get(event_type, ()):
-        if spec.name not in data or data[spec.name] is None:
-            if spec.required:
-                raise EventError("invalid", f"data.{spec.name} is required", {"field": spec.name})
-            continue
-        problem = _check_field(spec, data[spec.name])
-        if problem:
-            raise EventError("invalid", f"data.{spec.name} {problem}", {"field": spec.name})
+        raise Invalid("data must be a JSON object", {"field": "data"})
+    reserved = reserved_data_problem(event_type, data)
+    if reserved is not None:
+        raise Invalid(reserved, {"field": AUDIENCE_KEY})
+    found = check(_VALIDATORS[event_type], data, root="data")
+    if found:
+        first = found[0]
+        where = first["field"] if first["field"] == "data" else f"data.{first['field']}"
+        details = {"field": first["field"], "rule": first["rule"], "errors": found}
+        raise Invalid(f"{where} {first['message']}", details)
     return data
 
 
@@ -204,7 +107,7 @@ class ClientEvent:
 
 
 def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | None:
-    """Decode one inbound frame. None means heartbeat; errors raise EventError.
+    """Decode one inbound frame. None means heartbeat; a refusal raises HubError.
 
     The order of checks gives the most useful error first: shape, then type,
     then permission, then data.
@@ -212,22 +115,22 @@ def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | None:
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise EventError("invalid", "frame is not valid JSON") from None
+        raise Invalid("frame is not valid JSON") from None
     if not isinstance(message, dict):
-        raise EventError("invalid", "frame must be a JSON object")
+        raise Invalid("frame must be a JSON object")
     event_type = message.get("type")
     client_id = message.get("id")
     if client_id is not None and (not isinstance(client_id, str) or not 1 <= len(client_id) <= 100):
-        raise EventError("invalid", "id must be a string of 1 to 100 characters", {"field": "id"})
+        raise Invalid("id must be a string of 1 to 100 characters", {"field": "id"})
     if not isinstance(event_type, str):
-        error = EventError("invalid", "type is required and must be a string", {"field": "type"})
+        error = Invalid("type is required and must be a string", {"field": "type"})
         error.client_id = client_id
         raise error
     if event_type == "heartbeat":
         return None
     try:
         return _parse_event(message, event_type, client_id, role)
-    except EventError as exc:
+    except HubError as exc:
         exc.client_id = client_id
         raise
 
@@ -235,11 +138,11 @@ def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | None:
 def _parse_event(message: dict[str, Any], event_type: str, client_id: Any, role: str) -> ClientEvent:
     if event_type not in DURABLE_TYPES:
         shown = event_type[:50]
-        raise EventError("invalid", f"unknown message type '{shown}'", {"field": "type"})
+        raise Invalid(f"unknown message type '{shown}'", {"field": "type"})
     if event_type not in SENDABLE_BY_ROLE.get(role, frozenset()):
-        raise EventError("forbidden", f"role '{role}' may not send '{event_type}'", {"field": "type"})
+        raise Forbidden(f"role '{role}' may not send '{event_type}'", {"field": "type"})
     if client_id is None:
-        raise EventError("invalid", "id is required for events", {"field": "id"})
+        raise Invalid("id is required for events", {"field": "id"})
     return ClientEvent(event_type, client_id, validate_data(event_type, message.get("data")))
 
 

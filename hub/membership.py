@@ -15,19 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .audience import ViewCursor, cursor_at, frame_in_view, view_of
 from .close_codes import CloseCode
 from .committer import CommitFailed, CommitOverloaded, PendingAppend
 from .connection import Connection
+from .errors import ErrorCode, HubError, Invalid, SessionFull
 from .events import (
     TERMINAL_STATUSES,
-    EventError,
     envelope,
     error_message,
     iso,
     parse_client_frame,
 )
 from .events import now_iso as iso_now
-from .presence import participant_list
+from .presence import Roster
+from .presence_count import LIST_CAP
 from .room import Room
 from .safe_json import json_problem
 from .store import AppendRequest, AppendResult, SessionRecord
@@ -37,9 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hub.membership")
 
-_ERROR_TEXT = {
-    "not_found": "the session does not exist",
-    "conflict": "the session's status does not allow this event",
+_ERROR_TEXT: dict[str, str] = {
+    ErrorCode.NOT_FOUND: "the session does not exist",
+    ErrorCode.CONFLICT: "the session's status does not allow this event",
 }
 
 
@@ -47,13 +49,12 @@ def member_key(conn: Connection) -> str:
     return conn.principal.user_id
 
 
-def presence_event_data(participant_id: Any, name: Any, members: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def presence_event_data(participant_id: Any, name: Any, count: int) -> dict[str, Any]:
     """Data of `participant_joined` / `participant_left`: who, and the count after it.
 
     The count goes by both names: `participant_count` (the contract's welcome) and
     `count` (seed 003's event table).
     """
-    count = len(participant_list(members))
     return {"participant_id": participant_id, "name": name, "participant_count": count, "count": count}
 
 
@@ -83,11 +84,23 @@ class Membership:
         key = member_key(conn)
         is_participant = conn.role == "participant"
         ended = session.status in TERMINAL_STATUSES
-        members = await hub.presence.members(room_key)
-        if is_participant and not ended and key not in members:
-            present = len(participant_list(members))
-            if present >= session.max_participants:
-                self._refuse(conn, "conflict", "the session is full", CloseCode.SESSION_FULL)
+        info = {
+            "participant_id": conn.principal.user_id,
+            "name": conn.principal.name,
+            "role": conn.role,
+            "joined_at": iso_now(),
+        }
+        admission = None
+        if not ended:
+            # The cap is checked and the member registered in one atomic step on the
+            # presence, so racing joins on several processes never pass it together.
+            # A reconnect within the grace finds its old entry still present: no new join.
+            limit = session.max_participants if is_participant else None
+            admission = await hub.presence.join(room_key, key, conn.conn_id, info, limit)
+            if not admission.admitted:
+                self._refuse(
+                    conn, SessionFull("the session is full", {"max_participants": session.max_participants})
+                )
                 return False
 
         room = await hub.open_room(session)
@@ -96,42 +109,38 @@ class Membership:
         room.add(conn)
         hub.metrics.connections.inc()
 
-        first = False
-        if not ended:
-            info = {
-                "participant_id": conn.principal.user_id,
-                "name": conn.principal.name,
-                "role": conn.role,
-                "joined_at": iso_now(),
-            }
-            # A reconnect within the grace finds its old entry still present: no new join.
-            first = await hub.presence.add(room_key, key, conn.conn_id, info)
-            members = await hub.presence.members(room_key)
-
+        roster = await hub.presence.roster(room_key, LIST_CAP)
         fresh = await hub.store.get_session_by_pk(session.pk) or session
-        head = max(fresh.head_seq, room.head)
+        room_head, room_cursor = room.position()  # together: the replay starts from them
+        head = max(fresh.head_seq, room_head)
         resume = self._resume_info(since, head, fresh.retained_from)
-        conn.offer(self._welcome(conn, fresh, members, head, resume))
+        conn.offer(self._welcome(conn, fresh, roster, head, resume))
         if since is not None and not resume["recovered"]:
             conn.offer(
                 error_message(
                     session.session_id,
-                    "resume_unavailable",
+                    ErrorCode.RESUME_UNAVAILABLE,
                     "events after 'since' cannot be replayed; refetch the session content",
                     details=resume,
                 ).decode()
             )
         start_after = since if since is not None and resume["recovered"] else head
         if since is None:
-            start_after = room.head
-        await self._replay(conn, session, start_after, head)
+            start_after = room_head
+        if start_after < head:
+            cursor = room_cursor
+            if start_after != room_head:
+                cursor = await cursor_at(hub.store, fresh, start_after)
+            await self._replay(conn, fresh, start_after, head, cursor)
         conn.last_seq = max(conn.last_seq, start_after)
         conn.finish_replay()
 
         if ended:
             conn.close_soon(CloseCode.SESSION_ENDED)
-        elif first and is_participant:
-            data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
+        elif admission is not None and admission.first and is_participant:
+            data = presence_event_data(
+                conn.principal.user_id, conn.principal.name, admission.participant_count
+            )
             self._background(hub.append(fresh, "participant_joined", data, conn.principal.actor))
         return True
 
@@ -156,20 +165,22 @@ class Membership:
         self,
         conn: Connection,
         session: SessionRecord,
-        members: dict[str, dict[str, Any]],
+        roster: Roster,
         head: int,
         resume: dict[str, Any],
     ) -> str:
-        participants = participant_list(members)
         data = {
             "role": conn.role,
-            "participant_count": len(participants),
+            "participant_count": roster.participant_count,
+            # Bounded however large the class: the first LIST_CAP to join (the count is
+            # exact), so a 1000-person welcome stays a few KiB.
             "participants": [
-                {"participant_id": p["participant_id"], "name": p["name"]} for p in participants
+                {"participant_id": p["participant_id"], "name": p["name"]} for p in roster.participants
             ],
             "instructors": [
                 {"participant_id": p["participant_id"], "name": p["name"]}
-                for p in participant_list(members, "instructor")
+                for p in roster.staff
+                if p.get("role") == "instructor"
             ],
             "status": session.status,
             "current_technique": session.current_technique,
@@ -185,12 +196,18 @@ class Membership:
         }
         return envelope("welcome", session.session_id, data, actor=conn.principal.actor).decode()
 
-    async def _replay(self, conn: Connection, session: SessionRecord, after: int, upto: int) -> None:
+    async def _replay(
+        self, conn: Connection, session: SessionRecord, after: int, upto: int, cursor: ViewCursor
+    ) -> None:
+        """The log after `after` as the member's view holds it (`cursor` stands at `after`)."""
         page = self.settings.replay_page
+        view = view_of(conn.role)
         while after < upto and not conn.closed:
             rows = await self.hub._fetch_payloads(session, after, upto)
             for seq, payload in rows:
-                await conn.put(payload)
+                framed = frame_in_view(cursor, view, seq, payload)
+                if framed is not None:
+                    await conn.put(framed)
                 conn.last_seq = seq
             if len(rows) < page:
                 break
@@ -227,10 +244,10 @@ class Membership:
         gone = await hub.presence.remove(room_key, key, conn.conn_id)
         if not gone or conn.role != "participant":
             return
-        members = await hub.presence.members(room_key)
-        data = presence_event_data(conn.principal.user_id, conn.principal.name, members)
+        count = (await hub.presence.roster(room_key, 0)).participant_count
+        data = presence_event_data(conn.principal.user_id, conn.principal.name, count)
         result = await hub.append(session, "participant_left", data, conn.principal.actor)
-        if result.error not in (None, "conflict"):
+        if result.error not in (None, ErrorCode.CONFLICT):
             log.warning("participant_left not stored", extra={"error": result.error})
 
     # frames from members
@@ -245,7 +262,9 @@ class Membership:
             else:
                 # Not counted towards HUB_MAX_ERRORS: sustained abuse ends in 3508, not 3507.
                 message = "too many messages; slow down"
-                self._reply_error(conn, room, "rate_limited", message, _client_id_of(raw), counted=False)
+                self._reply_error(
+                    conn, room, ErrorCode.RATE_LIMITED, message, _client_id_of(raw), counted=False
+                )
             return
         if conn.strikes and conn.bucket.tokens >= conn.bucket.capacity - 1:
             conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
@@ -257,10 +276,10 @@ class Membership:
                 unsafe = json_problem(event.client_id, "id")
             if unsafe is not None:
                 field, why = unsafe
-                error = EventError("invalid", f"{field} {why}", {"field": field})
+                error = Invalid(f"{field} {why}", {"field": field, "rule": "storable"})
                 error.client_id = event.client_id if event is not None else None
                 raise error
-        except EventError as exc:
+        except HubError as exc:
             self._reply_error(conn, room, exc.code, exc.message, exc.client_id, exc.details)
             return
         if event is None:
@@ -283,7 +302,7 @@ class Membership:
         except CommitOverloaded as exc:
             # The hub's fault, not the client's: never counted towards HUB_MAX_ERRORS (a
             # database outage must not end connections with a do-not-reconnect code).
-            self._reply_error(conn, room, "unavailable", str(exc), event.client_id, counted=False)
+            self._reply_error(conn, room, exc.code, exc.message, event.client_id, counted=False)
             return
         future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
 
@@ -295,17 +314,20 @@ class Membership:
         exc = future.exception()
         if isinstance(exc, CommitFailed):
             message = "the event could not be stored; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
+            self._reply_error(conn, room, ErrorCode.UNAVAILABLE, message, client_id, counted=False)
             return
         if exc is not None:
+            # A fault in the hub, not a dependency: say so and close with 1011 rather than
+            # let the client retry into the same fault.
             log.error("unexpected commit failure", exc_info=exc)
-            message = "internal error; send it again"
-            self._reply_error(conn, room, "unavailable", message, client_id, counted=False)
+            message = "internal error; the fault is logged on the hub"
+            self._reply_error(conn, room, ErrorCode.INTERNAL, message, client_id, counted=False)
+            conn.close_soon(CloseCode.UNEXPECTED_CONDITION)
             return
         result = future.result()
         if result.error is not None:
             message = _ERROR_TEXT.get(result.error, result.error)
-            if result.error == "conflict":
+            if result.error == ErrorCode.CONFLICT:
                 message = f"the session is {result.status}; this event is not allowed now"
             self._reply_error(conn, room, result.error, message, client_id, {"status": result.status})
 
@@ -326,10 +348,10 @@ class Membership:
             self.hub.metrics.closes.labels("too_many_errors").inc()
             conn.close_soon(CloseCode.TOO_MANY_ERRORS)
 
-    def _refuse(self, conn: Connection, code: str, message: str, close: CloseCode) -> None:
+    def _refuse(self, conn: Connection, error: HubError) -> None:
         conn.start()
-        conn.offer(error_message(conn.session_id, code, message).decode())
-        conn.close_soon(close)
+        conn.offer(error_message(conn.session_id, error.code, error.message, details=error.details).decode())
+        conn.close_soon(error.close_code)
 
     # background
 
@@ -365,8 +387,8 @@ class Membership:
         session = await self.hub.store.get_session_by_pk(session_pk)
         if session is None or session.status in TERMINAL_STATUSES:
             return
-        members = await self.hub.presence.members(str(session_pk))
-        data = presence_event_data(info.get("participant_id"), info.get("name"), members)
+        count = (await self.hub.presence.roster(str(session_pk), 0)).participant_count
+        data = presence_event_data(info.get("participant_id"), info.get("name"), count)
         data["reason"] = "connection_lost"
         actor = {
             "user_id": info.get("participant_id"),

@@ -21,21 +21,61 @@ connections is registered on any process. Guarantees the hub relies on:
   out for longer than that. (A process that stalls past the TTL registers its slots
   again on its next refresh, since the connections are in fact alive: only then may a
   user briefly hold more than `limit`.)
+- **Participant cap.** `join` registers like `add` but, given a `participant_limit`,
+  refuses a *new* participant member (info role `participant`) while that many are
+  present, atomically: racing joins on any processes never admit more than the limit.
+  A participant already present (another tab) is always admitted.
+- **Bounded reads.** `roster` answers the participant count and at most `limit`
+  members of each kind in join order, at a cost that does not grow with the room.
 - **Failure.** Methods raise `PresenceUnavailable` when the backend is unreachable.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .errors import Unavailable
 
-class PresenceUnavailable(Exception):
+PARTICIPANT = "participant"
+
+
+class PresenceUnavailable(Unavailable):
     pass
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: bool  # False: the room holds `participant_limit` participants already
+    first: bool  # this connection made the member present (write participant_joined)
+    participant_count: int  # participants present after the call
+
+
+@dataclass(frozen=True)
+class Roster:
+    participant_count: int
+    participants: list[dict[str, Any]] = field(default_factory=list)  # first to join first
+    staff: list[dict[str, Any]] = field(default_factory=list)  # every other role, likewise
+
+
+def counts_as_participant(info: dict[str, Any]) -> bool:
+    return info.get("role") == PARTICIPANT
 
 
 class Presence(Protocol):
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
         """Register a connection; True when the member was absent before."""
+        ...
+
+    async def join(
+        self, room: str, member_key: str, conn_id: str, info: dict[str, Any], participant_limit: int | None
+    ) -> Admission:
+        """`add`, refused (nothing registered) when the member is a new participant and
+        `participant_limit` participants are present; one atomic step on every backend."""
+        ...
+
+    async def roster(self, room: str, limit: int) -> Roster:
+        """The participant count and the first `limit` members of each kind, in join order."""
         ...
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:

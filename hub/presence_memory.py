@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
+
+from .presence import Admission, Roster, counts_as_participant
 
 
 class MemoryPresence:
@@ -11,16 +14,43 @@ class MemoryPresence:
         # room -> member_key -> conn_id set; room -> member_key -> info
         self._conns: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._info: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        # room -> (participants, staff), each member_key -> info in join order
+        self._kinds: dict[str, tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]] = {}
         # (account, user) -> conn_ids holding one of the user's connection slots
         self._slots: dict[tuple[str, str], set[str]] = {}
 
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
+        return (await self.join(room, member_key, conn_id, info, None)).first
+
+    async def join(
+        self, room: str, member_key: str, conn_id: str, info: dict[str, Any], participant_limit: int | None
+    ) -> Admission:
+        # No await inside: atomic with respect to every other coroutine of the process.
+        participants, staff = self._kinds.setdefault(room, ({}, {}))
+        present = member_key in self._info.get(room, {})
+        if (
+            counts_as_participant(info)
+            and not present
+            and participant_limit is not None
+            and len(participants) >= participant_limit
+        ):
+            return Admission(False, False, len(participants))
         conns = self._conns[room][member_key]
         first = not conns
         conns.add(conn_id)
         if first:
             self._info[room][member_key] = info
-        return first
+            # dicts keep insertion order: join order
+            (participants if counts_as_participant(info) else staff)[member_key] = info
+        return Admission(True, first, len(participants))
+
+    async def roster(self, room: str, limit: int) -> Roster:
+        participants, staff = self._kinds.get(room, ({}, {}))
+        return Roster(
+            len(participants),
+            list(itertools.islice(participants.values(), limit)),
+            list(itertools.islice(staff.values(), limit)),
+        )
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
         members = self._conns.get(room)
@@ -32,9 +62,12 @@ class MemoryPresence:
             return False
         del members[member_key]
         self._info[room].pop(member_key, None)
+        for kind in self._kinds.get(room, ()):
+            kind.pop(member_key, None)
         if not members:
             self._conns.pop(room, None)
             self._info.pop(room, None)
+            self._kinds.pop(room, None)
         return True
 
     async def connection_count(self, room: str, member_key: str) -> int:
@@ -75,4 +108,5 @@ class MemoryPresence:
     async def close(self) -> None:
         self._conns.clear()
         self._info.clear()
+        self._kinds.clear()
         self._slots.clear()

@@ -1,6 +1,6 @@
 """Presence in Redis, shared by every hub process (keeps the promises of `hub.presence`).
 
-Per room, three keys (all under the deployment's key prefix), sharing the hash tag
+Per room, five keys (all under the deployment's key prefix), sharing the hash tag
 `{<room>}` so that Redis Cluster keeps them on one slot and every script below touches
 one slot only:
 
@@ -8,7 +8,11 @@ one slot only:
   (connection ids are only unique within a process), scored by the
   time (Redis server clock, ms) at which the connection's entry expires;
 - `<p>presence:{<room>}:counts`: hash member_key → live connection count;
-- `<p>presence:{<room>}:info`: hash member_key → the member's info (JSON).
+- `<p>presence:{<room>}:info`: hash member_key → the member's info (JSON);
+- `<p>presence:{<room>}:participants` and `…:staff`: sorted sets of the present members
+  of each kind scored by the time they became present, so the participant count is
+  one ZCARD (the cap is checked inside the join script) and `roster` reads the first
+  few members without touching the rest of the room.
 
 and `<p>presence-room-index`, every room some process registered entries in, so that a
 room whose only process died is still reaped by the others (they do not serve it, so
@@ -26,7 +30,7 @@ room entries. The claim script drops expired entries before counting, so a dead
 process's slots need no reaper: they stop counting once expired.
 
 Every change runs as one Lua script, so `add` answers True to exactly one connection
-however many processes race, `remove` and `reap` likewise, and the three keys never
+however many processes race, `remove` and `reap` likewise, and a room's keys never
 disagree. With `cluster=True` the client is redis-py's `RedisCluster` (scripts and
 pipelines routed by slot, MOVED/ASK and failovers followed); the key layout is the same
 on a single Redis. Expiry uses the Redis server's clock, so hub hosts need no
@@ -50,58 +54,72 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from .presence import PresenceUnavailable
+from .presence import Admission, PresenceUnavailable, Roster, counts_as_participant
 
 log = logging.getLogger("hub.presence")
 
 SEP = "\x1f"
 
-# KEYS: conns, counts, info. ARGV: field, member_key, info json, life ms, key ttl ms
-_ADD = """
+# KEYS: conns, counts, info, participants, staff.
+# ARGV: field, member_key, info json, life ms, key ttl ms, participant (1/0), limit (-1: none)
+# Returns {admitted, first, participant count}.
+_JOIN = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local added = redis.call('ZADD', KEYS[1], now + ARGV[4], ARGV[1])
+local participant = ARGV[6] == '1'
+local limit = tonumber(ARGV[7])
+if participant and limit >= 0 and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then
+  local count = redis.call('ZCARD', KEYS[4])
+  if count >= limit then return {0, 0, count} end
+end
 local first = 0
-if added == 1 then
+if redis.call('ZADD', KEYS[1], now + ARGV[4], ARGV[1]) == 1 then
   if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
     redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+    -- Scored in microseconds: joins within one millisecond keep their order.
+    redis.call('ZADD', participant and KEYS[4] or KEYS[5], t[1] * 1000000 + t[2], ARGV[2])
     first = 1
   end
 end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
-return first
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+return {1, first, redis.call('ZCARD', KEYS[4])}
 """
 
-# KEYS: conns, counts, info. ARGV: field, member_key
+# KEYS: conns, counts, info, participants, staff. ARGV: field, member_key
 _REMOVE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('HDEL', KEYS[3], ARGV[2])
+  redis.call('ZREM', KEYS[4], ARGV[2])
+  redis.call('ZREM', KEYS[5], ARGV[2])
   return 1
 end
 return 0
 """
 
-# KEYS: conns, counts, info. ARGV: life ms, key ttl ms, then (field, member_key, info)*
+# KEYS: conns, counts, info, participants, staff.
+# ARGV: life ms, key ttl ms, then (field, member_key, info, participant 1/0)*
 # Extends this process's entries; one that was reaped meanwhile (the process stalled
 # past its TTL) is registered again, since its connection is in fact alive.
 _REFRESH = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local expires = now + ARGV[1]
-for i = 3, #ARGV, 3 do
+for i = 3, #ARGV, 4 do
   if redis.call('ZADD', KEYS[1], expires, ARGV[i]) == 1 then
     if redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
       redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
+      redis.call('ZADD', ARGV[i + 3] == '1' and KEYS[4] or KEYS[5], t[1] * 1000000 + t[2], ARGV[i + 1])
     end
   end
 end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 return 0
 """
 
-# KEYS: conns, counts, info. Returns the info of every member whose last entry expired.
+# KEYS: conns, counts, info, participants, staff.
+# Returns the info of every member whose last entry expired.
 _REAP = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -114,10 +132,28 @@ for _, field in ipairs(expired) do
     redis.call('HDEL', KEYS[2], member)
     local info = redis.call('HGET', KEYS[3], member)
     redis.call('HDEL', KEYS[3], member)
+    redis.call('ZREM', KEYS[4], member)
+    redis.call('ZREM', KEYS[5], member)
     if info then table.insert(gone, info) end
   end
 end
 return gone
+"""
+
+# KEYS: participants, staff, info. ARGV: limit.
+# Returns {participant count, first `limit` participants' info, first `limit` staff's info}.
+_ROSTER = """
+local limit = tonumber(ARGV[1])
+local out = {redis.call('ZCARD', KEYS[1])}
+for k = 1, 2 do
+  local infos = {}
+  if limit > 0 then
+    local keys = redis.call('ZRANGE', KEYS[k], 0, limit - 1)
+    if #keys > 0 then infos = redis.call('HMGET', KEYS[3], unpack(keys)) end
+  end
+  table.insert(out, infos)
+end
+return out
 """
 
 # KEYS: index. ARGV: key ttl ms, then rooms. Enters the rooms, stamped with this node's clock (s).
@@ -181,14 +217,15 @@ class RedisPresence:
         )
         self._enter_rooms = self._client.register_script(_ENTER_ROOMS)
         self._indexed_rooms = self._client.register_script(_INDEXED_ROOMS)
-        self._add = self._client.register_script(_ADD)
+        self._join = self._client.register_script(_JOIN)
+        self._roster = self._client.register_script(_ROSTER)
         self._remove = self._client.register_script(_REMOVE)
         self._refresh = self._client.register_script(_REFRESH)
         self._reap = self._client.register_script(_REAP)
         self._claim = self._client.register_script(_CLAIM)
         self._refresh_slots = self._client.register_script(_REFRESH_SLOTS)
-        # What this process registered: room -> field -> (member_key, info json)
-        self._mine: dict[str, dict[str, tuple[str, str]]] = {}
+        # What this process registered: room -> field -> (member_key, info json, participant)
+        self._mine: dict[str, dict[str, tuple[str, str, str]]] = {}
         # A remove must not land between a refresh's snapshot of `_mine` and its write to
         # Redis, or the refresh writes the removed entry back (a ghost member, reaped later
         # into a second participant_left). Held by a refresh for one round trip.
@@ -212,7 +249,7 @@ class RedisPresence:
 
     def _keys(self, room: str) -> list[str]:
         base = f"{self.prefix}presence:{{{room}}}:"
-        return [base + "conns", base + "counts", base + "info"]
+        return [base + "conns", base + "counts", base + "info", base + "participants", base + "staff"]
 
     @staticmethod
     def _queue(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
@@ -221,17 +258,46 @@ class RedisPresence:
         pipe.eval(script.script, len(keys), *keys, *args)
 
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
+        return (await self.join(room, member_key, conn_id, info, None)).first
+
+    async def join(
+        self, room: str, member_key: str, conn_id: str, info: dict[str, Any], participant_limit: int | None
+    ) -> Admission:
         field = self._field(member_key, conn_id)
         encoded = orjson.dumps(info).decode()
+        participant = "1" if counts_as_participant(info) else "0"
+        limit = -1 if participant_limit is None else participant_limit
+        args: list[Any] = [field, member_key, encoded, self._life_ms, self._key_ttl_ms, participant, limit]
         try:
             if room not in self._mine:
                 # Indexed before the first entry (see the module doc); later, by refresh.
                 await self._retry(self._enter_rooms, keys=[self._index_key], args=[self._key_ttl_ms, room])
-            self._mine.setdefault(room, {})[field] = (member_key, encoded)
-            args: list[Any] = [field, member_key, encoded, self._life_ms, self._key_ttl_ms]
-            return bool(await self._retry(self._add, keys=self._keys(room), args=args))
+            # Recorded before the call: a join whose answer is lost may still have registered
+            # (its refresh keeps it alive, its leave removes it).
+            mine = self._mine.setdefault(room, {})
+            mine[field] = (member_key, encoded, participant)
+            admitted, first, count = await self._retry(self._join, keys=self._keys(room), args=args)
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
+        if not admitted:
+            mine.pop(field, None)
+            if not mine:
+                self._mine.pop(room, None)
+        return Admission(bool(admitted), bool(first), int(count))
+
+    async def roster(self, room: str, limit: int) -> Roster:
+        keys = self._keys(room)
+        try:
+            count, participants, staff = await self._retry(
+                self._roster, keys=[keys[3], keys[4], keys[2]], args=[max(limit, 0)]
+            )
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+        return Roster(
+            int(count),
+            [orjson.loads(info) for info in participants if info],
+            [orjson.loads(info) for info in staff if info],
+        )
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
         field = self._field(member_key, conn_id)
@@ -299,8 +365,8 @@ class RedisPresence:
                     self._queue(pipe, self._enter_rooms, [self._index_key], rooms)
                 for room, entries in list(self._mine.items()):
                     args: list[Any] = [self._life_ms, self._key_ttl_ms]
-                    for field, (member_key, info) in entries.items():
-                        args.extend((field, member_key, info))
+                    for field, (member_key, info, participant) in entries.items():
+                        args.extend((field, member_key, info, participant))
                     self._queue(pipe, self._refresh, self._keys(room), args)
                 for key, fields in slots.items():
                     self._queue(pipe, self._refresh_slots, [key], [self._life_ms, self._key_ttl_ms, *fields])

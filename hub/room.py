@@ -9,7 +9,9 @@ lost. The room keeps `next_seq`, the seq it must deliver next:
 - seq > next_seq: held; if the missing seqs do not arrive within `gap_repair_delay`,
   they are read from the log (the store guarantees that if n is visible so is n-1).
 
-So every member sees 1, 2, 3, … exactly once, whatever the broker did.
+So the room emits 1, 2, 3, … exactly once, whatever the broker did. Each event then
+goes to the members of its audience (`hub.audience`): one frame per view, built once,
+carrying the seq of the previous event of that view (`prev_seq`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from .audience import EVERYONE, STAFF, Policy, ViewCursor, data_if_needed, event_type_of, view_of, with_prev
 from .connection import Connection
 from .wire import WireMessage
 
@@ -36,12 +39,16 @@ class Room:
         fetch: Fetch,
         gap_repair_delay: float = 0.02,
         on_repair: Callable[[int], None] | None = None,
-        on_event: Callable[[Room, int, str], None] | None = None,
+        on_event: Callable[[Room, int, str, str, int], None] | None = None,
     ):
         self.session_pk = session_pk
         self.session_id = session_id
         self.account_id = account_id
         self.members: dict[str, Connection] = {}
+        # The same members by the view they read (staff: every event; participants: the
+        # `everyone` events), so that fan-out walks only the audience of each event.
+        self.views: dict[str, dict[str, Connection]] = {STAFF: {}, EVERYONE: {}}
+        self.cursor: ViewCursor | None = None  # set with the head
         self.next_seq: int | None = None  # None until the head is known
         self._held: dict[int, str] = {}
         self._fetch = fetch
@@ -55,9 +62,12 @@ class Room:
     def head(self) -> int:
         return (self.next_seq or 1) - 1
 
-    def set_head(self, head_seq: int) -> None:
-        """The log's head when the room opened: later events are the room's to deliver."""
+    def set_head(self, head_seq: int, cursor: ViewCursor | None = None) -> None:
+        """The log's head when the room opened, and the views as they stand there
+        (`hub.audience.cursor_at`; without it the default audiences, with every view's
+        last event taken to be the head): later events are the room's to deliver."""
         if self.next_seq is None:
+            self.cursor = cursor or ViewCursor(Policy(), head_seq, head_seq)
             self.next_seq = head_seq + 1
             for seq in [s for s in self._held if s <= head_seq]:
                 del self._held[seq]
@@ -65,11 +75,18 @@ class Room:
 
     def add(self, conn: Connection) -> None:
         self.members[conn.conn_id] = conn
+        self.views[view_of(conn.role)][conn.conn_id] = conn
         if not conn.replaying:
             conn.last_seq = self.head
 
     def remove(self, conn: Connection) -> None:
         self.members.pop(conn.conn_id, None)
+        self.views[view_of(conn.role)].pop(conn.conn_id, None)
+
+    def position(self) -> tuple[int, ViewCursor]:
+        """The head the room has delivered and the views there, read together."""
+        assert self.cursor is not None, "the room is not open yet"
+        return self.head, self.cursor.copy()
 
     def deliver(self, seq: int, payload: str) -> None:
         if self.next_seq is None:
@@ -85,12 +102,26 @@ class Room:
         self._drain_held()
 
     def _emit(self, seq: int, payload: str) -> None:
+        assert self.cursor is not None
         self.next_seq = seq + 1
-        message = WireMessage(payload)  # framed once, written to every member
-        for member in list(self.members.values()):
-            member.push_event(seq, message)
+        event_type = event_type_of(payload)
+        step = self.cursor.step(seq, event_type, data_if_needed(event_type, payload))
+        # One frame per view, framed once and written to every member of that view.
+        staff = list(self.views[STAFF].values())
+        staff_frame = WireMessage(with_prev(payload, step.prev_staff))
+        for member in staff:
+            member.push_event(seq, staff_frame)
+        deliveries = len(staff)
+        if step.audience == EVERYONE and self.views[EVERYONE]:
+            frame = staff_frame
+            if step.prev_everyone != step.prev_staff:
+                frame = WireMessage(with_prev(payload, step.prev_everyone))
+            participants = list(self.views[EVERYONE].values())
+            for member in participants:
+                member.push_event(seq, frame)
+            deliveries += len(participants)
         if self._on_event is not None:
-            self._on_event(self, seq, payload)
+            self._on_event(self, seq, event_type, payload, deliveries)
 
     def _drain_held(self) -> None:
         while self.next_seq is not None and self.next_seq in self._held:

@@ -16,14 +16,18 @@ import uuid
 from collections import deque
 from typing import Any
 
+from .audience import cursor_at
 from .broker import Broker, BrokerUnavailable, session_channel
 from .close_codes import CloseCode
 from .committer import CommitFailed, CommitOverloaded, GroupCommitter, PendingAppend
 from .config import Settings
 from .connection import Connection
 from .events import envelope, iso
+from .hrv_summaries import GroupHrvWriter
 from .metrics import HubMetrics
 from .presence import Presence
+from .presence_count import PresenceDigests
+from .records.projector import PROJECTED_TYPES
 from .records.store import ProjectionStore
 from .records.worker import RecordsWorker
 from .room import Room
@@ -31,8 +35,6 @@ from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEven
 from .supervisor import Supervisor
 
 log = logging.getLogger("hub")
-
-_ENDED_PREFIX = '{"type":"session_ended"'  # orjson keeps key order: "type" is first
 
 
 def encode_stored(session_id: str, event: StoredEvent) -> str:
@@ -69,6 +71,9 @@ class Hub:
         self.membership = Membership(self)
         # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
+        # Large classes: the group's HRV events, and presence as participants see it.
+        self.group_hrv = GroupHrvWriter(settings.hrv_summary_interval, store, self._append_own)
+        self.presence_digests = PresenceDigests(presence)
 
     def attach_records(self, store: ProjectionStore) -> None:
         self.records = RecordsWorker(store)
@@ -87,6 +92,9 @@ class Hub:
         self.supervisor.loop("sweeper", self._sweep_loop)
         self.supervisor.loop("head-check", self._head_check_loop)
         self.membership.start()
+        self.supervisor.loop("presence-digest", self.presence_digests.run)
+        if self.group_hrv.enabled:
+            self.supervisor.loop("group-hrv", self.group_hrv.run)
         if self.records is not None:
             self.supervisor.loop("records-projector", self.records.run)
 
@@ -105,6 +113,7 @@ class Hub:
     async def stop(self) -> None:
         self.accepting = False
         await self.membership.stop()
+        await self.group_hrv.stop()
         await self.supervisor.stop()
         await self.committer.close()
         for room in list(self.rooms.values()):
@@ -150,8 +159,8 @@ class Hub:
             )
             self.rooms[session.pk] = room
             await self.broker.subscribe(session_channel(session.pk), self._broker_handler(room))
-            fresh = await self.store.get_session_by_pk(session.pk)
-            room.set_head(fresh.head_seq if fresh else session.head_seq)
+            fresh = await self.store.get_session_by_pk(session.pk) or session
+            room.set_head(fresh.head_seq, await cursor_at(self.store, fresh, fresh.head_seq))
             self.metrics.rooms.set(len(self.rooms))
             future.set_result(room)
             return room
@@ -177,6 +186,7 @@ class Hub:
             return
         del self.rooms[room.session_pk]
         room.close()
+        self.group_hrv.forget(room.session_pk)
         self.metrics.rooms.set(len(self.rooms))
         try:
             await self.broker.unsubscribe(session_channel(room.session_pk))
@@ -203,9 +213,11 @@ class Hub:
         events = await self.store.read_events(session.pk, after, self.settings.replay_page, upto)
         return [(e.seq, encode_stored(session.session_id, e)) for e in events]
 
-    def _after_delivery(self, room: Room, seq: int, payload: str) -> None:
-        self.metrics.events_out.inc(len(room.members))
-        if payload.startswith(_ENDED_PREFIX):
+    def _after_delivery(self, room: Room, seq: int, event_type: str, payload: str, deliveries: int) -> None:
+        self.metrics.events_out.inc(deliveries)
+        self.group_hrv.observe(room, seq, event_type, payload)
+        self.presence_digests.observe(room, event_type)
+        if event_type == "session_ended":
             for conn in list(room.members.values()):
                 conn.close_soon(CloseCode.SESSION_ENDED)
 
@@ -225,6 +237,13 @@ class Hub:
         """Store one event written by the hub itself (HTTP, presence); deliver it."""
         request = AppendRequest(session.pk, event_type, data, actor, dedupe_key)
         return await self.committer.submit(PendingAppend(request, session.session_id))
+
+    async def _append_own(
+        self, room: Room, event_type: str, data: dict[str, Any], dedupe_key: str
+    ) -> AppendResult:
+        """Store an event the hub writes itself for a room (no actor), idempotently."""
+        request = AppendRequest(room.session_pk, event_type, data, None, dedupe_key)
+        return await self.committer.submit(PendingAppend(request, room.session_id))
 
     def _on_committed(self, pending: PendingAppend, result: AppendResult) -> None:
         if result.error is not None or result.seq is None or result.ts is None:
@@ -248,7 +267,7 @@ class Hub:
             conn.offer(envelope("ack", session_id, ack).decode())
         if not result.duplicate:
             self.metrics.events_in.labels(request.type).inc()
-            if self.records is not None:
+            if self.records is not None and request.type in PROJECTED_TYPES:
                 self.records.notify(request.session_pk)
         if room is not None:
             room.deliver(result.seq, text)

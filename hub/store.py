@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from .errors import Conflict, Unavailable
+
 
 @dataclass
 class SessionRecord:
@@ -46,6 +48,7 @@ class SessionRecord:
     created_at: datetime
     updated_at: datetime
     attributes: dict[str, Any] = field(default_factory=dict)
+    audience: dict[str, str] = field(default_factory=dict)  # overrides set at creation
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class AppendResult:
     ts: datetime | None
     data: dict[str, Any] | None  # the data as stored (lifecycle events gain fields)
     duplicate: bool = False
-    error: str | None = None  # "not_found" | "conflict"
+    error: str | None = None  # an ErrorCode: not_found | conflict
     status: str | None = None  # the session status after this item
 
 
@@ -119,6 +122,22 @@ class EventLog(Protocol):
         """Drop events below `before_seq` (retention); resume before it is then refused."""
         ...
 
+    async def read_typed(
+        self, session_pk: int, types: Sequence[str], after_seq: int, limit: int, newest_first: bool = False
+    ) -> list[StoredEvent]:
+        """Events of the given types with seq > after_seq, ascending (or the newest first)."""
+        ...
+
+    async def latest_seq_of(
+        self, session_pk: int, types: Sequence[str], after_seq: int, upto_seq: int
+    ) -> int:
+        """The highest seq in (after_seq, upto_seq] of one of `types`; 0 when there is none."""
+        ...
+
+    async def latest_audience_change(self, session_pk: int, upto_seq: int) -> StoredEvent | None:
+        """The last `session_update` at or below `upto_seq` whose data sets `audience`."""
+        ...
+
 
 class Store(SessionStore, EventLog, Protocol):
     async def ping(self) -> None:
@@ -128,9 +147,9 @@ class Store(SessionStore, EventLog, Protocol):
     async def close(self) -> None: ...
 
 
-class SessionExists(Exception):
+class SessionExists(Conflict):
     pass
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """The database cannot be reached: nothing of the call was stored or read."""

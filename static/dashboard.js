@@ -1,13 +1,16 @@
-// The monitoring dashboard: every live session with participant counts and event rates
-// (polled), and one session's event feed watched read-only as an observer.
+// The monitoring dashboard: every live session with participant counts, event rates and
+// group HRV (polled), and one session's event feed watched read-only as an observer.
 import { connect } from "./hub-client.js";
-import { HrvChart } from "./hrv-chart.js";
+import { GroupHrvChart, HrvChart } from "./hrv-chart.js";
 import { $, api, appendFeed, bindConnection, clock, feedItem, h, pageToken, query } from "./ui.js";
 
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
 
 const POLL_MS = 2000;
 const RATE_WINDOW_MS = 60000;
+// Beyond this many participants sending HRV, single readings stay out of the feed (the
+// group chart shows them): a class of a thousand would otherwise flood it.
+const FEED_READERS_MAX = 20;
 
 const state = {
   /** @type {Map<string, {t: number, head: number}[]>} head_seq history per session */
@@ -18,8 +21,20 @@ const state = {
   client: null,
   /** @type {HrvChart | null} */
   chart: null,
+  /** @type {GroupHrvChart | null} */
+  group: null,
+  /** participants seen sending HRV in the watched session */
+  readers: new Set(),
   lastOk: 0,
 };
+
+/** "61.5 ms · +12% · 40 reporting" from a live listing's group_hrv. @param {any} g */
+function groupText(g) {
+  if (!g || g.average_hrv == null) return "–";
+  const gain = g.average_hrv_improvement;
+  const average = Number(g.average_hrv).toFixed(1);
+  return `${average} ms${gain != null ? ` · ${gain > 0 ? "+" : ""}${Number(gain).toFixed(1)}%` : ""} · ${g.participants_reporting} reporting`;
+}
 
 /** events per minute over the last minute, from head_seq samples */
 function rate(/** @type {string} */ id, /** @type {number} */ head) {
@@ -70,6 +85,7 @@ function render(sessions) {
         h("td", { class: "num", "data-label": "Events" }, String(s.head_seq)),
         h("td", { class: "num rate", "data-label": "Events/min" }, r === null ? "…" : r.toFixed(1)),
         h("td", { "data-label": "Technique" }, s.current_technique ? s.current_technique.technique : "–"),
+        h("td", { class: "group-hrv", "data-label": "Group HRV" }, groupText(s.group_hrv)),
         h(
           "td",
           { "data-label": "Watch" },
@@ -136,6 +152,9 @@ function watch(sessionId, title, head) {
   $("conn-log").replaceChildren();
   state.chart = state.chart || new HrvChart($("hrv-chart"), $("hrv-legend"));
   state.chart.clear();
+  state.group = state.group || new GroupHrvChart($("group-chart"));
+  state.group.points = [];
+  state.readers = new Set();
   // Observers are read-only; start 50 events back so the feed is not empty.
   const client = connect(sessionId, "observer", "dashboard", pageToken(), { since: head ? Math.max(0, head - 50) : null });
   state.client = client;
@@ -152,7 +171,13 @@ function watch(sessionId, title, head) {
     $("w-seq").textContent = String(msg.seq);
     $("w-dups").textContent = String(client.stats.duplicatesDropped);
     if (msg.type === "hrv_update" && msg.actor) {
+      state.readers.add(msg.actor.user_id);
       state.chart?.add(msg.actor.user_id, msg.actor.name, Number(msg.data.hrv), Date.parse(msg.ts));
+      if (state.readers.size > FEED_READERS_MAX) return;
+    }
+    if (msg.type === "hrv_summary") {
+      state.group?.add(msg.data, Date.parse(msg.ts));
+      return;
     }
     appendFeed($("feed"), feedItem(msg));
   });

@@ -1,5 +1,7 @@
-// A small HRV chart drawn on a canvas by the page itself: one line per participant,
-// time on x (the last few minutes), RMSSD in ms on y.
+// Small HRV charts drawn on a canvas by the page itself, time on x (the last few
+// minutes), RMSSD in ms on y: `HrvChart` draws one line per participant (the first
+// `maxSeries` to report: a class of a thousand is followed through `GroupHrvChart`),
+// `GroupHrvChart` the group's average with its min-max band from `hrv_summary` events.
 
 const COLOURS = ["#0b5cad", "#b35c00", "#0f6b3a", "#a0006b", "#6b3fa0", "#8a6d00", "#a11a1a", "#00707a"];
 
@@ -7,13 +9,16 @@ export class HrvChart {
   /**
    * @param {HTMLCanvasElement} canvas
    * @param {HTMLElement | null} legend
-   * @param {{windowMs?: number, maxPoints?: number}} [options]
+   * @param {{windowMs?: number, maxPoints?: number, maxSeries?: number}} [options]
    */
   constructor(canvas, legend, options = {}) {
     this.canvas = canvas;
     this.legend = legend;
     this.windowMs = options.windowMs ?? 5 * 60 * 1000;
     this.maxPoints = options.maxPoints ?? 300;
+    this.maxSeries = options.maxSeries ?? 8;
+    /** participants left out of the chart (beyond `maxSeries`) */
+    this.omitted = new Set();
     /** @type {Map<string, {name: string, colour: string, points: {t: number, v: number}[]}>} */
     this.series = new Map();
     this.scheduled = false;
@@ -32,6 +37,13 @@ export class HrvChart {
   add(key, name, value, t = Date.now()) {
     if (!Number.isFinite(value)) return;
     let s = this.series.get(key);
+    if (!s && this.series.size >= this.maxSeries) {
+      if (!this.omitted.has(key)) {
+        this.omitted.add(key);
+        this.renderLegend();
+      }
+      return;
+    }
     if (!s) {
       s = { name, colour: COLOURS[this.series.size % COLOURS.length], points: [] };
       this.series.set(key, s);
@@ -44,6 +56,7 @@ export class HrvChart {
 
   clear() {
     this.series.clear();
+    this.omitted.clear();
     this.renderLegend();
     this.draw();
   }
@@ -65,6 +78,12 @@ export class HrvChart {
       item.style.setProperty("--c", s.colour);
       item.textContent = s.name;
       this.legend.append(item);
+    }
+    if (this.omitted.size) {
+      const more = document.createElement("em");
+      more.className = "muted";
+      more.textContent = `+${this.omitted.size} more (see the group curve)`;
+      this.legend.append(more);
     }
   }
 
@@ -149,4 +168,106 @@ function niceCeil(v) {
   const mag = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 2.5, 5, 10]) if (m * mag >= v) return m * mag;
   return 10 * mag;
+}
+
+
+/**
+ * The group's HRV over time from `hrv_summary` events: the average as a line, the
+ * range from the lowest to the highest latest reading as a band. One point a second
+ * whatever the size of the class.
+ */
+export class GroupHrvChart {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {{windowMs?: number, maxPoints?: number}} [options]
+   */
+  constructor(canvas, options = {}) {
+    this.canvas = canvas;
+    this.windowMs = options.windowMs ?? 10 * 60 * 1000;
+    this.maxPoints = options.maxPoints ?? 900;
+    /** @type {{t: number, avg: number, min: number, max: number}[]} */
+    this.points = [];
+    this.scheduled = false;
+    if (typeof ResizeObserver !== "undefined") new ResizeObserver(() => this.draw()).observe(canvas);
+    this.draw();
+  }
+
+  /** @param {Record<string, any>} summary  an hrv_summary's data @param {number} [t] epoch ms */
+  add(summary, t = Date.now()) {
+    const avg = Number(summary.average_hrv);
+    if (!Number.isFinite(avg)) return;
+    const min = Number.isFinite(Number(summary.min_hrv)) ? Number(summary.min_hrv) : avg;
+    const max = Number.isFinite(Number(summary.max_hrv)) ? Number(summary.max_hrv) : avg;
+    this.points.push({ t, avg, min, max });
+    if (this.points.length > this.maxPoints) this.points.splice(0, this.points.length - this.maxPoints);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.draw();
+    });
+  }
+
+  draw() {
+    const canvas = this.canvas;
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth || 300;
+    const height = canvas.clientHeight || 180;
+    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+    }
+    const ctx = canvas.getContext("2d");
+    if (!ctx) return;
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const pad = { left: 40, right: 10, top: 10, bottom: 22 };
+    const plotW = Math.max(10, width - pad.left - pad.right);
+    const plotH = Math.max(10, height - pad.top - pad.bottom);
+    const latest = this.points.length ? this.points[this.points.length - 1].t : Date.now();
+    const earliest = this.points.length ? this.points[0].t : latest;
+    const span = Math.min(this.windowMs, Math.max(20000, latest - earliest + 2000));
+    const start = latest - span;
+    const visible = this.points.filter((p) => p.t >= start);
+    const top = visible.length ? niceCeil(Math.max(...visible.map((p) => p.max)) * 1.1) : 100;
+
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.fillStyle = "#4a5360";
+    ctx.strokeStyle = "#d5dae0";
+    ctx.lineWidth = 1;
+    for (let i = 0; i <= 4; i++) {
+      const y = pad.top + plotH - (plotH * i) / 4;
+      ctx.beginPath();
+      ctx.moveTo(pad.left, y);
+      ctx.lineTo(pad.left + plotW, y);
+      ctx.stroke();
+      ctx.textAlign = "right";
+      ctx.textBaseline = "middle";
+      ctx.fillText(String(Math.round((top * i) / 4)), pad.left - 6, y);
+    }
+    ctx.textAlign = "left";
+    ctx.textBaseline = "alphabetic";
+    ctx.fillText(`ms · group average and range · last ${Math.round(span / 1000)} s`, pad.left, height - 5);
+    if (!visible.length) {
+      ctx.textAlign = "center";
+      ctx.fillText("no group summary yet", pad.left + plotW / 2, pad.top + plotH / 2);
+      canvas.setAttribute("aria-label", "Group HRV chart: no summary yet");
+      return;
+    }
+    const x = (/** @type {number} */ t) => pad.left + ((t - start) / span) * plotW;
+    const y = (/** @type {number} */ v) => pad.top + plotH - (v / top) * plotH;
+    ctx.fillStyle = "rgba(11, 92, 173, 0.15)";
+    ctx.beginPath();
+    visible.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p.max)) : ctx.moveTo(x(p.t), y(p.max))));
+    for (let i = visible.length - 1; i >= 0; i--) ctx.lineTo(x(visible[i].t), y(visible[i].min));
+    ctx.closePath();
+    ctx.fill();
+    ctx.strokeStyle = "#0b5cad";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    visible.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p.avg)) : ctx.moveTo(x(p.t), y(p.avg))));
+    ctx.stroke();
+    const last = visible[visible.length - 1];
+    canvas.setAttribute("aria-label", `Group HRV: average ${last.avg} ms, range ${last.min}–${last.max} ms`);
+  }
 }

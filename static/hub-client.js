@@ -16,7 +16,8 @@
  * @typedef {Object} HubMessage  A server frame (docs/protocol.md "Server to client").
  * @property {string} type
  * @property {string} session_id
- * @property {number | null} seq   null for control messages (welcome, ack, error, pong)
+ * @property {number | null} seq   null for control messages (welcome, ack, error, pong, presence)
+ * @property {number} [prev_seq]    events: the seq of the previous event of this member's view (0: none)
  * @property {string} ts
  * @property {{user_id: string, name: string, role: string} | null} actor
  * @property {Record<string, any>} data
@@ -105,8 +106,11 @@ export function backoffDelay(attempt, options = {}, random = Math.random) {
 }
 
 /**
- * Decides, for each incoming seq, whether the app sees it: exactly once, in order.
- * `lastSeq` null means "nothing seen yet" (the first event is taken as it comes).
+ * Decides, for each incoming event, whether the app sees it: exactly once, in order.
+ * A member receives only the events of its audience (its *view*); each event names the
+ * previous event of that view (`prev_seq`, docs/protocol.md "Views"). `lastSeq` is the
+ * position up to which the view is complete: an event whose `prev_seq` is above it
+ * reveals a missed event. `lastSeq` null means "nothing seen yet".
  */
 export class SeqTracker {
   /** @param {number | null} [lastSeq] */
@@ -117,11 +121,13 @@ export class SeqTracker {
 
   /**
    * @param {number} seq
+   * @param {number} [prevSeq]  the previous seq of the view; absent: seq - 1 (every event)
    * @returns {"deliver" | "duplicate" | "gap"}  "deliver" also records seq as seen
    */
-  accept(seq) {
+  accept(seq, prevSeq) {
     if (this.lastSeq !== null && seq <= this.lastSeq) return "duplicate";
-    if (this.lastSeq !== null && seq > this.lastSeq + 1) return "gap";
+    const prev = typeof prevSeq === "number" ? prevSeq : seq - 1;
+    if (this.lastSeq !== null && prev > this.lastSeq) return "gap";
     this.lastSeq = seq;
     return "deliver";
   }
@@ -186,6 +192,7 @@ export function devUserId() {
  * - "welcome" (HubMessage): after every (re)connection
  * - "event" (HubMessage): every durable event, exactly once, in seq order
  * - "error" (HubError): every error frame (also those that reject a send)
+ * - "presence" (HubMessage): the participant count (and the first joiners), coalesced; participants only
  * - "resync" ({content, resume}): the hub could not replay from our seq; content was refetched
  * - "message" (HubMessage): every raw frame, for debugging
  */
@@ -347,6 +354,8 @@ export class HubClient {
         return this.onError(msg);
       case "pong":
         return;
+      case "presence":
+        return this.emit("presence", msg);
       default:
         if (typeof msg.seq === "number") this.onEvent(msg);
     }
@@ -379,7 +388,7 @@ export class HubClient {
       this.held.push(msg);
       return;
     }
-    const verdict = this.tracker.accept(/** @type {number} */ (msg.seq));
+    const verdict = this.tracker.accept(/** @type {number} */ (msg.seq), msg.prev_seq);
     if (verdict === "duplicate") {
       this.stats.duplicatesDropped += 1;
       return;

@@ -1,7 +1,9 @@
 // The instructor console: create or open a session, run its lifecycle, change the
 // technique, send prompts and announcements, and watch participants, answers and HRV.
+// Built for classes of a thousand: every participant's latest HRV is kept in a map and
+// the page redraws only what changed, a few times a second, not once per event.
 import { connect } from "./hub-client.js";
-import { HrvChart } from "./hrv-chart.js";
+import { GroupHrvChart, HrvChart } from "./hrv-chart.js";
 import { $, api, appendFeed, bindConnection, clock, feedItem, h, mmss, pageToken, query, say, setDevName } from "./ui.js";
 
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
@@ -14,19 +16,28 @@ const ACTIONS = {
   cancel: ["scheduled", "paused"],
 };
 
+const RENDER_MS = 250; // the participant list and counters redraw at most this often
+const QUIET_TYPES = new Set(["hrv_update", "hrv_summary"]); // shown in the HRV panels, not the feed
+
+/** @typedef {{name: string, hrv: number | null, el: HTMLElement | null}} Person */
+
 const state = {
   sessionId: "",
   status: "",
   /** @type {import("./hub-client.js").HubClient | null} */
   client: null,
-  /** seq of the head at the last welcome: events up to it are history, not presence changes */
-  welcomeHead: 0,
-  /** @type {Map<string, {name: string, hrv: number | null}>} */
+  /** @type {Map<string, Person>} */
   people: new Map(),
+  /** participants whose row must be redrawn (added, changed or gone) */
+  dirty: new Set(),
+  renderTimer: 0,
+  head: 0,
   /** @type {Map<number, string>} */
   prompts: new Map(),
   /** @type {HrvChart | null} */
   chart: null,
+  /** @type {GroupHrvChart | null} */
+  group: null,
 };
 
 function init() {
@@ -90,6 +101,7 @@ async function openConsole(sessionId, record) {
   $("participant-link").textContent = link;
   setStatus(record.status);
   state.chart = new HrvChart($("hrv-chart"), $("hrv-legend"));
+  state.group = new GroupHrvChart($("group-chart"));
 
   const name = record.instructor || record.instructor_name || "Instructor";
   setDevName(name);
@@ -100,14 +112,13 @@ async function openConsole(sessionId, record) {
   bindConnection(client, $("badge"), $("banner"));
   client.on("welcome", (/** @type {HubMessage} */ msg) => {
     const d = msg.data;
-    state.welcomeHead = d.head_seq;
-    state.people = new Map(
-      d.participants.map((/** @type {any} */ p) => [p.participant_id, { name: p.name, hrv: state.people.get(p.participant_id)?.hrv ?? null }]),
-    );
+    // The welcome lists at most 100 participants; the joins and leaves of the log (all
+    // of it is replayed, in order) give the rest, so the list is merged, never replaced.
+    for (const p of d.participants) addPerson(p.participant_id, p.name);
     setStatus(d.status);
     setTechnique(d.current_technique);
-    $("head").textContent = String(d.head_seq);
-    renderPeople();
+    state.head = d.head_seq;
+    scheduleRender();
   });
   client.on("event", onEvent);
   client.on("error", (/** @type {any} */ err) => {
@@ -118,17 +129,17 @@ async function openConsole(sessionId, record) {
 /** @param {HubMessage} msg */
 function onEvent(msg) {
   const d = msg.data || {};
-  const live = /** @type {number} */ (msg.seq) > state.welcomeHead;
-  $("head").textContent = String(msg.seq);
+  state.head = /** @type {number} */ (msg.seq);
   switch (msg.type) {
     case "participant_joined":
-      if (live) state.people.set(d.participant_id, { name: d.name, hrv: state.people.get(d.participant_id)?.hrv ?? null });
-      renderPeople();
+      addPerson(d.participant_id, d.name);
       break;
-    case "participant_left":
-      if (live) state.people.delete(d.participant_id);
-      renderPeople();
+    case "participant_left": {
+      const gone = state.people.get(d.participant_id);
+      gone?.el?.remove();
+      state.people.delete(d.participant_id);
       break;
+    }
     case "session_started":
     case "session_resumed":
       setStatus("in_progress");
@@ -152,12 +163,35 @@ function onEvent(msg) {
       const who = msg.actor || { user_id: "?", name: "?" };
       state.chart?.add(who.user_id, who.name, Number(d.hrv), Date.parse(msg.ts));
       const person = state.people.get(who.user_id);
-      if (person) person.hrv = Number(d.hrv);
-      renderPeople();
+      if (person) {
+        person.hrv = Number(d.hrv);
+        state.dirty.add(who.user_id);
+      }
       break;
     }
+    case "hrv_summary":
+      state.group?.add(d, Date.parse(msg.ts));
+      showGroup(d);
+      break;
   }
-  appendFeed($("feed"), feedItem(msg));
+  scheduleRender();
+  if (!QUIET_TYPES.has(msg.type)) appendFeed($("feed"), feedItem(msg));
+}
+
+/** @param {string} id @param {string} name */
+function addPerson(id, name) {
+  if (state.people.has(id)) return;
+  state.people.set(id, { name, hrv: null, el: null });
+  state.dirty.add(id);
+}
+
+/** @param {Record<string, any>} d  an hrv_summary's data */
+function showGroup(d) {
+  const gain = d.average_hrv_improvement;
+  $("g-reporting").textContent = String(d.participants_reporting);
+  $("g-average").textContent = d.average_hrv != null ? `${Number(d.average_hrv).toFixed(1)} ms` : "–";
+  $("g-improvement").textContent = gain != null ? `${gain > 0 ? "+" : ""}${Number(gain).toFixed(1)}%` : "–";
+  $("g-range").textContent = d.min_hrv != null ? `${d.min_hrv}–${d.max_hrv} ms` : "–";
 }
 
 /** @param {string} status */
@@ -178,17 +212,30 @@ function setTechnique(t) {
   $("current-technique").textContent = t ? `${t.technique}${t.duration ? ` (${mmss(t.duration)})` : ""}` : "–";
 }
 
+function scheduleRender() {
+  if (state.renderTimer) return;
+  state.renderTimer = window.setTimeout(renderPeople, RENDER_MS);
+}
+
+/** Redraw the rows that changed since the last time (not the whole list). */
 function renderPeople() {
+  state.renderTimer = 0;
   const list = $("people");
-  list.replaceChildren();
+  for (const id of state.dirty) {
+    const p = state.people.get(id);
+    if (!p) continue; // left since
+    const parts = p.hrv != null ? [h("strong", {}, p.name), ` · HRV ${p.hrv} ms`] : [h("strong", {}, p.name)];
+    if (p.el) p.el.replaceChildren(...parts);
+    else {
+      p.el = h("li", { dataset: { participantId: id } }, ...parts);
+      list.append(p.el);
+    }
+  }
+  state.dirty.clear();
+  $("nobody").hidden = state.people.size > 0;
   $("count").textContent = String(state.people.size);
   $("people-count").textContent = String(state.people.size);
-  if (!state.people.size) list.append(h("li", { class: "muted" }, "Nobody has joined yet."));
-  for (const [id, p] of state.people) {
-    list.append(
-      h("li", { dataset: { participantId: id } }, h("strong", {}, p.name), p.hrv != null ? ` · HRV ${p.hrv} ms` : ""),
-    );
-  }
+  $("head").textContent = String(state.head);
 }
 
 /** @param {HubMessage} msg */

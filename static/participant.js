@@ -1,6 +1,8 @@
 // The participant page: join a session, follow the technique and its timer, read
-// announcements and prompts as they arrive, answer prompts, send HRV readings.
+// announcements and prompts as they arrive, answer prompts, send HRV readings and see
+// them next to the group's progress (the hub's hrv_summary; others' readings stay private).
 import { connect } from "./hub-client.js";
+import { GroupHrvChart, HrvChart } from "./hrv-chart.js";
 import { $, appendFeed, bindConnection, feedItem, h, mmss, pageToken, query, say } from "./ui.js";
 
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
@@ -28,6 +30,12 @@ const state = {
   count: 0,
   /** @type {{technique: string, duration?: number, instructions?: string, endsAt: number | null, pausedLeft: number | null} | null} */
   technique: null,
+  /** this page's own readings (ms), in the order sent */
+  mine: /** @type {number[]} */ ([]),
+  /** @type {HrvChart | null} */
+  myChart: null,
+  /** @type {GroupHrvChart | null} */
+  group: null,
 };
 
 function init() {
@@ -72,8 +80,15 @@ function join(sessionId, name) {
       $("live").hidden = true;
     }
   });
+  state.myChart = state.myChart || new HrvChart($("my-chart"), null, { maxSeries: 1 });
+  state.group = state.group || new GroupHrvChart($("group-chart"));
   client.on("welcome", onWelcome);
   client.on("event", onEvent);
+  // Participants get the count coalesced (once a second at most), not every join.
+  client.on("presence", (/** @type {HubMessage} */ msg) => {
+    state.count = msg.data.participant_count;
+    renderSessionLine();
+  });
   client.on("error", (/** @type {any} */ err) => {
     if (err.code === "resume_unavailable") return;
     say($("send-error"), `Refused by the hub — ${err.code}: ${err.hubMessage}`, "error");
@@ -107,6 +122,10 @@ function onEvent(msg) {
     case "participant_joined":
     case "participant_left":
       state.count = d.participant_count;
+      break;
+    case "hrv_summary":
+      state.group?.add(d, Date.parse(msg.ts));
+      showGroup(d);
       break;
     case "session_started":
     case "session_resumed":
@@ -224,10 +243,31 @@ async function sendHrv(ev) {
   try {
     const seq = await state.client.send("hrv_update", { hrv: value });
     say(status, `Reading ${value} ms sent (#${seq}).`);
+    state.mine.push(value);
+    state.myChart?.add("me", "You", value);
+    showMine();
     $("hrv-value").value = "";
   } catch (err) {
     say(status, `Not sent — ${/** @type {any} */ (err).message}`, "error");
   }
+}
+
+function showMine() {
+  const first = state.mine[0];
+  const latest = state.mine[state.mine.length - 1];
+  $("my-latest").textContent = `${latest} ms`;
+  $("my-count").textContent = String(state.mine.length);
+  const change = first > 0 ? Math.round(((latest - first) / first) * 1000) / 10 : null;
+  $("my-change").textContent = change == null ? "–" : `${change > 0 ? "+" : ""}${change}%`;
+}
+
+/** @param {Record<string, any>} d  an hrv_summary's data */
+function showGroup(d) {
+  const gain = d.average_hrv_improvement;
+  $("g-reporting").textContent = String(d.participants_reporting);
+  $("g-average").textContent = d.average_hrv != null ? `${Number(d.average_hrv).toFixed(1)} ms` : "–";
+  $("g-improvement").textContent = gain != null ? `${gain > 0 ? "+" : ""}${Number(gain).toFixed(1)}%` : "–";
+  $("g-range").textContent = d.min_hrv != null ? `${d.min_hrv}–${d.max_hrv} ms` : "–";
 }
 
 /** @param {Event} ev */

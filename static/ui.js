@@ -202,6 +202,8 @@ export function describe(msg) {
       return `Technique: ${d.technique}${d.duration ? ` for ${mmss(d.duration)}` : ""}`;
     case "hrv_update":
       return `${who}: HRV ${d.hrv} ms${d.improvement != null ? ` (${d.improvement > 0 ? "+" : ""}${d.improvement}%)` : ""}`;
+    case "hrv_summary":
+      return `Group HRV: ${d.average_hrv} ms${d.average_hrv_improvement != null ? ` (${d.average_hrv_improvement > 0 ? "+" : ""}${d.average_hrv_improvement}%)` : ""}, ${d.participants_reporting} reporting`;
     case "hrv_milestone":
       return `HRV milestone: ${d.improvement}%${d.message ? ` — ${d.message}` : ""}`;
     case "achievement_unlocked":

@@ -25,7 +25,7 @@ from .session_rows import SESSION_COLUMNS, session_from_row
 log = logging.getLogger("hub.storage")
 
 # Errors that say "the database is not there", as opposed to "this data is wrong".
-_UNREACHABLE = (
+UNREACHABLE = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -43,6 +43,7 @@ _SESSION_FIELDS = (
     "scheduled_start",
     "attributes",
     "created_by",
+    "audience",
 )
 
 
@@ -109,7 +110,7 @@ class PgStore:
     async def create_session(
         self, account_id: str, fields: dict[str, Any], _registering: bool = False
     ) -> SessionRecord:
-        defaults = {"session_type": "live", "max_participants": 100, "attributes": {}}
+        defaults = {"session_type": "live", "max_participants": 100, "attributes": {}, "audience": {}}
         values = [
             fields.get(name) if fields.get(name) is not None else defaults.get(name)
             for name in _SESSION_FIELDS
@@ -124,7 +125,8 @@ class PgStore:
                 *values,
             )
         except asyncpg.UniqueViolationError:
-            raise SessionExists(fields.get("session_id")) from None
+            session_id = fields.get("session_id")
+            raise SessionExists(f"session '{session_id}' already exists") from None
         except asyncpg.ForeignKeyViolationError as exc:
             # First session of an account nobody has registered yet: register it, once.
             # Any other reference (a parent session, say) is the caller's error to see.
@@ -179,7 +181,7 @@ class PgStore:
             return []
         try:
             return await self._append(items)
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def _append(self, items: Sequence[AppendRequest]) -> list[AppendResult]:
@@ -194,7 +196,7 @@ class PgStore:
                     [item.data for item in items],
                     [item.dedupe_key for item in items],
                 )
-            except _UNREACHABLE:
+            except UNREACHABLE:
                 await self._drop_writer()  # a fresh connection next time
                 raise
         return [
@@ -225,6 +227,48 @@ class PgStore:
             StoredEvent(session_pk, row["seq"], row["type"], row["ts"], row["actor"], row["data"])
             for row in rows
         ]
+
+    async def read_typed(
+        self, session_pk: int, types: Sequence[str], after_seq: int, limit: int, newest_first: bool = False
+    ) -> list[StoredEvent]:
+        order = "DESC" if newest_first else "ASC"
+        rows = await self.pool.fetch(
+            "SELECT seq, type, ts, actor, data FROM hub_events"
+            f" WHERE session_pk = $1 AND seq > $2 AND type = ANY($3) ORDER BY seq {order} LIMIT $4",
+            session_pk,
+            after_seq,
+            list(types),
+            limit,
+        )
+        return [
+            StoredEvent(session_pk, row["seq"], row["type"], row["ts"], row["actor"], row["data"])
+            for row in rows
+        ]
+
+    async def latest_seq_of(
+        self, session_pk: int, types: Sequence[str], after_seq: int, upto_seq: int
+    ) -> int:
+        seq = await self.pool.fetchval(
+            "SELECT seq FROM hub_events WHERE session_pk = $1 AND seq > $2 AND seq <= $3"
+            " AND type = ANY($4) ORDER BY seq DESC LIMIT 1",
+            session_pk,
+            after_seq,
+            upto_seq,
+            list(types),
+        )
+        return int(seq or 0)
+
+    async def latest_audience_change(self, session_pk: int, upto_seq: int) -> StoredEvent | None:
+        # The predicate is spelled as in the partial index (migration 040) so it is used.
+        row = await self.pool.fetchrow(
+            "SELECT seq, type, ts, actor, data FROM hub_events WHERE session_pk = $1 AND seq <= $2"
+            " AND type = 'session_update' AND data ? 'audience' ORDER BY seq DESC LIMIT 1",
+            session_pk,
+            upto_seq,
+        )
+        if row is None:
+            return None
+        return StoredEvent(session_pk, row["seq"], row["type"], row["ts"], row["actor"], row["data"])
 
     async def count_events(self, session_pk: int) -> int:
         count = await self.pool.fetchval("SELECT count(*) FROM hub_events WHERE session_pk = $1", session_pk)

@@ -10,7 +10,7 @@ from hub.store import SessionRecord
 SESSION_COLUMNS = (
     "id, account_id, session_id, title, session_type, status, instructor, max_participants,"
     " head_seq, retained_from, current_technique, scheduled_start, started_at, ended_at,"
-    " created_at, updated_at, attributes"
+    " created_at, updated_at, attributes, audience"
 )
 
 
@@ -34,4 +34,5 @@ def session_from_row(row: Any) -> SessionRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         attributes=row["attributes"] or {},
+        audience=row["audience"] or {},
     )

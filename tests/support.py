@@ -18,7 +18,13 @@ import httpx
 import orjson
 import websockets
 
+from hub.audience import DEFAULT_AUDIENCE, FIXED_TYPES
+
 ROOT = Path(__file__).resolve().parent.parent
+
+# Session audiences under which every member receives every event (the hub's behaviour
+# before audiences): for tests about the one order of the log rather than about views.
+EVERYONE_SEES_ALL = {t: "everyone" for t in DEFAULT_AUDIENCE if t not in FIXED_TYPES}
 OUTPUT = ROOT / "test-output"
 
 

@@ -18,7 +18,7 @@ from tests.cluster_tools import (
     subscriber_name,
 )
 from tests.redis_tools import kill_subscribers
-from tests.support import LiveClient, api, create_session
+from tests.support import EVERYONE_SEES_ALL, LiveClient, api, create_session
 
 # A stuck test fails fast instead of eating the suite budget.
 pytestmark = pytest.mark.timeout(90)
@@ -27,8 +27,8 @@ pytestmark = pytest.mark.timeout(90)
 async def test_events_from_every_process_reach_everyone_in_one_order_once(
     hub_factory, shared_redis, redis_prefix
 ):
-    nodes = await start_nodes(hub_factory, shared_redis, redis_prefix, 3)
-    session_id = await create_session(nodes[0], max_participants=50)
+    nodes = await start_nodes(hub_factory, shared_redis, redis_prefix, 3, HUB_HRV_SUMMARY_INTERVAL="0")
+    session_id = await create_session(nodes[0], max_participants=50, audience=EVERYONE_SEES_ALL)
     instructor = await LiveClient.connect(nodes[0].ws_url(session_id, "instructor", name="Sarah"))
     participants = [
         await LiveClient.connect(nodes[i % 3].ws_url(session_id, "participant", name=f"p{i}"))
@@ -94,7 +94,7 @@ async def test_kill_9_clients_resume_on_another_process_with_nothing_lost(
 ):
     nodes = await start_nodes(hub_factory, redis_base, redis_prefix, 3, HUB_PRESENCE_TTL="3")
     a, doomed, c = nodes
-    session_id = await create_session(a)
+    session_id = await create_session(a, audience=EVERYONE_SEES_ALL)
     instructor = await LiveClient.connect(a.ws_url(session_id, "instructor", name="Sarah"))
     ghost = await LiveClient.connect(doomed.ws_url(session_id, "participant", name="ghost"))
     movers = [Resuming(await LiveClient.connect(doomed.ws_url(session_id, "observer"))) for _ in range(3)]
@@ -201,7 +201,7 @@ async def test_a_drained_member_moves_to_another_process_without_leaving(
     hub_factory, redis_base, redis_prefix
 ):
     a, b = await start_nodes(hub_factory, redis_base, redis_prefix, 2, HUB_PRESENCE_TTL="3")
-    session_id = await create_session(a)
+    session_id = await create_session(a, audience=EVERYONE_SEES_ALL)
     watcher = await LiveClient.connect(b.ws_url(session_id, "observer"))
     bob = await LiveClient.connect(a.ws_url(session_id, "participant", name="bob"))
     amy = await LiveClient.connect(a.ws_url(session_id, "participant", name="amy"))
@@ -225,7 +225,7 @@ async def test_members_of_a_room_served_only_by_a_dead_process_are_reaped_elsewh
     hub_factory, shared_redis, redis_prefix
 ):
     survivor, doomed = await start_nodes(hub_factory, shared_redis, redis_prefix, 2, HUB_PRESENCE_TTL="3")
-    session_id = await create_session(survivor)
+    session_id = await create_session(survivor, audience=EVERYONE_SEES_ALL)
     ghosts = [
         await LiveClient.connect(doomed.ws_url(session_id, "participant", name=f"g{i}")) for i in range(2)
     ]

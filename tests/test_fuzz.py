@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from hub.events import SENDABLE_BY_ROLE
 from tests.auth_support import DURABLE_TYPES, auth, make_session, snapshot, token, token_hub
-from tests.support import HubProcess, LiveClient, api
+from tests.support import EVERYONE_SEES_ALL, HubProcess, LiveClient, api
 
 FUZZ = settings(
     max_examples=60,
@@ -122,7 +122,7 @@ def fuzz_hub(pg_base: str) -> Iterator[tuple[HubProcess, str]]:
         "HUB_RATE_BURST": "100000",
     }
     with token_hub(pg_base, **env) as (hub, dsn):
-        make_session(hub, "acme", ROOM)
+        make_session(hub, "acme", ROOM, audience=EVERYONE_SEES_ALL)
         yield hub, dsn
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support import LiveClient, api, create_session
+from tests.support import EVERYONE_SEES_ALL, LiveClient, api, create_session
 
 
 async def test_welcome_carries_the_room_state(hub):
@@ -88,7 +88,7 @@ async def test_resent_id_is_acked_once_and_stored_once(hub):
 
 
 async def test_fifty_clients_see_one_gap_free_order(hub):
-    session_id = await create_session(hub, max_participants=100)
+    session_id = await create_session(hub, max_participants=100, audience=EVERYONE_SEES_ALL)
     clients = await asyncio.gather(
         *(LiveClient.connect(hub.ws_url(session_id, "participant", name=f"p{i}")) for i in range(50))
     )

@@ -224,3 +224,46 @@ async def test_refresh_registers_slots_again_after_redis_lost_them(processes, re
         await client.aclose()
     await a.refresh()
     assert await b.claim_user_slot("acme", "bob", "c2", 1) is False
+
+
+async def test_join_caps_new_participants_atomically_on_every_process(processes):
+    a, b = processes("a"), processes("b")
+    joins = [
+        (a if i % 2 else b).join("1", f"p{i}", f"c{i}", info(f"p{i}"), participant_limit=7) for i in range(40)
+    ]
+    admissions = await asyncio.gather(*joins)
+    assert sum(x.admitted for x in admissions) == 7
+    assert all(x.first for x in admissions if x.admitted)
+    assert not any(x.first for x in admissions if not x.admitted)
+    assert (await a.roster("1", 100)).participant_count == 7
+    assert len(await b.members("1")) == 7, "a refused join registered nothing"
+    # Full: staff still come in, and so does a second tab of a present participant.
+    i = next(i for i, x in enumerate(admissions) if x.admitted)
+    present, owner = f"p{i}", (a if i % 2 else b)
+    staff = await a.join("1", "sarah", "s1", info("sarah", "instructor"), participant_limit=7)
+    again = await b.join("1", present, "tab2", info(present), participant_limit=7)
+    assert staff.admitted and staff.first and staff.participant_count == 7
+    assert again.admitted and not again.first
+    # A leave frees a place.
+    await b.remove("1", present, "tab2")
+    await owner.remove("1", present, f"c{i}")
+    late = await a.join("1", "late", "c99", info("late"), participant_limit=7)
+    assert late.admitted and late.participant_count == 7
+
+
+async def test_roster_is_bounded_and_in_join_order(processes):
+    a, b = processes("a"), processes("b")
+    for i in range(12):
+        await (a if i % 2 else b).join("1", f"p{i:02}", f"c{i}", info(f"p{i:02}"), None)
+    await a.join("1", "sarah", "s1", info("sarah", "instructor"), None)
+    await b.join("1", "olga", "o1", info("olga", "observer"), None)
+    roster = await b.roster("1", 5)
+    assert roster.participant_count == 12
+    assert [p["participant_id"] for p in roster.participants] == [f"p{i:02}" for i in range(5)]
+    assert [s["participant_id"] for s in roster.staff] == ["sarah", "olga"]
+    await a.remove("1", "p01", "c1")
+    roster = await a.roster("1", 3)
+    assert roster.participant_count == 11
+    assert [p["participant_id"] for p in roster.participants] == ["p00", "p02", "p03"]
+    assert (await a.roster("1", 0)).participants == []
+    assert (await a.roster("empty", 10)).participant_count == 0

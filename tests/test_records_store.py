@@ -9,7 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.events import SCHEMAS, validate_data
+from hub.event_data import highest_numbers
+from hub.events import validate_data
 from hub.records.store import HierarchyCycle, Page, ParentNotFound
 from hub.store import AppendRequest, SessionRecord
 from storage.pg_store import PgStore
@@ -200,7 +201,7 @@ PROJECTED_NUMBERS = {
 async def test_every_number_the_events_accept_fits_where_the_projection_stores_it(stores):
     store, records = stores
     record = await new_session(store)
-    highest = {(t, f.name): int(f.high) for t, fields in SCHEMAS.items() for f in fields if f.high}
+    highest = highest_numbers()
     events = [("session_started", {}, INSTRUCTOR), ("prompt", {"text": "Q"}, INSTRUCTOR)]
     for event_type, name in PROJECTED_NUMBERS:
         data = {"text": "A", "content": "n", "feedback_type": "like", "message_seq": 2}

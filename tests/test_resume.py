@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from storage.pg_store import PgStore
-from tests.support import LiveClient, api, create_session
+from tests.support import EVERYONE_SEES_ALL, LiveClient, api, create_session
 
 
 async def _publish(instructor: LiveClient, count: int, prefix: str = "m") -> list[int]:
@@ -79,7 +79,7 @@ async def test_since_before_the_retained_log_is_told_explicitly(hub, database):
 
 
 async def test_ended_session_replays_then_closes_with_session_ended(hub):
-    session_id = await create_session(hub)
+    session_id = await create_session(hub, audience=EVERYONE_SEES_ALL)
     instructor = await LiveClient.connect(hub.ws_url(session_id, "instructor", name="Sarah"))
     watcher = await LiveClient.connect(hub.ws_url(session_id, "participant", name="Bob"))
     await _publish(instructor, 3)

@@ -8,160 +8,170 @@ or `{"session_data": {...}, "channels": [...], "publish_immediately": ...}`.
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from starlette.requests import Request
-from starlette.responses import Response
+from annotated_types import Interval, Len, MaxLen
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 from starlette.routing import Route
 
 from hub.records.channel_summary import CHANNELS, QUALITY_TABLE, quality, render
+from hub.validation import Conditional, Problem
+from hub.values import AwareDatetime, Finite, SessionId
 
-from ..errors import ApiError, json_response, read_json_object
-from ..formats import SESSION_ID_PATTERN, parse_datetime
-from ..session_fields import session_types
-from ..sessions import caller, hub_of
-from .common import op
+from ..api import operation
+from ..session_fields import SessionType, Title, not_blank
 
 MAX_AGE = timedelta(days=30)
+Channel = Literal["email", "web", "social"]
 
 
-class RuleErrors:
-    def __init__(self) -> None:
-        self.errors: list[dict[str, str]] = []
-
-    def add(self, field: str, rule: str, message: str) -> None:
-        self.errors.append({"field": field, "rule": rule, "message": message})
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            first = self.errors[0]
-            raise ApiError(
-                422,
-                "invalid",
-                f"{first['field']}: {first['message']}",
-                {"field": first["field"], "rule": first["rule"], "errors": self.errors},
-            )
+def _recent(value: datetime) -> datetime:
+    now = datetime.now(UTC)
+    if value > now:
+        raise PydanticCustomError("not_future", "must not be in the future")
+    if now - value > MAX_AGE:
+        raise PydanticCustomError("max_age", "must be at most 30 days old")
+    return value
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _channels(value: list[str]) -> list[str]:
+    if not value or not all(c in CHANNELS for c in value):
+        raise PydanticCustomError("choice", "must be a non-empty list of " + ", ".join(CHANNELS))
+    return list(dict.fromkeys(value))
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+class ParticipantFeedback(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    items: list[Any] = []
 
 
-def validate(data: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Seed 003's validation rules table, one typed error per broken rule."""
-    errors = RuleErrors()
-    title = data.get("title")
-    if not isinstance(title, str) or not title.strip() or len(title) > 200:
-        errors.add("title", "required", "is required: a string of 1 to 200 characters")
-    session_id = data.get("session_id")
-    if not isinstance(session_id, str) or not SESSION_ID_PATTERN.match(session_id):
-        errors.add("session_id", "required", "is required: 1-100 letters, digits, '.', '_', ':' or '-'")
-    content = data.get("content")
-    if content is not None and (not isinstance(content, str) or len(content) > 10_000):
-        errors.add("content", "type", "must be a string of at most 10000 characters")
-    session_type = data.get("session_type", "live")
-    if session_type not in session_types():
-        errors.add("session_type", "choice", "must be one of " + ", ".join(session_types()))
+class SummaryData(Conditional):
+    """Seed 003's session data model and its validation rules table; fields outside the
+    model are kept (the seed's own example carries some)."""
 
-    duration = data.get("session_duration")
-    if duration is None:
-        errors.add("session_duration", "required", "is required")
-    elif not _whole(duration) or not 1 <= duration <= 7200:
-        errors.add("session_duration", "range", "must be 1-7200 seconds (max 2 hours)")
+    model_config = ConfigDict(strict=True, extra="allow")
 
-    count = data.get("participant_count")
-    if count is None:
-        errors.add("participant_count", "required", "is required")
-    elif not _whole(count) or not 1 <= count <= 1000:
-        errors.add("participant_count", "range", "must be 1-1000 participants")
-    elif session_type == "workshop" and count < 5:
-        errors.add("participant_count", "workshop_minimum", "must be at least 5 for workshops")
+    title: Title
+    content: Annotated[str, MaxLen(10_000)] | None = None
+    session_id: SessionId
+    session_duration: Annotated[int, Interval(ge=1, le=7200)] = Field(description="seconds (max 2 hours)")
+    participant_count: Annotated[int, Interval(ge=1, le=1000)] = Field(description="at least 5 for workshops")
+    breathing_techniques: Annotated[list[Annotated[str, BeforeValidator(not_blank), Len(1, 200)]], Len(1, 10)]
+    average_hrv_improvement: Annotated[Finite, Interval(ge=-100, le=200)] | None = Field(
+        None,
+        description="percent; quality score: "
+        + "; ".join(f"{test} -> {score}" for test, score, _ in QUALITY_TABLE),
+    )
+    session_type: SessionType = "live"
+    instructor_name: Annotated[str, MaxLen(100)] | None = Field(
+        None, description="required for live sessions"
+    )
+    session_date: Annotated[AwareDatetime, AfterValidator(_recent)] = Field(
+        description="not in the future, at most 30 days old"
+    )
+    key_achievements: Annotated[list[Annotated[str, MaxLen(500)]], MaxLen(20)] | None = None
+    participant_feedback: ParticipantFeedback | None = None
+    metrics_summary: dict[str, Any] | None = None
 
-    techniques = data.get("breathing_techniques")
-    if techniques is None:
-        errors.add("breathing_techniques", "required", "is required")
-    elif not isinstance(techniques, list) or not all(isinstance(t, str) and t.strip() for t in techniques):
-        errors.add("breathing_techniques", "type", "must be a list of non-empty strings")
-    elif len(techniques) < 1:
-        errors.add("breathing_techniques", "min_items", "must hold at least 1 technique")
-    elif len(techniques) > 10:
-        errors.add("breathing_techniques", "max_items", "must hold at most 10 techniques")
-
-    hrv = data.get("average_hrv_improvement")
-    if hrv is not None and (not _number(hrv) or not -100 <= hrv <= 200):
-        errors.add("average_hrv_improvement", "range", "must be between -100 and 200 (percent)")
-
-    raw_date = data.get("session_date")
-    session_date = parse_datetime(raw_date) if raw_date is not None else None
-    if raw_date is None:
-        errors.add("session_date", "required", "is required")
-    elif session_date is None:
-        errors.add("session_date", "type", "must be an ISO-8601 date-time with a time zone")
-    elif session_date > now:
-        errors.add("session_date", "not_future", "must not be in the future")
-    elif now - session_date > MAX_AGE:
-        errors.add("session_date", "max_age", "must be at most 30 days old")
-
-    instructor = data.get("instructor_name")
-    if instructor is not None and (not isinstance(instructor, str) or len(instructor) > 100):
-        errors.add("instructor_name", "type", "must be a string of at most 100 characters")
-    elif session_type == "live" and not (isinstance(instructor, str) and instructor.strip()):
-        errors.add("instructor_name", "required_for_live", "is required for live sessions")
-
-    achievements = data.get("key_achievements")
-    if achievements is not None and (
-        not isinstance(achievements, list)
-        or len(achievements) > 20
-        or not all(isinstance(a, str) and len(a) <= 500 for a in achievements)
-    ):
-        errors.add("key_achievements", "type", "must be a list of at most 20 strings")
-    feedback = data.get("participant_feedback")
-    if feedback is not None and not (
-        isinstance(feedback, dict) and isinstance(feedback.get("items", []), list)
-    ):
-        errors.add("participant_feedback", "type", "must be an object with a list of items")
-    errors.raise_if_any()
-    return {**data, "session_type": session_type}
+    @classmethod
+    def conditions(cls, data: dict[str, Any]) -> list[Problem]:
+        found = []
+        session_type = data.get("session_type", "live")
+        instructor = data.get("instructor_name")
+        if session_type == "live" and not (isinstance(instructor, str) and instructor.strip()):
+            message = "is required for live sessions"
+            found.append({"field": "instructor_name", "rule": "required_for_live", "message": message})
+        count = data.get("participant_count")
+        if session_type == "workshop" and type(count) is int and 1 <= count < 5:
+            message = "must be at least 5 for workshops"
+            found.append({"field": "participant_count", "rule": "workshop_minimum", "message": message})
+        return found
 
 
-def _options(body: dict[str, Any]) -> tuple[dict[str, Any], list[str], bool]:
-    data = body.get("session_data", body)
-    if not isinstance(data, dict):
-        raise ApiError(422, "invalid", "session_data must be a JSON object", {"field": "session_data"})
-    errors = RuleErrors()
-    channels = body.get("channels", list(CHANNELS))
-    if not isinstance(channels, list) or not channels or not all(c in CHANNELS for c in channels):
-        errors.add("channels", "choice", "must be a non-empty list of " + ", ".join(CHANNELS))
-        channels = []
-    publish = body.get("publish_immediately", False)
-    if not isinstance(publish, bool):
-        errors.add("publish_immediately", "type", "must be true or false")
-    errors.raise_if_any()
-    return data, list(dict.fromkeys(channels)), publish
+class SummaryRequest(SummaryData):
+    """Flat session data (seed 003's API example), or `{session_data, channels,
+    publish_immediately}` (its distribution example)."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="allow",
+        json_schema_extra=lambda schema: _either_form(schema),
+    )
+
+    channels: Annotated[list[str], AfterValidator(_channels)] = Field(
+        list(CHANNELS), json_schema_extra={"items": {"enum": list(CHANNELS)}}
+    )
+    publish_immediately: bool = False
+
+    @classmethod
+    def conditions(cls, data: dict[str, Any]) -> list[Problem]:
+        inner = data.get("session_data", data)
+        return super().conditions(inner) if isinstance(inner, dict) else []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "session_data" in data:
+            inner = data["session_data"]
+            if not isinstance(inner, dict):
+                raise PydanticCustomError("type", "must be a JSON object", {"field": "session_data"})
+            options = {k: data[k] for k in ("channels", "publish_immediately") if k in data}
+            return {**inner, **options}
+        return data
+
+    def session_data(self) -> dict[str, Any]:
+        data = self.model_dump(exclude={"channels", "publish_immediately"})
+        return {**data, "breathing_techniques": list(self.breathing_techniques)}
 
 
-async def session_summary(request: Request) -> Response:
-    caller(request)  # any authenticated caller; nothing of the account is read
-    body = await read_json_object(request, hub_of(request).settings.max_body_bytes)
-    data, channels, publish = _options(body)
-    data = validate(data, datetime.now(UTC))
+def _either_form(schema: dict[str, Any]) -> None:
+    flat = schema.pop("required", [])
+    schema["properties"]["session_data"] = {
+        "type": "object",
+        "description": "the session data, when the options are beside it",
+    }
+    schema["anyOf"] = [{"required": flat}, {"required": ["session_data"]}]
+
+
+class ChannelSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["published", "preview"]
+    content_id: str
+    session_id: str
+    preview_urls: dict[str, str]
+    quality_score: float | None
+    quality_action: str
+    channels: list[Channel]
+    email: dict[str, Any] | None = Field(None, description="subject, html, text")
+    web: dict[str, Any] | None = Field(None, description="title, content, slug, seo_description")
+    social: dict[str, Any] | None = Field(None, description="twitter, linkedin, facebook")
+    newsletter: dict[str, Any] | None = Field(None, description="the same as email (seed 003's name)")
+    web_update: dict[str, Any] | None = Field(None, description="the same as web (seed 003's name)")
+
+
+# any authenticated caller; nothing of the account is read or written
+@operation(
+    "Seed 003's multi-channel summary (email, web, social) with the HRV quality score",
+    ChannelSummary,
+    touches_store=False,
+)
+async def session_summary(body: SummaryRequest) -> dict[str, Any]:
+    data = body.session_data()
     score, action = quality(data.get("average_hrv_improvement"))
-    content = render(data, channels)
+    content = render(data, body.channels)
     response: dict[str, Any] = {
-        "status": "published" if publish else "preview",
+        "status": "published" if body.publish_immediately else "preview",
         "content_id": str(uuid.uuid4()),
         "session_id": data["session_id"],
         "preview_urls": {"session": f"/sessions/{data['session_id']}"},
         "quality_score": score,
         "quality_action": action,
-        "channels": channels,
+        "channels": body.channels,
         **content,
     }
     # Seed 003's response names for the same content.
@@ -169,53 +179,7 @@ async def session_summary(request: Request) -> Response:
         response["newsletter"] = content["email"]
     if "web" in content:
         response["web_update"] = content["web"]
-    return json_response(response)
+    return response
 
 
 routes = [Route("/api/v2/session-summary", session_summary, methods=["POST"])]
-
-openapi_paths: dict[str, Any] = {
-    "/api/v2/session-summary": {
-        "post": op(
-            "Seed 003's multi-channel summary (email, web, social) with the HRV quality score",
-            body="SessionSummaryRequest",
-            errors=(400, 401, 403, 413, 422),
-        )
-    }
-}
-
-openapi_schemas: dict[str, Any] = {
-    "SessionSummaryRequest": {
-        "type": "object",
-        "description": "Flat session data, or {session_data, channels, publish_immediately}. Quality "
-        "score by average_hrv_improvement: "
-        + "; ".join(f"{test} -> {score}" for test, score, _ in QUALITY_TABLE),
-        "required": ["title", "session_id", "session_duration", "participant_count", "breathing_techniques"],
-        "properties": {
-            "title": {"type": "string", "maxLength": 200},
-            "content": {"type": "string"},
-            "session_id": {"type": "string"},
-            "session_duration": {"type": "integer", "minimum": 1, "maximum": 7200},
-            "participant_count": {"type": "integer", "minimum": 1, "maximum": 1000},
-            "breathing_techniques": {
-                "type": "array",
-                "items": {"type": "string"},
-                "minItems": 1,
-                "maxItems": 10,
-            },
-            "average_hrv_improvement": {"type": "number", "minimum": -100, "maximum": 200},
-            "session_type": {"type": "string", "default": "live"},
-            "instructor_name": {"type": "string", "description": "required for live sessions"},
-            "session_date": {
-                "type": "string",
-                "format": "date-time",
-                "description": "not future, max 30 days",
-            },
-            "key_achievements": {"type": "array", "items": {"type": "string"}},
-            "participant_feedback": {"type": "object"},
-            "metrics_summary": {"type": "object"},
-            "channels": {"type": "array", "items": {"type": "string", "enum": list(CHANNELS)}},
-            "publish_immediately": {"type": "boolean"},
-        },
-    }
-}

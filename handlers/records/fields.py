@@ -1,123 +1,99 @@
-"""Validation of a session's record fields (seeds 000, 001, 002, 004), shared by create,
-PATCH and create-from-template. The fields are stored in the session's attributes;
-migration 010 checks the typed ones again in the database."""
+"""A session's record fields (seeds 000, 001, 002, 004) as one model, shared by create,
+PATCH, the follow-up settings and templates. The fields are stored in the session's
+attributes; migration 010 checks the typed ones again in the database."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import re
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from annotated_types import Interval, Len, MaxLen
+from pydantic import BaseModel, BeforeValidator, Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
 from hub.connection import Principal
-from hub.records.follow_ups import parse_hhmm
+from hub.errors import Invalid
+from hub.values import STRICT, SessionId
 
 from ..auth import can_open
-from ..errors import ApiError
-from ..formats import SESSION_ID_PATTERN
 
-_TEXTS = {
-    "intention": 10_000,
-    "procedure_notes": 10_000,
-    "summary": 20_000,
-    "next_plan": 20_000,
-    "followup_notes": 4_000,
-    "next_session_suggestion": 4_000,
-    "purpose": 4_000,
-    "business_context": 4_000,
-    "learning_outcomes": 10_000,
-    "primary_topic": 200,
-    "session_source": 100,
-}
-_LISTS = {  # name -> (max items, max length of each)
-    "success_indicators": (50, 1000),
-    "completion_indicators": (50, 1000),
-    "constraints": (50, 1000),
-    "met_indicators": (100, 1000),
-    "tags": (50, 100),
-}
-_INTS = {  # name -> (low, high)
-    "scheduled_duration_minutes": (1, 1440),
-    "actual_duration_minutes": (0, 100_000),
-    "success_rating": (1, 5),
-    "completion_percentage": (0, 100),
-}
-_BOOLS = ("needs_followup", "follow_up_enabled")
-# Set by the hub only: the projector writes summaries, mark-sent writes the time.
-READ_ONLY = ("last_follow_up_at",)
-RECORD_FIELDS = frozenset(
-    {*_TEXTS, *_LISTS, *_INTS, *_BOOLS, "follow_up_time", "follow_up_timezone"}
-    | {"owner_user_id", "parent_session_id", "state"}
-)
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
-class Errors(Protocol):
-    def add(self, field: str, message: str) -> None: ...
+def _hhmm(value: Any) -> Any:
+    if isinstance(value, str) and not _HHMM.match(value):
+        raise PydanticCustomError("pattern", "must be a time of day as HH:MM (00:00 to 23:59)")
+    return value
 
 
-def _valid_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
+def _zone(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError("time_zone", "must be an IANA time zone such as Europe/Paris") from None
+    return value
 
 
-def _check(name: str, value: Any, errors: Errors) -> None:
-    if name in _TEXTS:
-        if not isinstance(value, str):
-            errors.add(name, "must be a string")
-        elif len(value) > _TEXTS[name]:
-            errors.add(name, f"must be at most {_TEXTS[name]} characters")
-    elif name in _LISTS:
-        items, length = _LISTS[name]
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and 1 <= len(v) <= length for v in value
-        ):
-            errors.add(name, f"must be a list of strings of 1 to {length} characters")
-        elif len(value) > items:
-            errors.add(name, f"must hold at most {items} items")
-    elif name in _INTS:
-        low, high = _INTS[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            errors.add(name, f"must be a whole number from {low} to {high}")
-    elif name in _BOOLS:
-        if not isinstance(value, bool):
-            errors.add(name, "must be true or false")
-    elif name == "follow_up_time":
-        if parse_hhmm(value) is None:
-            errors.add(name, "must be a time of day as HH:MM (00:00 to 23:59)")
-    elif name == "follow_up_timezone":
-        if not isinstance(value, str) or not _valid_zone(value):
-            errors.add(name, "must be an IANA time zone such as Europe/Paris")
-    elif name == "owner_user_id":
-        if not isinstance(value, str) or not 1 <= len(value) <= 200:
-            errors.add(name, "must be a string of 1 to 200 characters")
-    elif name == "parent_session_id":
-        if not isinstance(value, str) or not SESSION_ID_PATTERN.match(value):
-            errors.add(name, "must be the session_id of a session of this account")
-    elif name == "state" and not isinstance(value, dict):
-        errors.add(name, "must be a JSON object")
+def _read_only(value: Any) -> Any:
+    raise PydanticCustomError("read_only", "is set by the hub and cannot be written")
 
 
-def validate_record_fields(body: dict[str, Any], errors: Errors, partial: bool = False) -> dict[str, Any]:
-    """The record fields present in `body`. With `partial` (PATCH) a null clears a field;
-    on create a null is simply not stored."""
-    found: dict[str, Any] = {}
-    for name in READ_ONLY:
-        if name in body:
-            errors.add(name, "is set by the hub and cannot be written")
-    for name in RECORD_FIELDS:
-        if name not in body:
-            continue
-        value = body[name]
-        if value is None:
-            if name == "state" and partial:
-                errors.add(name, "must be a JSON object; set a key to null to remove it")
-            elif partial:
-                found[name] = None
-            continue
-        _check(name, value, errors)
-        found[name] = value
-    return found
+Items = Annotated[list[Annotated[str, Len(1, 1000)]], MaxLen(50)]
+LongText = Annotated[str, MaxLen(10_000)]
+DurationMinutes = Annotated[int, Interval(ge=1, le=1440)]
+FollowUpTime = Annotated[str, BeforeValidator(_hhmm), Field(pattern=_HHMM.pattern)]
+TimeZone = Annotated[str, BeforeValidator(_zone), Field(max_length=100, examples=["Europe/Paris"])]
+ReadOnly = Annotated[
+    Any,
+    PlainValidator(_read_only),
+    WithJsonSchema({"type": ["string", "null"], "format": "date-time", "readOnly": True}),
+]
+
+
+class RecordFields(BaseModel):
+    """Every field may be left out; on create a null is simply not stored, on PATCH it
+    clears the field."""
+
+    model_config = STRICT
+
+    intention: LongText | None = None
+    procedure_notes: LongText | None = None
+    summary: Annotated[str, MaxLen(20_000)] | None = None
+    next_plan: Annotated[str, MaxLen(20_000)] | None = None
+    followup_notes: Annotated[str, MaxLen(4_000)] | None = None
+    next_session_suggestion: Annotated[str, MaxLen(4_000)] | None = None
+    purpose: Annotated[str, MaxLen(4_000)] | None = None
+    business_context: Annotated[str, MaxLen(4_000)] | None = None
+    learning_outcomes: LongText | None = None
+    primary_topic: Annotated[str, MaxLen(200)] | None = None
+    session_source: Annotated[str, MaxLen(100)] | None = None
+    success_indicators: Items | None = None
+    completion_indicators: Items | None = None
+    constraints: Items | None = None
+    met_indicators: Annotated[list[Annotated[str, Len(1, 1000)]], MaxLen(100)] | None = None
+    tags: Annotated[list[Annotated[str, Len(1, 100)]], MaxLen(50)] | None = None
+    scheduled_duration_minutes: DurationMinutes | None = None
+    actual_duration_minutes: Annotated[int, Interval(ge=0, le=100_000)] | None = None
+    success_rating: Annotated[int, Interval(ge=1, le=5)] | None = None
+    completion_percentage: Annotated[int, Interval(ge=0, le=100)] | None = None
+    needs_followup: bool | None = None
+    follow_up_enabled: bool | None = None
+    follow_up_time: FollowUpTime | None = None
+    follow_up_timezone: TimeZone | None = None
+    owner_user_id: Annotated[str, Len(1, 200)] | None = None
+    parent_session_id: SessionId | None = Field(None, description="a session of the same account")
+    state: dict[str, Any] | None = Field(None, description="free-form; PATCH merges it key by key")
+    last_follow_up_at: ReadOnly = Field(None, description="set by the hub when a follow-up is sent")
+
+
+RECORD_FIELDS = frozenset(RecordFields.model_fields) - {"last_follow_up_at"}
+
+
+def record_values(body: dict[str, Any], partial: bool = False) -> dict[str, Any]:
+    """The record fields a validated `body` sets; with `partial` (PATCH) a null clears."""
+    return {k: v for k, v in body.items() if k in RECORD_FIELDS and (partial or v is not None)}
 
 
 async def check_parent(store: Any, principal: Principal, attributes: dict[str, Any]) -> None:
@@ -129,9 +105,5 @@ async def check_parent(store: Any, principal: Principal, attributes: dict[str, A
         not can_open(principal, parent) or await store.get_session(principal.account_id, parent) is None
     ):
         message = f"session '{parent}' not found in this account"
-        raise ApiError(
-            422,
-            "invalid",
-            f"parent_session_id: {message}",
-            {"errors": [{"field": "parent_session_id", "message": message}]},
-        )
+        problem = {"field": "parent_session_id", "rule": "exists", "message": message}
+        raise Invalid(f"parent_session_id: {message}", {**problem, "errors": [problem]})

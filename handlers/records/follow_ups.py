@@ -4,23 +4,27 @@ sent, and the account's due check-ins with their prompts (rules in `hub.records.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Interval
+from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
+from hub.connection import Principal
+from hub.errors import Forbidden
 from hub.events import iso
 from hub.records.follow_ups import check_in_prompt, follow_up_due
 from hub.store import SessionRecord
+from hub.values import STRICT, AwareDatetime, Cursor
 
+from ..api import operation
 from ..auth import can_open
-from ..errors import ApiError, json_response, query_int, read_json_object
-from ..formats import parse_time_param
-from ..session_fields import FieldErrors
-from ..sessions import WRITERS, caller, hub_of, load_session
-from .common import SESSION_ID, op, records_of
-from .fields import validate_record_fields
+from ..query import QueryInt, query_model
+from ..session_fields import SessionType
+from ..sessions import WRITERS
+from .common import Listing, records_of, type_filter
+from .fields import FollowUpTime, TimeZone
 
 
 def _follow_up_json(record: SessionRecord, now: datetime) -> dict[str, Any]:
@@ -40,52 +44,80 @@ def _follow_up_json(record: SessionRecord, now: datetime) -> dict[str, Any]:
     }
 
 
-def _may_manage(principal: Any, record: SessionRecord) -> None:
+class FollowUp(BaseModel):
+    session_id: str
+    coach_session_id: str = Field(description="the same as session_id (seed 002's name)")
+    title: str
+    status: str
+    primary_topic: str | None
+    follow_up_enabled: bool
+    follow_up_time: str | None
+    follow_up_timezone: str
+    last_follow_up_at: str | None
+    due: bool
+    prompt: str = Field(description="the check-in prompt to send")
+
+
+class FollowUpSettings(BaseModel):
+    model_config = STRICT
+
+    follow_up_enabled: bool | None = None
+    follow_up_time: FollowUpTime | None = None
+    follow_up_timezone: TimeZone | None = Field(None, description="IANA zone, default UTC")
+
+
+class DueQuery(BaseModel):
+    model_config = query_model()
+
+    at: AwareDatetime | None = Field(None, description="evaluate at (default: now)")
+    limit: QueryInt[Annotated[int, Interval(ge=1, le=500)]] = 50
+    cursor: QueryInt[Cursor] | None = None
+    type: SessionType | None = type_filter("session_type")
+
+
+class DueFollowUps(Listing):
+    at: datetime
+    followups: list[FollowUp]
+
+
+def _may_manage(principal: Principal, record: SessionRecord) -> None:
     if principal.role not in WRITERS and principal.user_id != record.attributes.get("owner_user_id"):
-        raise ApiError(403, "forbidden", f"role '{principal.role}' may not change this session's follow-ups")
+        raise Forbidden(f"role '{principal.role}' may not change this session's follow-ups")
 
 
-async def get_follow_up(request: Request) -> Response:
-    record = await load_session(request, caller(request))
-    return json_response(_follow_up_json(record, datetime.now(UTC)))
+@operation("Follow-up settings and whether one is due", FollowUp)
+async def get_follow_up(record: SessionRecord) -> dict[str, Any]:
+    return _follow_up_json(record, datetime.now(UTC))
 
 
-async def put_follow_up(request: Request) -> Response:
-    principal = caller(request)
-    record = await load_session(request, principal)
+@operation("Change follow-up settings", FollowUp)
+async def put_follow_up(
+    request: Request, principal: Principal, record: SessionRecord, body: FollowUpSettings
+) -> dict[str, Any]:
     _may_manage(principal, record)
-    body = await read_json_object(request, hub_of(request).settings.max_body_bytes)
-    errors = FieldErrors()
-    allowed = {"follow_up_enabled", "follow_up_time", "follow_up_timezone"}
-    for name in sorted(set(body) - allowed):
-        errors.add(name, "is not a follow-up setting")
-    changes = validate_record_fields({k: v for k, v in body.items() if k in allowed}, errors, partial=True)
-    errors.raise_if_any()
+    changes = body.model_dump(mode="json", exclude_unset=True)
     record = await records_of(request).sessions.update(record.pk, changes)
-    return json_response(_follow_up_json(record, datetime.now(UTC)))
+    return _follow_up_json(record, datetime.now(UTC))
 
 
-async def mark_sent(request: Request) -> Response:
-    principal = caller(request)
-    record = await load_session(request, principal)
+@operation("Mark today's follow-up sent", FollowUp)
+async def mark_sent(request: Request, principal: Principal, record: SessionRecord) -> dict[str, Any]:
     _may_manage(principal, record)
     now = datetime.now(UTC)
     record = await records_of(request).sessions.update(record.pk, {"last_follow_up_at": iso(now)})
-    return json_response(_follow_up_json(record, now))
+    return _follow_up_json(record, now)
 
 
-async def due_follow_ups(request: Request) -> Response:
+@operation("Due daily follow-ups with a check-in prompt", DueFollowUps)
+async def due_follow_ups(request: Request, principal: Principal, query: DueQuery) -> dict[str, Any]:
     """Seed 002's due check-ins of the caller's account (a participant sees their own)."""
-    principal = caller(request)
-    at = parse_time_param(request.query_params.get("at"), "at") or datetime.now(UTC)
-    limit = query_int(request, "limit", 50, 1, 500) or 50
-    cursor = query_int(request, "cursor", None, 0, 2**62)
-    session_type = request.query_params.get("type") or request.query_params.get("session_type")
+    at = query.at or datetime.now(UTC)
+    limit, cursor = query.limit, query.cursor
     store = records_of(request).sessions
     due: list[dict[str, Any]] = []
     next_cursor = None
     while len(due) <= limit:
-        batch = await store.follow_up_candidates(principal.account_id, session_type, cursor, 200)
+        batch = await store.follow_up_candidates(principal.account_id, query.type, cursor, 200)
         for record in batch:
             mine = principal.role in WRITERS or record.attributes.get("owner_user_id") == principal.user_id
             if (
@@ -100,7 +132,7 @@ async def due_follow_ups(request: Request) -> Response:
             cursor = record.pk
         if next_cursor is not None or len(batch) < 200:
             break
-    return json_response({"count": len(due), "at": iso(at), "followups": due, "next_cursor": next_cursor})
+    return {"count": len(due), "at": iso(at), "followups": due, "next_cursor": next_cursor}
 
 
 routes = [
@@ -109,45 +141,3 @@ routes = [
     Route("/api/v2/session/{session_id}/follow-up", put_follow_up, methods=["PUT"]),
     Route("/api/v2/session/{session_id}/follow-up/sent", mark_sent, methods=["POST"]),
 ]
-
-_AT = {
-    "name": "at",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "evaluate at",
-}
-openapi_paths: dict[str, Any] = {
-    "/api/v2/sessions/followups/due": {
-        "get": op(
-            "Due daily follow-ups with a check-in prompt",
-            params=[
-                _AT,
-                *[p for p in op("", listed=True)["parameters"] if p["name"] in ("limit", "cursor", "type")],
-            ],
-        )
-    },
-    "/api/v2/session/{session_id}/follow-up": {
-        "get": op("Follow-up settings and whether one is due", params=[SESSION_ID]),
-        "put": op(
-            "Change follow-up settings",
-            body="FollowUpSettings",
-            params=[SESSION_ID],
-            errors=(401, 403, 404, 422),
-        ),
-    },
-    "/api/v2/session/{session_id}/follow-up/sent": {
-        "post": op("Mark today's follow-up sent", params=[SESSION_ID])
-    },
-}
-
-openapi_schemas: dict[str, Any] = {
-    "FollowUpSettings": {
-        "type": "object",
-        "properties": {
-            "follow_up_enabled": {"type": "boolean"},
-            "follow_up_time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
-            "follow_up_timezone": {"type": "string", "description": "IANA zone, default UTC"},
-        },
-    },
-}

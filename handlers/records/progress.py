@@ -4,18 +4,67 @@ and at the end), the progress view of seed 000, and the metrics derived from the
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.records.projector import facts
 from hub.records.summaries import indicator_checks, render
+from hub.store import SessionRecord
 
-from ..errors import json_response
-from ..sessions import archives_of, caller, hub_of, load_session, read_all
-from .common import SESSION_ID, ensure_projected, listing, op, page_from, records_of, row_json
+from ..api import hub_of, operation
+from ..session_models import Metrics
+from ..sessions import archives_of, read_all
+from .common import PageQuery, ensure_projected, listing, records_of, row_json, type_filter
+from .rows import Summaries, SummaryRow
+
+
+class SummariesQuery(PageQuery):
+    type: Literal["periodic", "final"] | None = type_filter("kind")
+
+
+class Rendered(BaseModel):
+    summary_text: str
+    next_plan_text: str
+    outline: dict[str, Any]
+
+
+class CurrentSummary(BaseModel):
+    session_id: str
+    latest: SummaryRow | None = Field(description="the latest stored summary")
+    current: Rendered = Field(description="rendered now from the log and the record")
+
+
+class IndicatorCheck(BaseModel):
+    indicator: str
+    met: bool
+
+
+class Progress(BaseModel):
+    session_id: str
+    status: str
+    duration_so_far: int | None = Field(description="seconds since the start")
+    duration_so_far_minutes: int | None
+    scheduled_duration_minutes: int | None
+    interactions_count: int
+    responses_count: int
+    artifacts_count: int
+    approved_artifacts_count: int
+    notes_count: int
+    feedback_count: int
+    topics_count: int
+    success_indicators: list[IndicatorCheck]
+    completion_indicators: list[IndicatorCheck]
+    can_complete: bool = Field(description="every completion indicator is met")
+    completion_percentage: int | None
+    success_rating: int | None
+
+
+class SessionMetrics(BaseModel):
+    session_id: str
+    metrics: Metrics
 
 
 def _elapsed(record: Any, now: datetime) -> int | None:
@@ -25,17 +74,16 @@ def _elapsed(record: Any, now: datetime) -> int | None:
     return max(0, int((end - record.started_at).total_seconds()))
 
 
-async def list_summaries(request: Request) -> Response:
-    record = await load_session(request, caller(request))
-    page = page_from(request, types=("periodic", "final"))
+@operation("Stored summaries (type = periodic|final, time)", Summaries)
+async def list_summaries(request: Request, record: SessionRecord, query: SummariesQuery) -> dict[str, Any]:
     await ensure_projected(request, record)
-    rows, cursor = await records_of(request).content.summaries(record.pk, page)
-    return json_response(listing("summaries", [row_json(r) for r in rows], cursor))
+    rows, cursor = await records_of(request).content.summaries(record.pk, query.page())
+    return listing("summaries", [row_json(r) for r in rows], cursor)
 
 
-async def current_summary(request: Request) -> Response:
+@operation("Latest stored summary and one rendered now", CurrentSummary)
+async def current_summary(request: Request, record: SessionRecord) -> dict[str, Any]:
     """The latest stored summary, and one rendered now from the log and the record."""
-    record = await load_session(request, caller(request))
     await ensure_projected(request, record)
     records = records_of(request)
     latest = await records.content.latest_summary(record.pk)
@@ -43,18 +91,16 @@ async def current_summary(request: Request) -> Response:
     state = await records.projection_state(record.pk)
     kind = "final" if record.status in ("completed", "cancelled") else "current"
     text, plan, outline = render(facts(state), context, kind, _elapsed(record, datetime.now(UTC)))
-    return json_response(
-        {
-            "session_id": record.session_id,
-            "latest": row_json(latest) if latest else None,
-            "current": {"summary_text": text, "next_plan_text": plan, "outline": outline},
-        }
-    )
+    return {
+        "session_id": record.session_id,
+        "latest": row_json(latest) if latest else None,
+        "current": {"summary_text": text, "next_plan_text": plan, "outline": outline},
+    }
 
 
-async def progress(request: Request) -> Response:
+@operation("Progress: counts, indicators, duration so far", Progress)
+async def progress(request: Request, record: SessionRecord) -> dict[str, Any]:
     """Seed 000's get_session_progress; an indicator is met when it is in met_indicators."""
-    record = await load_session(request, caller(request))
     await ensure_projected(request, record)
     counts = await records_of(request).content.counts(record.pk)
     attributes = record.attributes
@@ -63,34 +109,31 @@ async def progress(request: Request) -> Response:
     completion = indicator_checks(context.completion_indicators, context.met_indicators)
     elapsed = _elapsed(record, datetime.now(UTC))
     scheduled = attributes.get("scheduled_duration_minutes")
-    return json_response(
-        {
-            "session_id": record.session_id,
-            "status": record.status,
-            "duration_so_far": elapsed,
-            "duration_so_far_minutes": round(elapsed / 60) if elapsed is not None else None,
-            "scheduled_duration_minutes": scheduled,
-            "interactions_count": counts["interactions"],
-            "responses_count": counts["responses"],
-            "artifacts_count": counts["artifacts"],
-            "approved_artifacts_count": counts["approved"],
-            "notes_count": counts["notes"],
-            "feedback_count": counts["feedback"],
-            "topics_count": counts["topics"],
-            "success_indicators": success,
-            "completion_indicators": completion,
-            "can_complete": all(c["met"] for c in completion),
-            "completion_percentage": attributes.get("completion_percentage"),
-            "success_rating": attributes.get("success_rating"),
-        }
-    )
+    return {
+        "session_id": record.session_id,
+        "status": record.status,
+        "duration_so_far": elapsed,
+        "duration_so_far_minutes": round(elapsed / 60) if elapsed is not None else None,
+        "scheduled_duration_minutes": scheduled,
+        "interactions_count": counts["interactions"],
+        "responses_count": counts["responses"],
+        "artifacts_count": counts["artifacts"],
+        "approved_artifacts_count": counts["approved"],
+        "notes_count": counts["notes"],
+        "feedback_count": counts["feedback"],
+        "topics_count": counts["topics"],
+        "success_indicators": success,
+        "completion_indicators": completion,
+        "can_complete": all(c["met"] for c in completion),
+        "completion_percentage": attributes.get("completion_percentage"),
+        "success_rating": attributes.get("success_rating"),
+    }
 
 
-async def metrics(request: Request) -> Response:
-    record = await load_session(request, caller(request))
+@operation("Metrics derived from the log", SessionMetrics)
+async def metrics(request: Request, record: SessionRecord) -> dict[str, Any]:
     events = await read_all(hub_of(request), record)
-    metrics = await archives_of(request).metrics(record, events)
-    return json_response({"session_id": record.session_id, "metrics": metrics})
+    return {"session_id": record.session_id, "metrics": await archives_of(request).metrics(record, events)}
 
 
 _S = "/api/v2/session/{session_id}"
@@ -100,12 +143,3 @@ routes = [
     Route(f"{_S}/progress", progress, methods=["GET"]),
     Route(f"{_S}/metrics", metrics, methods=["GET"]),
 ]
-
-openapi_paths: dict[str, Any] = {
-    f"{_S}/summaries": {
-        "get": op("Stored summaries (type = periodic|final, time)", params=[SESSION_ID], listed=True)
-    },
-    f"{_S}/summary": {"get": op("Latest stored summary and one rendered now", params=[SESSION_ID])},
-    f"{_S}/progress": {"get": op("Progress: counts, indicators, duration so far", params=[SESSION_ID])},
-    f"{_S}/metrics": {"get": op("Metrics derived from the log", params=[SESSION_ID])},
-}

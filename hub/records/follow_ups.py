@@ -24,7 +24,9 @@ def parse_hhmm(value: Any) -> time | None:
     if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
         return None
     hours, minutes = value[:2], value[3:]
-    if not (hours.isdigit() and minutes.isdigit()) or int(hours) > 23 or int(minutes) > 59:
+    if not (value.isascii() and hours.isdigit() and minutes.isdigit()):  # no '¹' or '٣'
+        return None
+    if int(hours) > 23 or int(minutes) > 59:
         return None
     return time(int(hours), int(minutes))
 

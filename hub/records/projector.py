@@ -209,6 +209,23 @@ def _note(state: ProjectionState, event: StoredEvent) -> NoteRow:
     )
 
 
+# The types `apply` reads; the others leave the projection as it is. The hub wakes the
+# projector only for these (a class streaming HRV would otherwise keep it catching up
+# after every commit); the periodic sweep moves the checkpoint past the rest.
+PROJECTED_TYPES = frozenset(
+    {
+        "prompt",
+        "response",
+        "note",
+        "feedback",
+        "technique_changed",
+        "achievement_unlocked",
+        "session_started",
+        "session_ended",
+    }
+)
+
+
 def apply(state: ProjectionState, event: StoredEvent) -> list[Write]:
     """Fold one event into `state`; return the rows it implies (possibly none)."""
     data = event.data or {}

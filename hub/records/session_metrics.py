@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from statistics import mean, median
 from typing import Any
 
+from ..group_hrv import GroupHrv
 from ..store import StoredEvent
 from .conversation import (
     answered_prompt,
@@ -26,8 +27,7 @@ from .conversation import (
 def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
     by_type: Counter[str] = Counter()
     counts: list[int] = []
-    hrv_values: list[float] = []
-    improvements: list[float] = []
+    group = GroupHrv()  # the same fold as the live hrv_summary events
     responders: set[str] = set()
     joined: set[str] = set()
     asked: dict[str, str] = {}  # `conversation.remember_prompt`
@@ -48,12 +48,7 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
             if event.type == "participant_joined" and data.get("participant_id"):
                 joined.add(str(data["participant_id"]))
         elif event.type == "hrv_update":
-            if isinstance(data.get("hrv"), int | float):
-                hrv_values.append(float(data["hrv"]))
-            if isinstance(data.get("improvement"), int | float):
-                improvements.append(float(data["improvement"]))
-        elif event.type == "hrv_milestone" and isinstance(data.get("improvement"), int | float):
-            improvements.append(float(data["improvement"]))
+            group.add_event(event.type, event.actor, data)
         elif event.type == "prompt":
             remember_prompt(asked, event)
             last_prompt = event.seq
@@ -76,6 +71,7 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
             started = event.ts
         elif event.type == "session_ended":
             ended = event.ts
+    hrv = group.figures()
     peak = max(counts, default=0)
     duration = (ended - started).total_seconds() if started and ended else None
     return {
@@ -89,8 +85,9 @@ def compute_metrics(events: Iterable[StoredEvent]) -> dict[str, Any]:
         "responses": by_type["response"],
         "engagement_rate": round(len(responders) / len(joined), 4) if joined else 0.0,
         "completion_rate": round(last_count / peak, 4) if peak and ended else None,
-        "average_hrv": round(mean(hrv_values), 2) if hrv_values else None,
-        "average_hrv_improvement": round(mean(improvements), 2) if improvements else None,
+        "average_hrv": hrv["average_hrv"],
+        "average_hrv_improvement": hrv["average_hrv_improvement"],
+        "group_hrv": hrv,
         "average_response_seconds": round(mean(answer_seconds), 3) if answer_seconds else None,
         "median_response_seconds": round(median(answer_seconds), 3) if answer_seconds else None,
         "max_response_seconds": round(max(answer_seconds), 3) if answer_seconds else None,

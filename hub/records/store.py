@@ -15,7 +15,8 @@ The guarantees below are the ones the rest of the hub relies on:
   `page.cursor`, at most `page.limit`, and `next_cursor` None on the last page. A row is a
   plain mapping of column to value.
 - **Refusals.** Data that cannot be stored raises one of the exceptions below and changes
-  nothing; anything else that escapes means the database failed.
+  nothing (each is a `hub.errors` refusal of the fitting kind); anything else that escapes
+  means the database failed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from .. import errors
 from ..store import SessionRecord
 from .projector import ProjectionState
 from .summaries import SummaryContext
@@ -48,29 +50,29 @@ class Page:
     type: str | None = None
 
 
-class NotFound(Exception):
+class NotFound(errors.NotFound):
     """The artifact, template or topic link named is not there."""
 
 
-class Conflict(Exception):
+class Conflict(errors.Conflict):
     """The change contradicts what is stored (approved twice, a template name taken)."""
 
 
-class FeedbackExists(Exception):
+class FeedbackExists(errors.Conflict):
     """This user already gave feedback of this type on this message."""
 
 
-class MessageNotFound(Exception):
+class MessageNotFound(errors.NotFound):
     def __init__(self, found_type: str | None):
-        super().__init__(found_type)
+        super().__init__(f"no prompt or response at this seq (found: {found_type})")
         self.found_type = found_type  # None: no such seq; else the event is not a message
 
 
-class ParentNotFound(Exception):
+class ParentNotFound(errors.Invalid):
     """`parent_session_id` names no session of the account."""
 
 
-class HierarchyCycle(Exception):
+class HierarchyCycle(errors.Conflict):
     """The new parent would make the session its own ancestor (or the chain too deep)."""
 
 

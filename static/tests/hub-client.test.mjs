@@ -79,6 +79,36 @@ test("SeqTracker: in order once, duplicates dropped, gaps reported", () => {
   assert.equal(new SeqTracker().accept(17), "deliver");
 });
 
+test("SeqTracker: a view skips events not meant for it, prev_seq reveals a missed one", () => {
+  const t = new SeqTracker(3);
+  assert.equal(t.accept(7, 3), "deliver"); // 4-6 were staff events: not a gap
+  assert.equal(t.accept(9, 8), "gap"); // 8 was in this view and did not arrive
+  assert.equal(t.lastSeq, 7);
+  assert.equal(t.accept(8, 7), "deliver");
+  assert.equal(t.accept(12, 2), "deliver"); // prev at or below what is held
+  assert.equal(t.accept(12, 8), "duplicate");
+});
+
+test("a participant's view: gaps by prev_seq reconnect with since; presence is passed on", async () => {
+  const { c, seen } = client();
+  const counts = [];
+  c.on("presence", (m) => counts.push(m.data.participant_count));
+  last().welcome({ head_seq: 4 });
+  last().push({ type: "announcement", seq: 6, prev_seq: 2, data: {} });
+  last().push({ type: "presence", seq: null, data: { participant_count: 7, participants: [] } });
+  const first = last();
+  first.push({ type: "prompt", seq: 10, prev_seq: 8, data: {} }); // 8 missing
+  assert.deepEqual(seen, [6]);
+  assert.deepEqual(counts, [7]);
+  await tick(5);
+  assert.notEqual(last(), first);
+  assert.equal(last().since, "6");
+  last().welcome({ head_seq: 10, resume: { since: 6, recovered: true } });
+  last().push({ type: "announcement", seq: 8, prev_seq: 6, data: {} });
+  last().push({ type: "prompt", seq: 10, prev_seq: 8, data: {} });
+  assert.deepEqual(seen, [6, 8, 10]);
+});
+
 test("backoff: full jitter under an exponential ceiling with a cap", () => {
   assert.equal(backoffDelay(0, {}, () => 0.999), 499);
   assert.equal(backoffDelay(3, { base: 100 }, () => 0.5), 400);

@@ -86,7 +86,9 @@ class PgCatalogStore:
         exists = await self.pool.fetchval(
             "SELECT 1 FROM hub_artifacts WHERE session_pk = $1 AND id = $2", session_pk, artifact_id
         )
-        raise Conflict(artifact_id) if exists else NotFound(artifact_id)
+        if exists:
+            raise Conflict(f"artifact {artifact_id} is already approved")
+        raise NotFound(f"artifact {artifact_id} not found")
 
     # templates
 
@@ -109,7 +111,7 @@ class PgCatalogStore:
                 *values,
             )
         except asyncpg.UniqueViolationError:
-            raise Conflict(fields.get("template_name")) from None
+            raise Conflict(f"template '{fields.get('template_name')}' already exists") from None
         return as_row(row)
 
     async def templates(self, account_id: str, page: Page) -> Rows:
@@ -128,7 +130,7 @@ class PgCatalogStore:
             template_id,
         )
         if row is None:
-            raise NotFound(template_id)
+            raise NotFound(f"template '{template_id}' not found")
         return as_row(row)
 
     # topics
@@ -179,7 +181,7 @@ class PgCatalogStore:
             "DELETE FROM hub_session_topics WHERE session_pk = $1 AND topic_id = $2", session_pk, topic_id
         )
         if status.endswith(" 0"):
-            raise NotFound(topic_id)
+            raise NotFound(f"topic {topic_id} is not linked to this session")
 
     async def session_topics(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("st.session_pk = {0}", session_pk).add_if("st.coverage_level = {0}", page.type)

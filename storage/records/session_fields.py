@@ -80,15 +80,15 @@ class PgSessionFieldsStore:
                     title,
                 )
             except asyncpg.ForeignKeyViolationError:
-                raise ParentNotFound(parent) from None
+                raise ParentNotFound(f"parent_session_id: session '{parent}' not found") from None
         return session_from_row(updated)
 
     async def _check_parent(self, conn: asyncpg.Connection, account_id: str, child: str, parent: str) -> None:
         chain = await self._chain(conn, account_id, parent)
         if not chain:
-            raise ParentNotFound(parent)
+            raise ParentNotFound(f"parent_session_id: session '{parent}' not found")
         if child in [r["session_id"] for r in chain] or len(chain) >= _MAX_DEPTH:
-            raise HierarchyCycle(parent)
+            raise HierarchyCycle(f"parent_session_id: '{parent}' would make the session its own ancestor")
 
     async def _chain(
         self, conn: asyncpg.Pool | asyncpg.Connection, account_id: str, session_id: str
