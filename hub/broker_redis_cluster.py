@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from .broker import MessageHandler, ReconnectedCallback, ResubscribedCallback
 from .broker_redis import RedisPublisher, dispatch_message
@@ -109,9 +110,14 @@ class RedisClusterBroker:
 
     async def start(self, connect_timeout: float = 3.0) -> None:
         """Start the manager and wait briefly for a slot map; a cluster that is down is not fatal."""
-        self._publisher.client = RedisCluster.from_url(
-            self.url, socket_connect_timeout=2.0, socket_timeout=2.0
-        )
+        client = RedisCluster.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=2.0)
+        try:
+            # Now rather than lazily: redis-py's RedisCluster (8.1) breaks when first
+            # commands race to initialise it. Unreachable now: the first publish retries.
+            await asyncio.wait_for(client.initialize(), connect_timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._error = f"{type(exc).__name__}: {exc}"
+        self._publisher.client = client
         self._task = asyncio.create_task(self._manage_forever(), name="broker-cluster-manager")
         self._task.add_done_callback(self._manager_done)
         try:

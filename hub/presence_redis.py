@@ -215,6 +215,10 @@ class RedisPresence:
         self._client: Any = (RedisCluster if cluster else aioredis.Redis).from_url(
             url, socket_connect_timeout=2.0, socket_timeout=5.0
         )
+        # redis-py's RedisCluster (8.1) breaks when its first commands race to initialise
+        # it (a connection used before it is connected): initialise it once, first.
+        self._initialised = not cluster
+        self._init_lock = asyncio.Lock()
         self._enter_rooms = self._client.register_script(_ENTER_ROOMS)
         self._indexed_rooms = self._client.register_script(_INDEXED_ROOMS)
         self._join = self._client.register_script(_JOIN)
@@ -234,11 +238,18 @@ class RedisPresence:
         # answered, so a claim whose answer was lost is never refreshed and expires.
         self._my_slots: dict[str, set[str]] = {}
 
-    @staticmethod
-    async def _retry(call: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _ready(self) -> None:
+        if not self._initialised:
+            async with self._init_lock:
+                if not self._initialised:
+                    await self._client.initialize()
+                    self._initialised = True
+
+    async def _retry(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         """One retry on a connection error: after a Redis restart the first command on
         each pooled connection meets a closed socket. (A script whose reply was lost
         runs twice; the scripts are idempotent for the same connection entry.)"""
+        await self._ready()
         try:
             return await call(*args, **kwargs)
         except RedisConnectionError:
@@ -359,6 +370,7 @@ class RedisPresence:
     async def refresh(self) -> None:
         slots = {key: sorted(fields) for key, fields in self._my_slots.items()}
         try:
+            await self._ready()
             async with self._entries_lock, self._client.pipeline(transaction=False) as pipe:
                 if self._mine:
                     rooms = [self._key_ttl_ms, *self._mine]
