@@ -271,8 +271,11 @@ async def one_run(args: argparse.Namespace, redis_url: str, redis_cluster: bool 
         published = await publish(cluster, sessions, total, args.rate)
         wall = time.monotonic() - wall_before
         hub_cpu = [(cpu_seconds(p.pid) - c) / wall for p, c in zip(cluster.procs, cpu_before, strict=True)]
-        load.stdin.write(b"done\n")
-        await load.stdin.drain()
+        try:
+            load.stdin.write(b"done\n")
+            await load.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # every subscriber had every event already: the load printed its result and left
         result = json.loads(await asyncio.wait_for(load.stdout.readline(), 120))
         await load.wait()
         result.update(published)
