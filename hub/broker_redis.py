@@ -6,10 +6,11 @@ after reconnect) and nothing more; the event log repairs whatever Redis drops.
 - **Channels.** `<prefix><channel>`, e.g. `hub:session:42`. Subscribed while this process
   has a room open for the session (the hub subscribes in `open_room` and unsubscribes when
   the room is released). With `sharded=True` the broker uses Redis 7 sharded pub/sub
-  (`SSUBSCRIBE`/`SPUBLISH`), which Redis Cluster routes to the shard owning the channel.
+  (`SSUBSCRIBE`/`SPUBLISH`) on this one node; on a Redis Cluster, where each channel lives
+  on its slot's shard, `hub.broker_redis_cluster.RedisClusterBroker` is the broker.
 - **Message.** `<origin node id>\\n<seq>\\n<payload>`: a receiver learns the origin and the
   seq from the first two lines without decoding the JSON payload.
-- **Subscriber connection.** One dedicated connection speaks RESP itself (`_SubscriberLink`),
+- **Subscriber connection.** One dedicated connection speaks RESP itself (`SubscriberLink`),
   so that every reconnect is seen and handled here rather than hidden by a client
   library. A listener task owns it: on any failure it marks the broker unhealthy, waits a
   jittered, growing backoff, reconnects, resubscribes every channel, then reports the

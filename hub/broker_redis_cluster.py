@@ -202,10 +202,6 @@ class RedisClusterBroker:
         """Channels (without prefix) this process is subscribed to."""
         return [name[len(self.prefix) :] for name in self._handlers]
 
-    def links(self) -> dict[str, bool]:
-        """`host:port` of each master this process subscribes on -> connected."""
-        return {f"{a.host}:{a.port}": shard.up for a, shard in self._shards.items()}
-
     # the manager
 
     async def _manage_forever(self) -> None:
