@@ -9,11 +9,12 @@ from starlette.routing import Route
 
 from hub.connection import Principal
 from hub.errors import Conflict, ErrorCode, Forbidden, NotFound
+from hub.lifecycle import LIVE_STATUSES
 
 from .api import hub_of, operation
 from .auth import can_open
 from .session_models import AnnounceBody, Announced
-from .sessions import LIVE_STATUSES, WRITERS, participant_count
+from .sessions import WRITERS, participant_count
 
 
 @operation(

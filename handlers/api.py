@@ -28,8 +28,8 @@ from starlette.responses import Response
 
 from hub.connection import Principal
 from hub.errors import ErrorCode, Forbidden, NotFound
+from hub.node import Hub
 from hub.safe_json import text_problem
-from hub.service import Hub
 from hub.store import SessionRecord
 from hub.validation import invalid, parse, problems
 from hub.values import SESSION_ID_RE

@@ -17,11 +17,11 @@ from hub.broker import Broker
 from hub.broker_memory import MemoryBroker
 from hub.config import Settings
 from hub.errors import HubError
+from hub.node import Hub
 from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
 from hub.records.store import RecordsStore
 from hub.retention import Archives, RetentionJob, RetentionPolicy, archive_root
-from hub.service import Hub
 from storage.archive import DirectoryArchive
 from storage.embedded import EmbeddedPostgres
 from storage.pg_store import UNREACHABLE, PgStore

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hub.service import Hub
+from hub.node import Hub
 
 from .api import operation
 from .errors import json_response

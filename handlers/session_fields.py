@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from hub.audience import AUDIENCE_KEY, AudienceError, validate_overrides
 from hub.events import iso
+from hub.lifecycle import IN_PROGRESS, STATUSES
 from hub.store import SessionRecord
 from hub.validation import Conditional, Problem
 from hub.values import INT64_MAX, AwareDatetime, SessionId
@@ -21,7 +22,6 @@ from hub.values import INT64_MAX, AwareDatetime, SessionId
 from .records.fields import RecordFields
 
 BASE_SESSION_TYPES = ("live", "guided", "practice", "workshop", "coaching", "interview", "agent")
-STATUSES = ("scheduled", "in_progress", "paused", "completed", "cancelled")
 # Columns of their own; every other field of a create body is kept in the attributes.
 _COLUMNS = {
     "session_id",
@@ -164,7 +164,7 @@ def session_json(record: SessionRecord, participant_count: int | None = None) ->
             "title": record.title,
             "session_type": record.session_type,
             "status": record.status,
-            "active": record.status == "in_progress",
+            "active": record.status == IN_PROGRESS,
             "instructor": record.instructor,
             "max_participants": record.max_participants,
             "scheduled_start": _when(record.scheduled_start),

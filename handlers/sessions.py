@@ -11,10 +11,11 @@ from hub.audience import in_view
 from hub.connection import Principal
 from hub.errors import Conflict, ErrorCode, NotFound
 from hub.events import iso
+from hub.lifecycle import ACTIONS, IN_PROGRESS, LIVE_STATUSES, allowed_from
+from hub.node import Hub
 from hub.presence import participant_list
 from hub.records.session_metrics import compute_metrics
 from hub.retention import Archives
-from hub.service import Hub
 from hub.store import SessionRecord, StoredEvent
 
 from .api import hub_of, operation
@@ -35,7 +36,6 @@ from .session_models import (
 )
 
 WRITERS = ("instructor", "admin")
-LIVE_STATUSES = ("in_progress", "paused")
 _MAX_REPLAY = 50_000
 
 
@@ -109,7 +109,7 @@ async def live_sessions(request: Request, principal: Principal, query: LiveQuery
             "session_type": record.session_type,
             "status": record.status,
             "participant_count": await participant_count(hub, record),
-            "active": record.status == "in_progress",
+            "active": record.status == IN_PROGRESS,
             "started_at": iso(record.started_at) if record.started_at else None,
             "current_technique": record.current_technique,
             "head_seq": record.head_seq,
@@ -142,7 +142,7 @@ async def session_content(
         "session_id": record.session_id,
         "title": record.title,
         "status": record.status,
-        "active": record.status == "in_progress",
+        "active": record.status == IN_PROGRESS,
         "session_info": {
             **session_json(record, len(participants)),
             "participants": [
@@ -191,18 +191,10 @@ async def session_events(
     }
 
 
-# lifecycle: action -> (event type, extra data, statuses it is legal from)
-TRANSITIONS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
-    "start": ("session_started", {}, ("scheduled",)),
-    "pause": ("session_paused", {}, ("in_progress",)),
-    "resume": ("session_resumed", {}, ("paused",)),
-    "end": ("session_ended", {"status": "completed"}, ("in_progress", "paused")),
-    "cancel": ("session_ended", {"status": "cancelled"}, ("scheduled", "paused")),
-}
-
-
 def _lifecycle(action: str) -> Any:
-    event_type, extra, legal_from = TRANSITIONS[action]
+    """POST /api/v2/session/{id}/<action>: append the action's event (hub/lifecycle.py)."""
+    event_type, extra = ACTIONS[action].event_type, ACTIONS[action].data
+    legal_from = allowed_from(event_type, extra)
 
     @operation(
         f"Lifecycle: {action} ({event_type}; from {' or '.join(legal_from)})",
@@ -243,6 +235,6 @@ routes = [
     Route("/api/v2/session/{session_id}/events", session_events, methods=["GET"]),
     *[
         Route(f"/api/v2/session/{{session_id}}/{action}", _lifecycle(action), methods=["POST"])
-        for action in TRANSITIONS
+        for action in ACTIONS
     ],
 ]

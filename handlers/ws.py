@@ -27,8 +27,8 @@ from hub.errors import (
     classify,
 )
 from hub.events import error_message
+from hub.node import Hub
 from hub.safe_json import text_problem
-from hub.service import Hub
 from hub.store import SessionRecord
 from hub.values import SEQ_MAX
 
@@ -160,10 +160,10 @@ async def live_updates(websocket: WebSocket) -> None:
 
     # The slot is held from here: no await until the `try` whose `finally` releases it.
     try:
-        if not await hub.membership.join(conn, session, since):
+        room = await hub.membership.join(conn, session, since)
+        if room is None:
             await conn.wait_closed(2.0)
             return
-        room = hub.rooms[session.pk]
         while True:
             received = await websocket.receive()
             if received["type"] == "websocket.disconnect":
@@ -171,7 +171,7 @@ async def live_updates(websocket: WebSocket) -> None:
             frame = received.get("text")
             if frame is None:
                 frame = received.get("bytes") or b""
-            hub.membership.handle_frame(conn, room, frame)
+            hub.inbound.handle_frame(conn, room, frame)
     except WebSocketDisconnect:
         pass
     except Exception as exc:

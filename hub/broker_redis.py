@@ -4,7 +4,7 @@ Keeps the promises of `hub.broker` (at most once, per-publisher order, origin, r
 after reconnect) and nothing more; the event log repairs whatever Redis drops.
 
 - **Channels.** `<prefix><channel>`, e.g. `hub:session:42`. Subscribed while this process
-  has a room open for the session (the hub subscribes in `open_room` and unsubscribes when
+  has a room open for the session (the hub subscribes in `Rooms.open` and unsubscribes when
   the room is released). With `sharded=True` the broker uses Redis 7 sharded pub/sub
   (`SSUBSCRIBE`/`SPUBLISH`) on this one node; on a Redis Cluster, where each channel lives
   on its slot's shard, `hub.broker_redis_cluster.RedisClusterBroker` is the broker.

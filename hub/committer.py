@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Unavailable
-from .store import AppendRequest, AppendResult, EventLog, StoreUnavailable
+from .store import AppendRequest, AppendResult, EventLog, SessionRecord, StoreUnavailable
 
 log = logging.getLogger("hub.commit")
 
@@ -84,6 +84,19 @@ class GroupCommitter:
         self._queue.append(pending)
         self._wakeup.set()
         return pending.future
+
+    async def append(
+        self,
+        session: SessionRecord,
+        event_type: str,
+        data: dict[str, Any],
+        actor: dict[str, Any] | None,
+        dedupe_key: str | None = None,
+    ) -> AppendResult:
+        """Store one event written by the hub itself (HTTP, presence); it is delivered and
+        acknowledged like a client's. Raises `CommitOverloaded` / `CommitFailed`."""
+        request = AppendRequest(session.pk, event_type, data, actor, dedupe_key)
+        return await self.submit(PendingAppend(request, session.session_id))
 
     async def drain(self, timeout: float) -> None:
         """Refuse new events and wait until everything accepted is written."""

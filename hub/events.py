@@ -62,11 +62,6 @@ SENDABLE_BY_ROLE: dict[str, frozenset[str]] = {
     "observer": frozenset(),
 }
 
-# Which status accepts which event is decided in one place only: the store's append
-# function (storage/migrations/030_open_sessions_accept_events.sql), atomically with the
-# seq. Here we only need to know which statuses are final.
-TERMINAL_STATUSES = ("completed", "cancelled")
-
 
 # The name the event model's refusals had before the one error vocabulary.
 EventError = HubError

@@ -1,16 +1,30 @@
 """The presence seam: who is in each room, across every hub process.
 
 A member is a user in a room (`member_key`), present while at least one of its
-connections is registered on any process. Guarantees the hub relies on:
+connections is registered on any process. The log's `participant_joined` /
+`participant_left` must tell the same story, in the same order, however processes race
+or die; the guarantees below are what the hub (`hub.attendance`) builds that on:
 
 - **Once per member.** `add` answers True only for the connection that made the member
-  present, `remove` only for the one that made it absent, however many processes
-  race; the hub emits `participant_joined` / `participant_left` on exactly those.
+  present, `remove` only for the one that made it absent, however many processes race;
+  the hub writes `participant_joined` / `participant_left` on exactly those.
+- **Departures are settled.** A member that became absent (`remove` answered True, or
+  `reap` answered it) stays *departing* until the hub has written its `participant_left`
+  and calls `settle`. While departing, a connection that brings the member back makes
+  `add` answer False: `settle` answers the member's info instead, and the hub writes
+  `participant_joined` after the `participant_left`, never before it.
 - **Agreement.** `members` answers the same on every process once `add`/`remove` have
-  returned (within a second for a networked implementation).
+  returned (within a second for a networked implementation); a departing member is not
+  listed unless it is back.
 - **Liveness.** Entries of a process that stops refreshing (it died) expire after the
-  TTL; `reap` removes expired members, answering each exactly once across processes
-  so that one process emits their `participant_left`.
+  TTL, all at the same moment (user slots included); `reap` removes expired members,
+  answering each exactly once across processes so that one process writes their
+  `participant_left`. A departure whose writer died before settling it expires
+  likewise, and `reap` answers it again (absent: written again; back: as returned). A
+  process that stalled past the TTL finds its reaped entries registered again by
+  `refresh`, which answers the members whose departure was written (the hub writes their
+  `participant_joined`); entries the backend merely lost (a restart) come back silently,
+  since no departure was written for them.
 - **User slots.** `claim_user_slot` caps a user's live connections (per account and
   user, across every process and room): it registers the connection and answers True
   unless the user already holds `limit` slots, atomically, so racing claims on any
@@ -24,9 +38,13 @@ connections is registered on any process. Guarantees the hub relies on:
 - **Participant cap.** `join` registers like `add` but, given a `participant_limit`,
   refuses a *new* participant member (info role `participant`) while that many are
   present, atomically: racing joins on any processes never admit more than the limit.
-  A participant already present (another tab) is always admitted.
+  A participant already present (another tab) is always admitted. A departing member
+  is not present: its return counts against the cap like any new participant.
 - **Bounded reads.** `roster` answers the participant count and at most `limit`
-  members of each kind in join order, at a cost that does not grow with the room.
+  members of each kind in join order (departing members excluded, as in `members`), at
+  a cost that does not grow with the room.
+- **Load.** Any number of calls may be in flight at once: beyond what the backend serves
+  together they wait their turn (for a bounded time), they do not fail.
 - **Failure.** Methods raise `PresenceUnavailable` when the backend is unreachable.
 """
 
@@ -62,9 +80,21 @@ def counts_as_participant(info: dict[str, Any]) -> bool:
     return info.get("role") == PARTICIPANT
 
 
+@dataclass(frozen=True)
+class MemberChange:
+    """A member that came or went without a connection of this process asking: `present`
+    False, a departure to write (`participant_left`, then `settle`); True, a return to
+    write (`participant_joined`)."""
+
+    room: str
+    member_key: str
+    info: dict[str, Any]
+    present: bool
+
+
 class Presence(Protocol):
     async def add(self, room: str, member_key: str, conn_id: str, info: dict[str, Any]) -> bool:
-        """Register a connection; True when the member was absent before."""
+        """Register a connection; True when the member was absent before (and not departing)."""
         ...
 
     async def join(
@@ -79,7 +109,13 @@ class Presence(Protocol):
         ...
 
     async def remove(self, room: str, member_key: str, conn_id: str) -> bool:
-        """Unregister a connection; True when the member has no connection left."""
+        """Unregister a connection; True when the member has no connection left: it is
+        departing until `settle`."""
+        ...
+
+    async def settle(self, room: str, member_key: str) -> dict[str, Any] | None:
+        """End a departure once its `participant_left` is written; the member's info when
+        a connection brought it back meanwhile, else None."""
         ...
 
     async def connection_count(self, room: str, member_key: str) -> int:
@@ -99,21 +135,23 @@ class Presence(Protocol):
         """Free the slot `conn_id` holds, if any."""
         ...
 
-    async def refresh(self) -> None:
-        """Extend the TTL of every entry this process registered (user slots included)."""
+    async def refresh(self) -> list[MemberChange]:
+        """Extend the TTL of every entry this process registered (user slots and the
+        departures it writes included); answer the members it made present again."""
         ...
 
     async def rooms(self) -> list[str]:
-        """Rooms holding any entry, on any process (so that any process can reap them)."""
+        """Rooms holding any entry or departure, on any process (so any process can reap them)."""
         ...
 
-    async def reap(self, room: str) -> list[dict[str, Any]]:
-        """Remove members whose every connection expired; answer their info."""
+    async def reap(self, room: str, limit: int) -> list[MemberChange]:
+        """Remove up to `limit` expired connections; answer the members that departed with
+        them, and those whose departure expired unsettled (see Liveness)."""
         ...
 
     async def close(self) -> None: ...
 
 
-def participant_list(members: dict[str, dict[str, Any]], role: str = "participant") -> list[dict]:
+def participant_list(members: dict[str, dict[str, Any]], role: str = PARTICIPANT) -> list[dict]:
     listed = [info for info in members.values() if info.get("role") == role]
     return sorted(listed, key=lambda info: (info.get("joined_at", ""), info.get("participant_id")))

@@ -6,7 +6,7 @@ import itertools
 from collections import defaultdict
 from typing import Any
 
-from .presence import Admission, Roster, counts_as_participant
+from .presence import Admission, MemberChange, Roster, counts_as_participant
 
 
 class MemoryPresence:
@@ -16,6 +16,8 @@ class MemoryPresence:
         self._info: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         # room -> (participants, staff), each member_key -> info in join order
         self._kinds: dict[str, tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]] = {}
+        # room -> member keys whose participant_left is being written
+        self._departing: dict[str, set[str]] = defaultdict(set)
         # (account, user) -> conn_ids holding one of the user's connection slots
         self._slots: dict[tuple[str, str], set[str]] = {}
 
@@ -34,6 +36,8 @@ class MemoryPresence:
             and participant_limit is not None
             and len(participants) >= participant_limit
         ):
+            if not participants and not staff:
+                del self._kinds[room]
             return Admission(False, False, len(participants))
         conns = self._conns[room][member_key]
         first = not conns
@@ -42,7 +46,8 @@ class MemoryPresence:
             self._info[room][member_key] = info
             # dicts keep insertion order: join order
             (participants if counts_as_participant(info) else staff)[member_key] = info
-        return Admission(True, first, len(participants))
+        returning = member_key in self._departing.get(room, ())
+        return Admission(True, first and not returning, len(participants))
 
     async def roster(self, room: str, limit: int) -> Roster:
         participants, staff = self._kinds.get(room, ({}, {}))
@@ -68,7 +73,20 @@ class MemoryPresence:
             self._conns.pop(room, None)
             self._info.pop(room, None)
             self._kinds.pop(room, None)
+        departing = self._departing[room]
+        if member_key in departing:
+            return False  # its departure is being written already; `settle` tells of the return
+        departing.add(member_key)
         return True
+
+    async def settle(self, room: str, member_key: str) -> dict[str, Any] | None:
+        departing = self._departing.get(room)
+        if departing is None or member_key not in departing:
+            return None
+        departing.discard(member_key)
+        if not departing:
+            del self._departing[room]
+        return self._info.get(room, {}).get(member_key)
 
     async def connection_count(self, room: str, member_key: str) -> int:
         return len(self._conns.get(room, {}).get(member_key, ()))
@@ -96,17 +114,18 @@ class MemoryPresence:
         if not held:
             del self._slots[(account, user)]
 
-    async def refresh(self) -> None:
-        return None
+    async def refresh(self) -> list[MemberChange]:
+        return []  # nothing expires, so nothing comes back
 
     async def rooms(self) -> list[str]:
-        return list(self._conns)
+        return list(dict.fromkeys([*self._conns, *self._departing]))
 
-    async def reap(self, room: str) -> list[dict[str, Any]]:
+    async def reap(self, room: str, limit: int) -> list[MemberChange]:
         return []  # a single process never outlives its own entries
 
     async def close(self) -> None:
         self._conns.clear()
         self._info.clear()
         self._kinds.clear()
+        self._departing.clear()
         self._slots.clear()

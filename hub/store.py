@@ -14,7 +14,7 @@ pretend to.
 - **Idempotency.** An item with a `dedupe_key` already stored for its session is not stored
   again; its result carries the first seq and `duplicate=True`.
 - **Status.** Each item is checked against the session's status at the moment its seq is
-  assigned (the rules table in `docs/protocol.md`); lifecycle items move the status
+  assigned (the lifecycle table, `hub.lifecycle`); lifecycle items move the status
   atomically with their append. A refused item has `error` set (`not_found` or `conflict`) and takes no seq.
 - **Visibility.** If seq n is visible to `read_events`, so is every seq below n.
 """

@@ -93,9 +93,9 @@ async def test_entries_of_a_process_that_stops_refreshing_are_reaped_once(proces
     for _ in range(6):  # `live` refreshes, `dead` does not
         await asyncio.sleep(0.15)
         await live.refresh()
-    reaped = await asyncio.gather(live.reap("1"), other.reap("1"), live.reap("1"))
-    gone = [member["participant_id"] for batch in reaped for member in batch]
-    assert gone == ["bob"]
+    reaped = await asyncio.gather(live.reap("1", 100), other.reap("1", 100), live.reap("1", 100))
+    gone = [(change.info["participant_id"], change.present) for batch in reaped for change in batch]
+    assert gone == [("bob", False)]
     assert sorted(await other.members("1")) == ["amy", "sam"]
     assert await other.connection_count("1", "amy") == 1
 
@@ -106,7 +106,7 @@ async def test_refresh_keeps_a_quiet_process_present(processes):
     for _ in range(5):
         await asyncio.sleep(0.15)
         await a.refresh()
-        assert await a.reap("1") == []
+        assert await a.reap("1", 100) == []
     assert list(await a.members("1")) == ["bob"]
 
 
@@ -116,8 +116,82 @@ async def test_an_entry_removed_during_a_refresh_stays_removed(processes):
         assert await a.add("1", "bob", f"c{i}", info("bob")) is True
         _, gone = await asyncio.gather(a.refresh(), a.remove("1", "bob", f"c{i}"))
         assert gone is True
+        await a.settle("1", "bob")
         assert await b.members("1") == {}, "the refresh wrote a removed entry back"
         assert await b.connection_count("1", "bob") == 0
+
+
+async def test_a_member_back_during_its_departure_returns_through_settle(processes):
+    a, b = processes("a"), processes("b")
+    assert await a.add("1", "bob", "c1", info("bob")) is True
+    assert await a.remove("1", "bob", "c1") is True  # departing: its participant_left is written
+    assert await b.add("1", "bob", "c2", info("bob")) is False  # its return waits for the left
+    assert list(await a.members("1")) == ["bob"]
+    assert await a.settle("1", "bob") == info("bob")  # left written: now write the return
+    assert await b.settle("1", "bob") is None  # settled once
+    # Back and gone again before the departure is settled: nothing more to write.
+    assert await b.remove("1", "bob", "c2") is True
+    assert await a.add("1", "bob", "c3", info("bob")) is False
+    assert await a.remove("1", "bob", "c3") is False
+    assert await b.settle("1", "bob") is None
+    assert await a.members("1") == {}
+    assert await a.add("1", "bob", "c4", info("bob")) is True
+
+
+async def test_many_calls_at_once_wait_for_their_turn(processes):
+    a = processes("a")
+    added = await asyncio.gather(*(a.add("1", f"u{i}", f"c{i}", info(f"u{i}")) for i in range(300)))
+    assert all(added)
+    assert len(await a.members("1")) == 300
+
+
+# A process that dies or stalls: only where processes can die apart from each other.
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
+async def test_a_departure_whose_writer_died_is_reaped_again(processes):
+    dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
+    await dead.add("1", "bob", "c1", info("bob"))
+    await dead.add("1", "amy", "c2", info("amy"))
+    assert await dead.remove("1", "bob", "c1") is True
+    assert await dead.remove("1", "amy", "c2") is True  # neither settled: `dead` dies
+    assert await live.add("1", "amy", "c3", info("amy")) is False  # back while departing
+    for _ in range(6):
+        await asyncio.sleep(0.15)
+        await live.refresh()
+    changes = await live.reap("1", 100)
+    assert sorted((c.member_key, c.present) for c in changes) == [("amy", True), ("bob", False)]
+    assert await live.settle("1", "bob") is None
+    assert await live.reap("1", 100) == []
+    assert list(await live.members("1")) == ["amy"]
+
+
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
+async def test_a_stalled_process_gets_its_reaped_members_back(processes):
+    stalled, other = processes("stalled", ttl=0.6), processes("other", ttl=0.6)
+    await stalled.add("1", "bob", "c1", info("bob"))
+    await asyncio.sleep(0.5)  # past the entry's life without a refresh
+    [gone] = await other.reap("1", 100)
+    assert (gone.member_key, gone.present) == ("bob", False)
+    assert await stalled.refresh() == []  # back while departing: the departure's writer tells
+    assert await other.settle("1", "bob") == info("bob")
+    await asyncio.sleep(0.5)
+    [gone] = await other.reap("1", 100)
+    assert await other.settle("1", "bob") is None  # settled before the refresh came
+    back = await stalled.refresh()
+    assert [(c.member_key, c.present, c.info) for c in back] == [("bob", True, info("bob"))]
+    assert list(await other.members("1")) == ["bob"]
+
+
+@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+async def test_entries_redis_lost_come_back_without_a_return(processes, redis_base, redis_prefix):
+    a = processes("a")
+    await a.add("1", "bob", "c1", info("bob"))
+    client = redis.Redis.from_url(redis_base)
+    try:  # as after a Redis restart without persistence
+        await client.delete(*await client.keys(redis_prefix + "presence*"))
+    finally:
+        await client.aclose()
+    assert await a.refresh() == []  # no participant_left was written: nothing to write back
+    assert list(await a.members("1")) == ["bob"]
 
 
 # In one process connection ids are unique; across processes they may repeat.
@@ -136,6 +210,8 @@ async def test_rooms_lists_rooms_with_entries_on_any_process(processes):
     await b.add("2", "amy", "c1", info("amy"))
     assert sorted(await a.rooms()) == ["1", "2"]
     await b.remove("2", "amy", "c1")
+    assert sorted(await b.rooms()) == ["1", "2"]  # until amy's departure is written
+    await b.settle("2", "amy")
     assert await b.rooms() == ["1"]
 
 
@@ -200,6 +276,17 @@ async def test_user_slots_of_a_process_that_stops_refreshing_expire(processes):
     assert await live.claim_user_slot("acme", "bob", "c4", 3) is True
     assert await live.claim_user_slot("acme", "bob", "c5", 3) is True
     assert await live.claim_user_slot("acme", "bob", "c6", 3) is False  # c3 was kept alive
+
+
+@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+async def test_a_dead_processs_slots_all_expire_at_once(processes):
+    dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
+    assert await dead.claim_user_slot("acme", "bob", "c1", 2) is True
+    await asyncio.sleep(0.1)
+    assert await dead.claim_user_slot("acme", "bob", "c2", 2) is True  # then `dead` dies
+    while not await live.claim_user_slot("acme", "bob", "l1", 2):
+        await asyncio.sleep(0.01)
+    assert await live.claim_user_slot("acme", "bob", "l2", 2) is True, "its slots expired one by one"
 
 
 @pytest.mark.parametrize("processes", ["redis"], indirect=True)

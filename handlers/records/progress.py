@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.routing import Route
 
+from hub.lifecycle import TERMINAL_STATUSES
 from hub.records.projector import facts
 from hub.records.summaries import indicator_checks, render
 from hub.store import SessionRecord
@@ -89,7 +90,7 @@ async def current_summary(request: Request, record: SessionRecord) -> dict[str, 
     latest = await records.content.latest_summary(record.pk)
     context = await records.summary_context(record.pk, None)
     state = await records.projection_state(record.pk)
-    kind = "final" if record.status in ("completed", "cancelled") else "current"
+    kind = "final" if record.status in TERMINAL_STATUSES else "current"
     text, plan, outline = render(facts(state), context, kind, _elapsed(record, datetime.now(UTC)))
     return {
         "session_id": record.session_id,

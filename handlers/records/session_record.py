@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from hub.connection import Principal
 from hub.errors import Conflict, ErrorCode, Forbidden, Invalid
+from hub.lifecycle import ACTIONS, IN_PROGRESS, action_to
 from hub.records.store import ParentNotFound
 from hub.store import SessionRecord
 from hub.values import STRICT
@@ -22,19 +23,16 @@ from ..api import hub_of, operation
 from ..auth import can_open
 from ..session_fields import SessionOut, SessionType, Title, session_json
 from ..session_models import Status
-from ..sessions import TRANSITIONS, WRITERS, participant_count
+from ..sessions import WRITERS, participant_count
 from .common import AnyType, PageQuery, listing, records_of, row_json, type_filter
 from .fields import RECORD_FIELDS, RecordFields, check_parent
 from .rows import Children, Transitions
 
-# PATCH status -> lifecycle action, by the status the session is in now.
-_STATUS_ACTIONS: dict[str, dict[str, str]] = {
-    "in_progress": {"scheduled": "start", "paused": "resume"},
-    "paused": {"in_progress": "pause"},
-    "completed": {"in_progress": "end", "paused": "end"},
-    "cancelled": {"scheduled": "cancel", "paused": "cancel"},
-}
-_STATUS_ALIASES = {"active": "in_progress"}  # seed 002's ACTIVE / PAUSED / COMPLETED
+# PATCH status moves the session through the lifecycle action that leads there
+# (`hub.lifecycle.action_to`); it may name any status an action leads to
+# (`hub.lifecycle.action_targets`, which tests/test_lifecycle_rules.py holds `PatchStatus` to).
+PatchStatus = Literal["in_progress", "paused", "completed", "cancelled"]
+_STATUS_ALIASES = {"active": IN_PROGRESS}  # seed 002's ACTIVE / PAUSED / COMPLETED
 
 
 def _status_word(value: Any) -> Any:
@@ -56,10 +54,9 @@ class SessionPatch(RecordFields):
     """Record fields to change; null clears a field; `state` merges key by key."""
 
     title: Title | None = Field(None, validation_alias=AliasChoices("title", "name"))
-    status: (
-        Annotated[Literal["in_progress", "paused", "completed", "cancelled"], BeforeValidator(_status_word)]
-        | None
-    ) = Field(None, description="moves the session through its lifecycle; `active` = in_progress")
+    status: Annotated[PatchStatus, BeforeValidator(_status_word)] | None = Field(
+        None, description="moves the session through its lifecycle; `active` = in_progress"
+    )
     state_trigger: StateTrigger | None = None
 
     @field_validator("state", mode="before")
@@ -121,13 +118,13 @@ async def patch_session(
     await check_parent(hub.store, principal, changes)
     status = body.status
     if status is not None and status != record.status:
-        action = _STATUS_ACTIONS[status].get(record.status)
+        action = action_to(record.status, status)
         if action is None:
             raise Conflict(
                 f"cannot move a session that is {record.status} to {status}", {"status": record.status}
             )
-        event_type, extra, _ = TRANSITIONS[action]
-        result = await hub.append(record, event_type, dict(extra), principal.actor)
+        event = ACTIONS[action]
+        result = await hub.append(record, event.event_type, dict(event.data), principal.actor)
         if result.error is not None:
             raise Conflict(
                 f"cannot move a session that is {result.status} to {status}", {"status": result.status}

@@ -10,7 +10,9 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-FOLLOW_UP_STATUSES = ("in_progress",)  # seed 002's ACTIVE
+from ..lifecycle import IN_PROGRESS
+
+FOLLOW_UP_STATUSES = (IN_PROGRESS,)  # seed 002's ACTIVE
 
 
 def zone(name: str | None) -> ZoneInfo:

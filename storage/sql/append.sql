@@ -1,8 +1,11 @@
--- Content events (prompts, responses, HRV, notes, ...) are accepted from the moment a
--- session is scheduled until it ends: a room is open before the instructor starts it
--- (participants send a baseline HRV, instructors set the first technique). Only an ended
--- (completed or cancelled) session refuses them. Lifecycle rules are unchanged.
-
+-- The log's append function, defined here only: applied with CREATE OR REPLACE at every
+-- start (storage/migrate.py, under the migration lock), right after the lifecycle rules
+-- it reads (hub_lifecycle_rules, filled from hub/lifecycle.py).
+--
+-- Appends a batch of events in one round trip (group commit). Per item: the session's
+-- status is checked against the rules and moved, the next seq is taken from the session
+-- row, and a repeated dedupe key answers the first seq. Session rows are locked in id
+-- order first so that two processes appending to the same sessions cannot deadlock.
 CREATE OR REPLACE FUNCTION hub_append_events(
     p_session bigint[], p_type text[], p_actor jsonb[], p_data jsonb[], p_dedupe text[]
 ) RETURNS TABLE (
@@ -13,17 +16,23 @@ DECLARE
     i integer;
     s record;
     v_existing record;
-    v_needed text[];
+    v_rules jsonb;  -- 'event type/ends as/from status' -> to status
+    v_ruled text[];  -- event types with rules of their own; every other type follows '*'
+    v_kind text;
     v_status text;
     v_data jsonb;
     v_ts timestamptz;
 BEGIN
     PERFORM 1 FROM hub_sessions WHERE id = ANY (p_session) ORDER BY id FOR UPDATE;
+    -- The lifecycle rules, read once per batch (ends as '*': whatever the data says).
+    SELECT jsonb_object_agg(event_type || '/' || coalesce(ends_as, '*') || '/' || from_status, to_status),
+           array_agg(DISTINCT event_type)
+      INTO v_rules, v_ruled FROM hub_lifecycle_rules;
     FOR i IN 1 .. coalesce(array_length(p_session, 1), 0) LOOP
         out_seq := NULL; out_ts := NULL; out_data := NULL;
         out_duplicate := false; out_error := NULL; out_status := NULL;
 
-        SELECT id, status, started_at, head_seq INTO s FROM hub_sessions WHERE id = p_session[i];
+        SELECT id, status, started_at INTO s FROM hub_sessions WHERE id = p_session[i];
         IF NOT FOUND THEN
             out_error := 'not_found';
             RETURN NEXT;
@@ -43,40 +52,31 @@ BEGIN
         END IF;
 
         v_data := coalesce(p_data[i], '{}'::jsonb);
-        v_needed := CASE
-            WHEN p_type[i] = 'session_started' THEN ARRAY['scheduled']
-            WHEN p_type[i] = 'session_paused' THEN ARRAY['in_progress']
-            WHEN p_type[i] = 'session_resumed' THEN ARRAY['paused']
-            WHEN p_type[i] = 'session_ended' AND v_data->>'status' = 'cancelled'
-                THEN ARRAY['scheduled', 'paused']
-            WHEN p_type[i] IN ('session_ending', 'session_ended')
-                THEN ARRAY['in_progress', 'paused']
-            ELSE ARRAY['scheduled', 'in_progress', 'paused']
-        END;
-        IF NOT (s.status = ANY (v_needed)) THEN
+        -- The rule for this type (or '*') in this status; a rule naming an ending holds
+        -- only for events whose data.status asks for it ('' when they name none).
+        v_kind := CASE WHEN p_type[i] = ANY (v_ruled) THEN p_type[i] ELSE '*' END;
+        v_status := coalesce(
+            v_rules->>(v_kind || '/*/' || s.status),
+            v_rules->>(v_kind || '/' || coalesce(v_data->>'status', '') || '/' || s.status));
+        IF v_status IS NULL THEN
             out_error := 'conflict';
             RETURN NEXT;
             CONTINUE;
         END IF;
 
+        -- What the event records besides its data: where it moved the session, and when.
         v_ts := clock_timestamp();
-        v_status := CASE p_type[i]
-            WHEN 'session_started' THEN 'in_progress'
-            WHEN 'session_paused' THEN 'paused'
-            WHEN 'session_resumed' THEN 'in_progress'
-            WHEN 'session_ended' THEN coalesce(v_data->>'status', 'completed')
-            ELSE s.status
-        END;
+        IF v_status <> s.status THEN
+            v_data := v_data || jsonb_build_object('status', v_status);
+        END IF;
         IF p_type[i] = 'session_started' THEN
-            v_data := v_data || jsonb_build_object('status', v_status, 'started_at', v_ts);
+            v_data := v_data || jsonb_build_object('started_at', v_ts);
         ELSIF p_type[i] = 'session_ended' THEN
             v_data := v_data || jsonb_build_object(
-                'status', v_status, 'ended_at', v_ts,
+                'ended_at', v_ts,
                 'duration_seconds',
                 CASE WHEN s.started_at IS NULL THEN 0
                      ELSE floor(extract(epoch FROM v_ts - s.started_at))::bigint END);
-        ELSIF p_type[i] IN ('session_paused', 'session_resumed') THEN
-            v_data := v_data || jsonb_build_object('status', v_status);
         END IF;
 
         UPDATE hub_sessions SET

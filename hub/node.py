@@ -1,4 +1,7 @@
-"""The hub: rooms on this process, the write path, and the background work around them.
+"""The hub on this process: its rooms and members, the write path, and the background
+work around them. `Hub` builds the collaborators and passes each what it needs: rooms
+(`hub.rooms`), joining and leaving (`hub.membership`), frames members send
+(`hub.inbound`), the log read back (`hub.replay`), group commit (`hub.committer`).
 
 Write path: a client frame is validated (`hub.events`), queued for group commit
 (`hub.committer`), and once PostgreSQL has it the commit listener, in seq order, acks the
@@ -9,38 +12,35 @@ others. Nothing is acknowledged or delivered before it is durable.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import uuid
 from collections import deque
 from typing import Any
 
-from .audience import cursor_at
+from .attendance import Attendance
 from .broker import Broker, BrokerUnavailable, session_channel
 from .close_codes import CloseCode
-from .committer import CommitFailed, CommitOverloaded, GroupCommitter, PendingAppend
+from .committer import GroupCommitter, PendingAppend
 from .config import Settings
 from .connection import Connection
 from .events import envelope, iso
 from .hrv_summaries import GroupHrvWriter
+from .inbound import Inbound
+from .membership import Membership
 from .metrics import HubMetrics
 from .presence import Presence
 from .presence_count import PresenceDigests
 from .records.projector import PROJECTED_TYPES
 from .records.store import ProjectionStore
 from .records.worker import RecordsWorker
+from .replay import LogReader
 from .room import Room
-from .store import AppendRequest, AppendResult, SessionRecord, Store, StoredEvent
+from .rooms import Rooms
+from .store import AppendRequest, AppendResult, SessionRecord, Store
 from .supervisor import Supervisor
 
 log = logging.getLogger("hub")
-
-
-def encode_stored(session_id: str, event: StoredEvent) -> str:
-    return envelope(
-        event.type, session_id, event.data, seq=event.seq, ts=iso(event.ts), actor=event.actor
-    ).decode()
 
 
 class Hub:
@@ -51,8 +51,6 @@ class Hub:
         self.presence = presence
         self.node_id = broker.node_id or uuid.uuid4().hex[:12]
         self.metrics = HubMetrics()
-        self.rooms: dict[int, Room] = {}
-        self._opening: dict[int, asyncio.Future[Room]] = {}
         self._outbox: deque[tuple[str, int, bytes]] = deque()
         self._outbox_ready = asyncio.Event()
         self._outbox_max = 50_000
@@ -65,15 +63,20 @@ class Hub:
         )
         self.supervisor = Supervisor(self.metrics)
         self.accepting = True
-        # Membership (presence, join/leave events, grace) is its own concept:
-        from .membership import Membership
-
-        self.membership = Membership(self)
-        # Session records projected from the log (hub/records/worker.py); attached by the app.
-        self.records: RecordsWorker | None = None
         # Large classes: the group's HRV events, and presence as participants see it.
         self.group_hrv = GroupHrvWriter(settings.hrv_summary_interval, store, self._append_own)
         self.presence_digests = PresenceDigests(presence)
+        reader = LogReader(store, settings.replay_page)
+        self.rooms = Rooms(
+            settings, store, broker, reader, self.metrics, self.node_id, self.group_hrv, self.presence_digests
+        )
+        self.attendance = Attendance(settings, store, presence, self.committer, self.rooms)
+        self.membership = Membership(
+            settings, store, presence, self.rooms, reader, self.attendance, self.metrics
+        )
+        self.inbound = Inbound(settings, self.committer, self.metrics)
+        # Session records projected from the log (hub/records/worker.py); attached by the app.
+        self.records: RecordsWorker | None = None
 
     def attach_records(self, store: ProjectionStore) -> None:
         self.records = RecordsWorker(store)
@@ -82,7 +85,7 @@ class Hub:
 
     async def start(self) -> None:
         await self.broker.start()
-        self.broker.on_resubscribed(self._on_resubscribed)
+        self.broker.on_resubscribed(self.rooms.on_resubscribed)
         self.broker.on_reconnected(self.metrics.broker_reconnects.inc)
         self.broker.on_resubscribed(lambda channel: self.metrics.broker_resubscribes.inc())
         self.metrics.broker_up.set_function(lambda: float(self.broker.healthy()))
@@ -91,7 +94,8 @@ class Hub:
         self.supervisor.loop("broker-publisher", self._publish_loop)
         self.supervisor.loop("sweeper", self._sweep_loop)
         self.supervisor.loop("head-check", self._head_check_loop)
-        self.membership.start()
+        self.supervisor.loop("presence-refresh", self.attendance.refresh_loop)
+        self.supervisor.loop("presence-reaper", self.attendance.reap_loop)
         self.supervisor.loop("presence-digest", self.presence_digests.run)
         if self.group_hrv.enabled:
             self.supervisor.loop("group-hrv", self.group_hrv.run)
@@ -105,7 +109,7 @@ class Hub:
         deadline = time.monotonic() + 2.0
         while self._outbox and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        conns = [c for room in self.rooms.values() for c in room.members.values()]
+        conns = [c for room in self.rooms for c in room.members.values()]
         for conn in conns:
             conn.close_soon(CloseCode.SERVER_SHUTDOWN)
         await asyncio.gather(*(c.wait_closed(2.0) for c in conns), return_exceptions=True)
@@ -113,14 +117,14 @@ class Hub:
     async def stop(self) -> None:
         self.accepting = False
         await self.membership.stop()
+        await self.attendance.stop()
         await self.group_hrv.stop()
         await self.supervisor.stop()
         await self.committer.close()
-        for room in list(self.rooms.values()):
-            room.close()
+        for room in self.rooms:
             for conn in list(room.members.values()):
                 await conn.stop()
-        self.rooms.clear()
+        self.rooms.close_all()
         await self.broker.close()
         await self.presence.close()
 
@@ -133,98 +137,7 @@ class Hub:
             "background_failures": failures,
         }
 
-    # rooms
-
-    async def open_room(self, session: SessionRecord) -> Room:
-        room = self.rooms.get(session.pk)
-        if room is not None and room.next_seq is not None:
-            if room.release_handle is not None:
-                room.release_handle.cancel()
-                room.release_handle = None
-            return room
-        opening = self._opening.get(session.pk)
-        if opening is not None:
-            return await asyncio.shield(opening)
-        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
-        self._opening[session.pk] = future
-        try:
-            room = Room(
-                session.pk,
-                session.session_id,
-                session.account_id,
-                fetch=functools.partial(self._fetch_payloads, session),
-                gap_repair_delay=self.settings.gap_repair_delay,
-                on_repair=self.metrics.gap_repairs.inc,
-                on_event=self._after_delivery,
-            )
-            self.rooms[session.pk] = room
-            await self.broker.subscribe(session_channel(session.pk), self._broker_handler(room))
-            fresh = await self.store.get_session_by_pk(session.pk) or session
-            room.set_head(fresh.head_seq, await cursor_at(self.store, fresh, fresh.head_seq))
-            self.metrics.rooms.set(len(self.rooms))
-            future.set_result(room)
-            return room
-        except BaseException as exc:
-            self.rooms.pop(session.pk, None)
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: the caller gets the raise below
-            raise
-        finally:
-            self._opening.pop(session.pk, None)
-
-    def schedule_release(self, room: Room) -> None:
-        if room.members or room.release_handle is not None:
-            return
-        loop = asyncio.get_running_loop()
-        room.release_handle = loop.call_later(
-            self.settings.room_linger, lambda: asyncio.ensure_future(self._release(room))
-        )
-
-    async def _release(self, room: Room) -> None:
-        room.release_handle = None
-        if room.members or self.rooms.get(room.session_pk) is not room:
-            return
-        del self.rooms[room.session_pk]
-        room.close()
-        self.group_hrv.forget(room.session_pk)
-        self.metrics.rooms.set(len(self.rooms))
-        try:
-            await self.broker.unsubscribe(session_channel(room.session_pk))
-        except Exception:
-            log.warning("unsubscribe failed", extra={"session": room.session_id})
-
-    def _broker_handler(self, room: Room) -> Any:
-        node_id = self.node_id
-
-        def handle(origin: str, seq: int, payload: bytes) -> None:
-            if origin != node_id:
-                room.deliver(seq, payload.decode())
-
-        return handle
-
-    def _on_resubscribed(self, channel: str) -> None:
-        for room in self.rooms.values():
-            if session_channel(room.session_pk) == channel:
-                room.request_repair()
-
-    async def _fetch_payloads(
-        self, session: SessionRecord, after: int, upto: int | None
-    ) -> list[tuple[int, str]]:
-        events = await self.store.read_events(session.pk, after, self.settings.replay_page, upto)
-        return [(e.seq, encode_stored(session.session_id, e)) for e in events]
-
-    def _after_delivery(self, room: Room, seq: int, event_type: str, payload: str, deliveries: int) -> None:
-        self.metrics.events_out.inc(deliveries)
-        self.group_hrv.observe(room, seq, event_type, payload)
-        self.presence_digests.observe(room, event_type)
-        if event_type == "session_ended":
-            for conn in list(room.members.values()):
-                conn.close_soon(CloseCode.SESSION_ENDED)
-
     # the write path
-
-    def submit(self, pending: PendingAppend) -> asyncio.Future[AppendResult]:
-        return self.committer.submit(pending)
 
     async def append(
         self,
@@ -234,9 +147,8 @@ class Hub:
         actor: dict[str, Any] | None,
         dedupe_key: str | None = None,
     ) -> AppendResult:
-        """Store one event written by the hub itself (HTTP, presence); deliver it."""
-        request = AppendRequest(session.pk, event_type, data, actor, dedupe_key)
-        return await self.committer.submit(PendingAppend(request, session.session_id))
+        """Store one event written by the hub itself (HTTP); deliver it."""
+        return await self.committer.append(session, event_type, data, actor, dedupe_key)
 
     async def _append_own(
         self, room: Room, event_type: str, data: dict[str, Any], dedupe_key: str
@@ -311,7 +223,7 @@ class Hub:
         while True:
             await asyncio.sleep(1.0)
             now_mono, now_wall = time.monotonic(), time.time()
-            for room in list(self.rooms.values()):
+            for room in self.rooms:
                 for conn in list(room.members.values()):
                     if now_mono - conn.last_seen > self.settings.idle_timeout:
                         self.metrics.closes.labels("idle_timeout").inc()
@@ -330,7 +242,7 @@ class Hub:
         behind: dict[int, int] = {}  # session pk -> head seen while the room lagged
         while True:
             await asyncio.sleep(1.0)
-            rooms = [r for r in self.rooms.values() if r.next_seq is not None]
+            rooms = [r for r in self.rooms if r.next_seq is not None]
             if not rooms:
                 behind.clear()
                 continue
@@ -346,6 +258,3 @@ class Hub:
                 else:
                     lagging[room.session_pk] = head
             behind = lagging
-
-
-__all__ = ["CommitFailed", "CommitOverloaded", "Hub", "encode_stored"]

@@ -1,0 +1,150 @@
+"""Frames a member sends: rate limit, parse and check, queue for group commit, and the
+error replies for whatever is refused.
+
+A refused frame changes nothing and is answered with an `error` naming its id. Errors
+that are the client's fault count towards `HUB_MAX_ERRORS` (then 3507); sustained
+flooding ends in 3508; the hub's own trouble (database unreachable, queue full) is
+never counted, so an outage cannot end connections with a do-not-reconnect code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from .close_codes import CloseCode
+from .committer import CommitFailed, CommitOverloaded, GroupCommitter, PendingAppend
+from .config import Settings
+from .connection import Connection
+from .errors import ErrorCode, HubError, Invalid
+from .events import envelope, error_message, parse_client_frame
+from .events import now_iso as iso_now
+from .lifecycle import ACTIONS
+from .metrics import HubMetrics
+from .room import Room
+from .safe_json import json_problem
+from .store import AppendRequest, AppendResult
+
+log = logging.getLogger("hub.inbound")
+
+_ERROR_TEXT: dict[str, str] = {
+    ErrorCode.NOT_FOUND: "the session does not exist",
+    ErrorCode.CONFLICT: "the session's status does not allow this event",
+}
+
+
+class Inbound:
+    def __init__(self, settings: Settings, committer: GroupCommitter, metrics: HubMetrics):
+        self.settings = settings
+        self.committer = committer
+        self.metrics = metrics
+
+    def handle_frame(self, conn: Connection, room: Room, raw: str | bytes) -> None:
+        conn.last_seen = time.monotonic()
+        if not conn.bucket.take():
+            conn.strikes += 1
+            if conn.strikes >= self.settings.rate_limit_strikes:
+                self.metrics.closes.labels("rate_limited").inc()
+                conn.close_soon(CloseCode.RATE_LIMITED)
+            else:
+                # Not counted towards HUB_MAX_ERRORS: sustained abuse ends in 3508, not 3507.
+                message = "too many messages; slow down"
+                self._reply_error(
+                    conn, room, ErrorCode.RATE_LIMITED, message, _client_id_of(raw), counted=False
+                )
+            return
+        if conn.strikes and conn.bucket.tokens >= conn.bucket.capacity - 1:
+            conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
+        try:
+            event = parse_client_frame(raw, conn.role)
+            # Valid JSON PostgreSQL cannot store (NUL, deep nesting) would fail the whole batch.
+            unsafe = json_problem(event.data) if event is not None else None
+            if unsafe is None and event is not None:
+                unsafe = json_problem(event.client_id, "id")
+            if unsafe is not None:
+                field, why = unsafe
+                error = Invalid(f"{field} {why}", {"field": field, "rule": "storable"})
+                error.client_id = event.client_id if event is not None else None
+                raise error
+        except HubError as exc:
+            self._reply_error(conn, room, exc.code, exc.message, exc.client_id, exc.details)
+            return
+        if event is None:
+            data = {"server_time": iso_now()}
+            conn.offer(envelope("pong", room.session_id, data).decode())
+            return
+        data = event.data
+        if event.type == ACTIONS["end"].event_type:
+            data = {**data, **ACTIONS["end"].data}  # members end a session; cancelling is HTTP's
+        request = AppendRequest(
+            room.session_pk,
+            event.type,
+            data,
+            conn.principal.actor,
+            dedupe_key=f"{conn.principal.user_id}\x1f{event.client_id}",
+        )
+        pending = PendingAppend(request, room.session_id, origin=conn, client_id=event.client_id)
+        try:
+            future = self.committer.submit(pending)
+        except CommitOverloaded as exc:
+            # The hub's fault, not the client's: never counted towards HUB_MAX_ERRORS (a
+            # database outage must not end connections with a do-not-reconnect code).
+            self._reply_error(conn, room, exc.code, exc.message, event.client_id, counted=False)
+            return
+        future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
+
+    def _after_commit(
+        self, conn: Connection, room: Room, client_id: str, future: asyncio.Future[AppendResult]
+    ) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if isinstance(exc, CommitFailed):
+            message = "the event could not be stored; send it again"
+            self._reply_error(conn, room, ErrorCode.UNAVAILABLE, message, client_id, counted=False)
+            return
+        if exc is not None:
+            # A fault in the hub, not a dependency: say so and close with 1011 rather than
+            # let the client retry into the same fault.
+            log.error("unexpected commit failure", exc_info=exc)
+            message = "internal error; the fault is logged on the hub"
+            self._reply_error(conn, room, ErrorCode.INTERNAL, message, client_id, counted=False)
+            conn.close_soon(CloseCode.UNEXPECTED_CONDITION)
+            return
+        result = future.result()
+        if result.error is not None:
+            message = _ERROR_TEXT.get(result.error, result.error)
+            if result.error == ErrorCode.CONFLICT:
+                message = f"the session is {result.status}; this event is not allowed now"
+            self._reply_error(conn, room, result.error, message, client_id, {"status": result.status})
+
+    def _reply_error(
+        self,
+        conn: Connection,
+        room: Room,
+        code: str,
+        message: str,
+        client_id: Any = None,
+        details: Any = None,
+        counted: bool = True,
+    ) -> None:
+        self.metrics.frames_refused.labels(code).inc()
+        conn.errors += 1 if counted else 0
+        conn.offer(error_message(room.session_id, code, message, client_id, details).decode())
+        if conn.errors >= self.settings.max_errors_per_connection:
+            self.metrics.closes.labels("too_many_errors").inc()
+            conn.close_soon(CloseCode.TOO_MANY_ERRORS)
+
+
+def _client_id_of(raw: str | bytes) -> Any:
+    """The frame's id, if it has a usable one, so a refusal can name what it refused."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    client_id = message.get("id") if isinstance(message, dict) else None
+    return client_id if isinstance(client_id, str) and len(client_id) <= 100 else None
