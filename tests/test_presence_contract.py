@@ -263,7 +263,7 @@ async def test_a_slot_released_during_a_refresh_stays_released(processes):
         await b.release_user_slot("acme", "bob", f"b{i}")
 
 
-@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
+@pytest.mark.parametrize("processes", ["redis"], indirect=True)
 async def test_user_slots_of_a_process_that_stops_refreshing_expire(processes):
     dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
     assert await dead.claim_user_slot("acme", "bob", "c1", 3) is True
