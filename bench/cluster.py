@@ -33,7 +33,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from typing import Any
 import asyncpg
 import redis
 from node_deps import ensure_node_deps
+from procs import cpu_seconds, free_port
 from websockets.asyncio.client import connect
 
 BENCH = Path(__file__).resolve().parent
@@ -55,18 +55,6 @@ MESSAGE = "Breathe in for four, hold for seven, out for eight; relax the shoulde
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http(method: str, url: str, body: Any = None) -> Any:

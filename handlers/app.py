@@ -28,10 +28,11 @@ from storage.pg_store import UNREACHABLE, PgStore
 from storage.records.store import PgRecordsStore
 from storage.retention import PgRetentionStore
 
-from . import announce, ops, sessions, ws
+from . import announce, ops, sessions, stream, ws
 from .asyncapi import asyncapi_route
 from .auth import Authenticator
 from .errors import ErrorBoundary, http_error, hub_error
+from .http_limits import HttpLimits
 from .openapi import openapi_route
 
 log = logging.getLogger("hub")
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         records: RecordsStore = PgRecordsStore(store.pool)
         hub.attach_records(records)
         app.state.records = records
+        hub.tokens.verifier = app.state.auth.verify_renewal
         await hub.start()
         app.state.archives = start_retention(settings, hub, store)
         app.state.hub = hub
@@ -145,7 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if embedded is not None:
                 embedded.stop()
 
-    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *_extra_routes()]
+    routes = [*ops.routes, *sessions.routes, *announce.routes, *ws.routes, *stream.routes, *_extra_routes()]
     app = Starlette(
         routes=[*routes, openapi_route, asyncapi_route],
         middleware=[Middleware(ErrorBoundary, unreachable=DEPENDENCY_ERRORS)],
@@ -154,5 +156,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.unreachable = DEPENDENCY_ERRORS
     app.state.settings = settings
+    app.state.http_limits = HttpLimits(settings)
     app.state.auth = Authenticator(settings)
     return app

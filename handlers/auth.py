@@ -19,6 +19,7 @@ from hub.config import Settings
 from hub.connection import Principal
 from hub.errors import Forbidden, HubError, Internal, Invalid, Unauthorized
 from hub.events import ROLES
+from hub.token_refresh import TokenRejected
 
 DEFAULT_ACCOUNT = "default"
 _REQUIRED = ["exp", "sub", "account", "role"]
@@ -99,6 +100,13 @@ class Authenticator:
             raise Unauthorized("the token signature is not valid")
         return _principal(claims)
 
+    def verify_renewal(self, token: str) -> Principal:
+        """`verify` for in-band renewal (hub/token_refresh.py), in the core's terms."""
+        try:
+            return self.verify(token)
+        except AuthError as exc:
+            raise TokenRejected(exc.message) from None
+
     def from_request(
         self, conn: HTTPConnection, token: str | None, role_hint: str | None = None
     ) -> Principal:
@@ -145,6 +153,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         name=name or str(sub),
         sessions=sessions,
         expires_at=float(claims["exp"]),
+        token_role=str(role),
     )
 
 
@@ -181,4 +190,4 @@ def websocket_token(conn: HTTPConnection) -> tuple[str | None, str | None]:
 
 
 def can_open(principal: Principal, session_id: str) -> bool:
-    return principal.sessions is None or session_id in principal.sessions
+    return principal.may_open(session_id)

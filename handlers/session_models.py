@@ -12,6 +12,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from hub.event_data import Announcement, Message
 from hub.values import SEQ_MAX, STRICT, Cursor
 
+from .log_reads import MAX_REPLAY
 from .query import Flag, QueryInt, query_model
 from .session_fields import STATUSES, SessionOut, SessionType
 
@@ -47,6 +48,12 @@ class ContentQuery(BaseModel):
 
     include_metrics: Flag = False
     include_replay: Flag = False
+    replay_since: QueryInt[Annotated[int, Interval(ge=0, le=SEQ_MAX)]] = Field(
+        0, description="replay the events after this seq"
+    )
+    replay_limit: QueryInt[Annotated[int, Interval(ge=1, le=MAX_REPLAY)]] = Field(
+        MAX_REPLAY, description="replay at most this many events (the default: the whole log)"
+    )
 
 
 class EventsQuery(BaseModel):
@@ -172,6 +179,9 @@ class ArchivedReplay(BaseModel):
 class Replay(BaseModel):
     message_count: int
     messages: list[StoredMessage]
+    next_since: int | None = Field(
+        description="the replay_since of the next page; null once the head is reached"
+    )
     archived: ArchivedReplay | None = Field(None, description="present when the log was trimmed")
 
 

@@ -74,8 +74,17 @@ class Settings(BaseSettings):
     rate_limit_burst: int = _env("HUB_RATE_BURST", 200, ge=1, le=_BIG)
     rate_limit_strikes: int = _env("HUB_RATE_STRIKES", 200, ge=1, le=_BIG)
     max_connections_per_user: int = _env("HUB_MAX_CONNECTIONS_PER_USER", 20, ge=1, le=1_000_000)
+    max_connections_per_account: int = _env("HUB_MAX_CONNECTIONS_PER_ACCOUNT", 10_000, ge=1, le=_BIG)
+    # Frames a second summed over a user's / an account's connections on one process
+    # (hub/rate_limits.py); unset: 2 and 20 times the per-connection limit.
+    user_rate_limit: float | None = _env("HUB_USER_RATE_LIMIT", None, gt=0, le=_BIG)
+    user_rate_burst: int | None = _env("HUB_USER_RATE_BURST", None, ge=1, le=_BIG)
+    account_rate_limit: float | None = _env("HUB_ACCOUNT_RATE_LIMIT", None, gt=0, le=_BIG)
+    account_rate_burst: int | None = _env("HUB_ACCOUNT_RATE_BURST", None, ge=1, le=_BIG)
     allowed_origins: CommaList = _env("HUB_ALLOWED_ORIGINS", [])
     presence_grace: Seconds = _env("HUB_PRESENCE_GRACE", 2.0, ge=0, le=_HOUR)
+    # seconds before a connection's token expires that `token_expiring` is sent
+    token_warning: Seconds = _env("HUB_TOKEN_WARNING", 60.0, ge=0, le=_HOUR)
     presence_ttl: Seconds = _env("HUB_PRESENCE_TTL", 15.0, ge=1, le=_HOUR)
     room_linger: Seconds = _env("HUB_ROOM_LINGER", 5.0, ge=0, le=_HOUR)
     gap_repair_delay: Seconds = _env("HUB_GAP_REPAIR_DELAY", 0.02, ge=0, le=10)
@@ -108,6 +117,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = _env("HUB_MAX_BODY_BYTES", _MIB, ge=1024, le=1024 * _MIB)
     default_max_participants: int = _env("HUB_DEFAULT_MAX_PARTICIPANTS", 100, ge=1, le=1000)
     drain_timeout: Seconds = _env("HUB_DRAIN_TIMEOUT", 10.0, ge=0, le=_HOUR)
+    # HTTP rate limits (handlers/http_limits.py): units a second per user and per account;
+    # a write or an expensive read costs 1, reading the log a further
+    # HUB_HTTP_EXPENSIVE_COST per 1,000 events.
+    http_rate_limit: float = _env("HUB_HTTP_RATE_LIMIT", 100.0, gt=0, le=_BIG)
+    http_rate_burst: int = _env("HUB_HTTP_RATE_BURST", 300, ge=1, le=_BIG)
+    http_account_rate_limit: float = _env("HUB_HTTP_ACCOUNT_RATE_LIMIT", 1000.0, gt=0, le=_BIG)
+    http_account_rate_burst: int = _env("HUB_HTTP_ACCOUNT_RATE_BURST", 3000, ge=1, le=_BIG)
+    http_expensive_cost: float = _env("HUB_HTTP_EXPENSIVE_COST", 20.0, ge=0, le=_BIG)
 
     @field_validator("secret_pairs", "allowed_origins", mode="before")
     @classmethod
@@ -166,6 +183,16 @@ class Settings(BaseSettings):
                     raise ValueError("HUB_SECRETS: every entry must be kid:secret")
                 keys[kid] = value
             self.secret_keys = keys
+        # The per-user and per-account frame limits follow the per-connection one unless set,
+        # so raising HUB_RATE_LIMIT alone still lets one connection send that much.
+        if self.user_rate_limit is None:
+            self.user_rate_limit = 2 * self.rate_limit_per_second
+        if self.user_rate_burst is None:
+            self.user_rate_burst = 2 * self.rate_limit_burst
+        if self.account_rate_limit is None:
+            self.account_rate_limit = 20 * self.rate_limit_per_second
+        if self.account_rate_burst is None:
+            self.account_rate_burst = 20 * self.rate_limit_burst
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("HUB_DB_POOL_MIN must not exceed HUB_DB_POOL_MAX")
         return self

@@ -212,7 +212,23 @@ class Pong(BaseModel):
     server_time: str
 
 
-CONTROL_MODELS: dict[str, type[BaseModel]] = {"welcome": Welcome, "ack": Ack, "error": Error, "pong": Pong}
+class TokenExpiring(BaseModel):
+    expires_at: str = Field(description="when the connection's token expires, ISO-8601 UTC")
+    expires_in: int = Field(description="whole seconds left")
+
+
+class Refreshed(TokenExpiring):
+    id: str | None = Field(description="the refresh frame's id, when it had one")
+
+
+CONTROL_MODELS: dict[str, type[BaseModel]] = {
+    "welcome": Welcome,
+    "ack": Ack,
+    "error": Error,
+    "pong": Pong,
+    "token_expiring": TokenExpiring,
+    "refreshed": Refreshed,
+}
 
 
 def highest_numbers() -> dict[tuple[str, str], int | float]:

@@ -40,7 +40,7 @@ DURABLE_TYPES = frozenset(
         "feedback",
     }
 )
-CONTROL_TYPES = frozenset({"welcome", "ack", "error", "pong"})
+CONTROL_TYPES = frozenset({"welcome", "ack", "error", "pong", "refreshed", "token_expiring"})
 
 ROLES = ("participant", "instructor", "observer", "admin")
 _INSTRUCTOR_TYPES = frozenset(
@@ -101,7 +101,16 @@ class ClientEvent:
     data: dict[str, Any]
 
 
-def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | None:
+@dataclass(frozen=True)
+class ControlFrame:
+    """A frame about the connection itself, not an event for the log: `refresh`."""
+
+    type: str
+    client_id: str | None
+    data: Any
+
+
+def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | ControlFrame | None:
     """Decode one inbound frame. None means heartbeat; a refusal raises HubError.
 
     The order of checks gives the most useful error first: shape, then type,
@@ -123,6 +132,8 @@ def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | None:
         raise error
     if event_type == "heartbeat":
         return None
+    if event_type == "refresh":
+        return ControlFrame(event_type, client_id, message.get("data"))
     try:
         return _parse_event(message, event_type, client_id, role)
     except HubError as exc:

@@ -18,6 +18,12 @@ class HubMetrics:
         self.frames_refused = Counter(
             "hub_frames_refused_total", "Client frames answered with error", ["code"], registry=r
         )
+        self.rate_limited = Counter(
+            "hub_rate_limited_total",
+            "Frames and HTTP requests refused by a rate limit, by the limit that refused",
+            ["limit"],
+            registry=r,
+        )
         self.persist_latency = Histogram(
             "hub_persist_seconds",
             "Time to write one event batch",

@@ -39,6 +39,7 @@ from .room import Room
 from .rooms import Rooms
 from .store import AppendRequest, AppendResult, SessionRecord, Store
 from .supervisor import Supervisor
+from .token_refresh import TokenLifetime
 
 log = logging.getLogger("hub")
 
@@ -62,6 +63,9 @@ class Hub:
             observer=self._observe_batch,
         )
         self.supervisor = Supervisor(self.metrics)
+        self.tokens = TokenLifetime(
+            settings.token_warning, on_expired=self.metrics.closes.labels("token_expired").inc
+        )
         self.accepting = True
         # Large classes: the group's HRV events, and presence as participants see it.
         self.group_hrv = GroupHrvWriter(settings.hrv_summary_interval, store, self._append_own)
@@ -74,7 +78,7 @@ class Hub:
         self.membership = Membership(
             settings, store, presence, self.rooms, reader, self.attendance, self.metrics
         )
-        self.inbound = Inbound(settings, self.committer, self.metrics)
+        self.inbound = Inbound(settings, self.committer, self.metrics, self.tokens)
         # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
 
@@ -219,7 +223,7 @@ class Hub:
     # background checks
 
     async def _sweep_loop(self) -> None:
-        """Close idle connections and those whose token expired."""
+        """Close idle connections; warn and close those whose token runs out."""
         while True:
             await asyncio.sleep(1.0)
             now_mono, now_wall = time.monotonic(), time.time()
@@ -228,9 +232,8 @@ class Hub:
                     if now_mono - conn.last_seen > self.settings.idle_timeout:
                         self.metrics.closes.labels("idle_timeout").inc()
                         conn.close_soon(CloseCode.IDLE_TIMEOUT)
-                    elif conn.principal.expires_at and now_wall >= conn.principal.expires_at:
-                        self.metrics.closes.labels("token_expired").inc()
-                        conn.close_soon(CloseCode.TOKEN_EXPIRED)
+                    else:
+                        self.tokens.sweep(conn, now_wall)
 
     async def _head_check_loop(self) -> None:
         """Catch a lost last event: compare each room with the log's head, in one query.

@@ -295,11 +295,10 @@ class Archives:
             )
         return note
 
-    async def metrics(self, record: SessionRecord, events: Sequence[StoredEvent]) -> dict[str, Any]:
-        """The session's metrics: from the log, or, once it is trimmed, as computed from the
-        whole log just before."""
-        if record.retained_from > 1:
-            entry = await self.store.archive_of(record.pk)
-            if entry is not None:
-                return dict(entry.metrics)
-        return compute_metrics(events)
+    async def metrics(self, record: SessionRecord) -> dict[str, Any] | None:
+        """A trimmed session's metrics, as computed from its whole log just before; None
+        while the log is whole (its metrics are the log's)."""
+        if record.retained_from <= 1:
+            return None
+        entry = await self.store.archive_of(record.pk)
+        return dict(entry.metrics) if entry is not None else None

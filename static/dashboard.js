@@ -1,6 +1,7 @@
 // The monitoring dashboard: every live session with participant counts, event rates and
-// group HRV (polled), and one session's event feed watched read-only as an observer.
-import { connect } from "./hub-client.js";
+// group HRV (polled), and one session's event feed watched read-only as an observer, over
+// the session's Server-Sent Events stream (hub-stream.js): a dashboard never sends.
+import { connectStream } from "./hub-stream.js";
 import { GroupHrvChart, HrvChart } from "./hrv-chart.js";
 import { $, api, appendFeed, bindConnection, clock, feedItem, h, pageToken, query } from "./ui.js";
 
@@ -17,7 +18,7 @@ const state = {
   heads: new Map(),
   /** @type {string | null} */
   watching: null,
-  /** @type {import("./hub-client.js").HubClient | null} */
+  /** @type {import("./hub-stream.js").StreamClient | null} */
   client: null,
   /** @type {HrvChart | null} */
   chart: null,
@@ -156,7 +157,7 @@ function watch(sessionId, title, head) {
   state.group.points = [];
   state.readers = new Set();
   // Observers are read-only; start 50 events back so the feed is not empty.
-  const client = connect(sessionId, "observer", "dashboard", pageToken(), { since: head ? Math.max(0, head - 50) : null });
+  const client = connectStream(sessionId, "observer", "dashboard", pageToken(), { since: head ? Math.max(0, head - 50) : null });
   state.client = client;
   /** @type {any} */ (window).hubClient = client;
   bindConnection(client, $("badge"), $("banner"), (change) => {

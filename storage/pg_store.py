@@ -21,6 +21,7 @@ from hub.store import (
 
 from .migrate import apply_migrations
 from .session_rows import SESSION_COLUMNS, session_from_row
+from .statements import ensure_account, insert_returning
 
 log = logging.getLogger("hub.storage")
 
@@ -45,6 +46,7 @@ _SESSION_FIELDS = (
     "created_by",
     "audience",
 )
+_INSERT_SESSION = insert_returning("hub_sessions", ("account_id", *_SESSION_FIELDS), SESSION_COLUMNS)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -115,15 +117,8 @@ class PgStore:
             fields.get(name) if fields.get(name) is not None else defaults.get(name)
             for name in _SESSION_FIELDS
         ]
-        columns = ", ".join(_SESSION_FIELDS)
-        placeholders = ", ".join(f"${i + 2}" for i in range(len(_SESSION_FIELDS)))
         try:
-            row = await self.pool.fetchrow(
-                f"INSERT INTO hub_sessions (account_id, {columns}) VALUES ($1, {placeholders})"
-                f" RETURNING {SESSION_COLUMNS}",
-                account_id,
-                *values,
-            )
+            row = await self.pool.fetchrow(_INSERT_SESSION, account_id, *values)
         except asyncpg.UniqueViolationError:
             session_id = fields.get("session_id")
             raise SessionExists(f"session '{session_id}' already exists") from None
@@ -132,10 +127,7 @@ class PgStore:
             # Any other reference (a parent session, say) is the caller's error to see.
             if exc.constraint_name != "hub_sessions_account_id_fkey" or _registering:
                 raise
-            await self.pool.execute(
-                "INSERT INTO hub_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                account_id,
-            )
+            await ensure_account(self.pool, account_id)
             return await self.create_session(account_id, fields, _registering=True)
         return session_from_row(row)
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
+from hub.presence import ACCOUNT_SLOTS
 from hub.presence_memory import MemoryPresence
 from hub.presence_redis import RedisPresence
 
@@ -231,6 +232,18 @@ async def test_user_slots_cap_a_users_connections_on_every_process(processes):
     assert await b.claim_user_slot("acme", "amy", "c5", 2) is True
     assert await b.claim_user_slot("other", "bob", "c6", 2) is True
     assert await a.claim_user_slot("ac", "me:bob", "c7", 1) is True  # no key collision
+
+
+async def test_the_accounts_pool_is_apart_from_its_users(processes):
+    a, b = processes("a"), processes("b")
+    assert await a.claim_user_slot("acme", "bob", "c1", 1) is True
+    assert await a.claim_user_slot("acme", ACCOUNT_SLOTS, "c1", 2) is True  # the same connection
+    assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c2", 2) is True
+    assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c3", 2) is False
+    assert await b.claim_user_slot("acme", "amy", "c3", 1) is True  # the user pools are not full
+    assert await a.claim_user_slot("acm", ACCOUNT_SLOTS, "c4", 1) is True  # no key collision
+    await a.release_user_slot("acme", ACCOUNT_SLOTS, "c1")
+    assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c3", 2) is True
 
 
 async def test_releasing_a_user_slot_admits_the_next_connection(processes):
