@@ -18,6 +18,13 @@ _HOUR = 3600.0
 _BIG = 10_000_000  # "practically unlimited" for counts and rates, still a number that fits
 
 
+def _number(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
 class ConfigError(Exception):
     """The environment does not describe a hub that may start."""
 
@@ -52,6 +59,7 @@ class Settings(BaseSettings):
     redis_url: str | None = _env("REDIS_URL", None)
     redis_prefix: str = _env("HUB_REDIS_PREFIX", "hub:", max_length=100)
     redis_sharded: bool = _env("HUB_REDIS_SHARDED", False)
+    redis_cluster: bool = _env("HUB_REDIS_CLUSTER", False)  # implies sharded pub/sub
     data_dir: str = _env("HUB_DATA_DIR", ".hub-data", min_length=1)
     node_id: str = _env("HUB_NODE_ID", "", max_length=100)
     log_format: Literal["auto", "json", "text"] = _env("HUB_LOG_FORMAT", "auto")
@@ -96,6 +104,15 @@ class Settings(BaseSettings):
     db_pool_max: int = _env("HUB_DB_POOL_MAX", 10, ge=1, le=1000)
     replay_page: int = Field(default=1000, ge=1, le=100_000)
 
+    # retention (hub/retention.py): logs of sessions ended this long ago are archived, then trimmed
+    retention_days: float = _env("HUB_RETENTION_DAYS", 30.0, ge=0, le=36_500)
+    # per account: "acme:7,lab:never" (never: that account's logs are kept whole)
+    retention_account_days: Annotated[dict[str, float | None], NoDecode] = _env(
+        "HUB_RETENTION_ACCOUNT_DAYS", {}
+    )
+    retention_interval: Seconds = _env("HUB_RETENTION_INTERVAL", _HOUR, ge=0, le=7 * 24 * _HOUR)
+    archive_dir: str = _env("HUB_ARCHIVE_DIR", "")  # empty: <HUB_DATA_DIR>/archive
+
     # http
     max_body_bytes: int = _env("HUB_MAX_BODY_BYTES", _MIB, ge=1024, le=1024 * _MIB)
     default_max_participants: int = _env("HUB_DEFAULT_MAX_PARTICIPANTS", 100, ge=1, le=1000)
@@ -123,6 +140,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("retention_account_days", mode="before")
+    @classmethod
+    def _account_days(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        days: dict[str, float | None] = {}
+        for pair in filter(None, (item.strip() for item in value.split(","))):
+            account, _, raw = pair.rpartition(":")
+            number = _number(raw)
+            if not account or (raw.strip() != "never" and not (number is not None and 0 <= number <= 36_500)):
+                raise ValueError("every entry must be account:days (0 to 36500) or account:never")
+            days[account] = number
+        return days
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

@@ -273,13 +273,28 @@ class PgStore:
         return {row["id"]: row["head_seq"] for row in rows}
 
     async def trim_log(self, session_pk: int, before_seq: int) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE hub_sessions SET retained_from = GREATEST(retained_from, $2) WHERE id = $1",
-                session_pk,
-                before_seq,
-            )
-            status = await conn.execute(
-                "DELETE FROM hub_events WHERE session_pk = $1 AND seq < $2", session_pk, before_seq
-            )
-        return int(status.split()[-1])
+        await self.pool.execute(
+            "UPDATE hub_sessions SET retained_from = GREATEST(retained_from, $2) WHERE id = $1",
+            session_pk,
+            before_seq,
+        )
+        return await delete_log(self.pool, session_pk, before_seq)
+
+
+async def delete_log(pool: asyncpg.Pool, session_pk: int, before_seq: int, batch: int = 5000) -> int:
+    """Delete a session's events below `before_seq`, `batch` seqs per statement, each its own
+    short transaction: row locks on a few thousand rows of a session nobody writes to any
+    more, so appenders to other sessions never wait, and vacuum can reclaim each batch
+    while the next runs. (Readers must already know: `retained_from` moved first.)"""
+    deleted = 0
+    low = await pool.fetchval(
+        "SELECT min(seq) FROM hub_events WHERE session_pk = $1 AND seq < $2", session_pk, before_seq
+    )
+    while low is not None and low < before_seq:
+        high = min(low + batch, before_seq)
+        status = await pool.execute(
+            "DELETE FROM hub_events WHERE session_pk = $1 AND seq >= $2 AND seq < $3", session_pk, low, high
+        )
+        deleted += int(status.split()[-1])
+        low = high
+    return deleted

@@ -19,6 +19,7 @@ from hub.store import SessionRecord
 from ..api import hub_of, operation
 from ..log_reads import session_metrics
 from ..session_models import Metrics
+from ..sessions import archives_of
 from .common import PageQuery, ensure_projected, listing, records_of, row_json, type_filter
 from .rows import Summaries, SummaryRow
 
@@ -138,7 +139,11 @@ async def progress(request: Request, record: SessionRecord) -> dict[str, Any]:
 
 @operation("Metrics derived from the log", SessionMetrics, expensive=True)
 async def metrics(request: Request, record: SessionRecord) -> dict[str, Any]:
-    return {"session_id": record.session_id, "metrics": await session_metrics(hub_of(request), record)}
+    archived = await archives_of(request).metrics(record)  # a trimmed log's, kept
+    return {
+        "session_id": record.session_id,
+        "metrics": archived or await session_metrics(hub_of(request), record),
+    }
 
 
 _S = "/api/v2/session/{session_id}"

@@ -174,6 +174,11 @@ async def transitions(request: Request, record: SessionRecord, query: Transition
 
 @operation("Rebuild the log-derived records from the log", Rebuilt, roles=WRITERS)
 async def rebuild(request: Request, record: SessionRecord) -> dict[str, Any]:
+    if record.retained_from > 1:  # a rebuild from what is left would drop the records
+        raise Conflict(
+            "the session's log was archived by retention; restore it first (python -m hub archive restore)",
+            {"retained_from": record.retained_from},
+        )
     projected = await records_of(request).rebuild(record.pk)
     return {"session_id": record.session_id, "projected_seq": projected}
 
