@@ -118,7 +118,10 @@ class Authenticator:
             raise Unauthorized("a token is required (Authorization: Bearer <token>)")
         role = role_hint if role_hint in ROLES else "admin"
         name = conn.query_params.get("name") or None
-        user = conn.query_params.get("user_id") or name or f"anon-{uuid.uuid4().hex[:8]}"
+        # An anonymous HTTP caller is one stable user per role, so that its idempotency keys
+        # and rate limits hold across requests; each anonymous socket is a member of its own.
+        anonymous = f"dev-{role}" if conn.scope["type"] == "http" else f"anon-{uuid.uuid4().hex[:8]}"
+        user = conn.query_params.get("user_id") or name or anonymous
         if "\x00" in user or (name and "\x00" in name):
             raise Invalid("user_id and name must not contain the NUL character")
         return Principal(DEFAULT_ACCOUNT, user[:_MAX_CLAIM], role, (name or user)[:_MAX_CLAIM])
