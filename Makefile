@@ -29,10 +29,11 @@ $(RUN_STAMP): $(RUN_LOCK) pyproject.toml | $(BIN)/python
 	$(call PIP,--no-deps -e .)
 	@touch $@
 
-$(TEST_STAMP): $(TEST_LOCK) pyproject.toml | $(BIN)/python
+$(TEST_STAMP): $(TEST_LOCK) pyproject.toml clients/python/pyproject.toml | $(BIN)/python
 	@echo "installing $(TEST_LOCK) into $(VENV)"
 	$(call PIP,-r $(TEST_LOCK))
 	$(call PIP,--no-deps -e .)
+	$(call PIP,--no-deps -e clients/python)
 	@touch $@
 
 install-run: $(RUN_STAMP)
@@ -53,6 +54,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd clients/python && ../../$(BIN)/mypy  # the Python client, strict (its own pyproject.toml)
 
 browser-deps:
 	@sh .ci/browser-deps

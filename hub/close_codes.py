@@ -1,8 +1,9 @@
 """The one table of WebSocket close codes.
 
 3000–3499 tell a client to reconnect (with `since`, backoff and jitter); 3500–3999 tell it
-not to until something changes (a new token, another session). `docs/protocol.md` shows
-the same table; `tests/test_errors.py` keeps the two in step.
+not to until something changes (a new token, another session). `docs/protocol.md`, the
+browser client and the Python client hold the same table: `tests/test_errors.py` keeps
+the docs in step, `tests/test_close_codes.py` the two clients.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class CloseCode(IntEnum):
     TOO_MANY_ERRORS = 3507
     RATE_LIMITED = 3508
     TOO_MANY_CONNECTIONS = 3509
+    DISCONNECTED = 3510
 
 
 RECONNECT_RANGE = range(3000, 3500)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .close_codes import CloseCode, reason
+from .rate_limits import Bucket
 from .wire import WireMessage
 
 log = logging.getLogger("hub.connection")
@@ -52,27 +53,17 @@ class Principal:
     name_from_token: bool = False
     sessions: list[str] | None = None  # session ids the token may open; None = any
     expires_at: float | None = None  # unix time
+    # The token's own role: `role` becomes the role a connection asked for (an instructor
+    # may watch as an observer), and a renewed token must name the token's role again.
+    token_role: str | None = None
 
     @property
     def actor(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "name": self.name, "role": self.role}
 
-
-class TokenBucket:
-    def __init__(self, rate: float, burst: int):
-        self.rate = rate
-        self.capacity = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+    def may_open(self, session_id: str) -> bool:
+        """Whether the token's `sessions` claim lets it open this session."""
+        return self.sessions is None or session_id in self.sessions
 
 
 @dataclass
@@ -91,8 +82,9 @@ class Connection:
     # While replaying `since`, live events wait here instead of the socket queue.
     replaying: bool = False
     held: list[tuple[int, WireMessage]] = field(default_factory=list)
-    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(50.0, 100))
+    bucket: Bucket = field(default_factory=lambda: Bucket(50.0, 100))
     strikes: int = 0
+    expiry_warned: float | None = None  # the token expiry `token_expiring` was sent for
 
     def __post_init__(self) -> None:
         self._queue: deque[WireMessage] = deque()

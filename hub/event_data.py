@@ -140,6 +140,20 @@ class Feedback(EventData):
     comment: Annotated[str, MaxLen(2000)] | None = None
 
 
+class SessionSummary(EventData):
+    """Written by the hub only (hub/end_summary.py) after a session completed: its
+    multi-channel summary, rendered from its own log (docs/integration.md)."""
+
+    quality_score: Annotated[Finite, Interval(ge=1, le=5)] | None = Field(
+        None, description="HRV quality table"
+    )
+    quality_action: str
+    email: dict[str, str] = Field(description="subject, html, text")
+    web: dict[str, str] = Field(description="title, content, slug, seo_description")
+    social: dict[str, Any] = Field(description="twitter, linkedin, facebook: content and hashtags")
+    metrics: dict[str, Any]
+
+
 DATA_MODELS: dict[str, Any] = {
     "session_started": SessionStarted,
     "session_paused": SessionPaused,
@@ -159,6 +173,7 @@ DATA_MODELS: dict[str, Any] = {
     "session_update": SessionUpdate,
     "note": Note,
     "feedback": Feedback,
+    "session_summary": SessionSummary,
 }
 
 
@@ -225,7 +240,23 @@ class Pong(BaseModel):
     server_time: str
 
 
-CONTROL_MODELS: dict[str, type[BaseModel]] = {"welcome": Welcome, "ack": Ack, "error": Error, "pong": Pong}
+class TokenExpiring(BaseModel):
+    expires_at: str = Field(description="when the connection's token expires, ISO-8601 UTC")
+    expires_in: int = Field(description="whole seconds left")
+
+
+class Refreshed(TokenExpiring):
+    id: str | None = Field(description="the refresh frame's id, when it had one")
+
+
+CONTROL_MODELS: dict[str, type[BaseModel]] = {
+    "welcome": Welcome,
+    "ack": Ack,
+    "error": Error,
+    "pong": Pong,
+    "token_expiring": TokenExpiring,
+    "refreshed": Refreshed,
+}
 
 
 def highest_numbers() -> dict[tuple[str, str], int | float]:

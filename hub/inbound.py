@@ -3,7 +3,8 @@ error replies for whatever is refused.
 
 A refused frame changes nothing and is answered with an `error` naming its id. Errors
 that are the client's fault count towards `HUB_MAX_ERRORS` (then 3507); sustained
-flooding ends in 3508; the hub's own trouble (database unreachable, queue full) is
+flooding (of this connection, or of its user's or account's connections together,
+`hub.rate_limits`) ends in 3508; the hub's own trouble (database unreachable, queue full) is
 never counted, so an outage cannot end connections with a do-not-reconnect code.
 """
 
@@ -21,16 +22,19 @@ from .committer import CommitFailed, CommitOverloaded, GroupCommitter, PendingAp
 from .config import Settings
 from .connection import Connection
 from .errors import ErrorCode, HubError, Invalid
-from .events import envelope, error_message, parse_client_frame
+from .events import ControlFrame, envelope, error_message, parse_client_frame
 from .events import now_iso as iso_now
-from .lifecycle import ACTIONS
 from .metrics import HubMetrics
+from .publishing import client_append
+from .rate_limits import FrameLimits
 from .room import Room
 from .safe_json import json_problem
-from .store import AppendRequest, AppendResult
+from .store import AppendResult
+from .token_refresh import TokenLifetime
 
 log = logging.getLogger("hub.inbound")
 
+_FROM = {"connection": "on this connection", "user": "from this user", "account": "from this account"}
 _ERROR_TEXT: dict[str, str] = {
     ErrorCode.NOT_FOUND: "the session does not exist",
     ErrorCode.CONFLICT: "the session's status does not allow this event",
@@ -38,29 +42,41 @@ _ERROR_TEXT: dict[str, str] = {
 
 
 class Inbound:
-    def __init__(self, settings: Settings, committer: GroupCommitter, metrics: HubMetrics):
+    def __init__(
+        self, settings: Settings, committer: GroupCommitter, metrics: HubMetrics, tokens: TokenLifetime
+    ):
         self.settings = settings
+        self.limits = FrameLimits(settings)
         self.committer = committer
         self.metrics = metrics
+        self.tokens = tokens
 
     def handle_frame(self, conn: Connection, room: Room, raw: str | bytes) -> None:
         conn.last_seen = time.monotonic()
-        if not conn.bucket.take():
+        principal = conn.principal
+        refused = self.limits.take(conn.bucket, principal.account_id, principal.user_id)
+        if refused is not None:
+            self.metrics.rate_limited.labels(refused.scope).inc()
             conn.strikes += 1
             if conn.strikes >= self.settings.rate_limit_strikes:
                 self.metrics.closes.labels("rate_limited").inc()
                 conn.close_soon(CloseCode.RATE_LIMITED)
             else:
                 # Not counted towards HUB_MAX_ERRORS: sustained abuse ends in 3508, not 3507.
-                message = "too many messages; slow down"
+                message = f"too many messages {_FROM[refused.scope]}; slow down ({refused.setting})"
+                details = {"limit": refused.scope, "retry_after": round(refused.retry_after, 3)}
+                client_id = _client_id_of(raw)
                 self._reply_error(
-                    conn, room, ErrorCode.RATE_LIMITED, message, _client_id_of(raw), counted=False
+                    conn, room, ErrorCode.RATE_LIMITED, message, client_id, details, counted=False
                 )
             return
-        if conn.strikes and conn.bucket.tokens >= conn.bucket.capacity - 1:
-            conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
+        if conn.strikes and self.limits.rested(conn.bucket, principal.account_id, principal.user_id):
+            conn.strikes = 0  # the buckets refilled: the client slowed down, forgive the burst
         try:
             event = parse_client_frame(raw, conn.role)
+            if isinstance(event, ControlFrame):  # `refresh`: hub/token_refresh.py
+                conn.offer(self.tokens.refresh(conn, event))
+                return
             # Valid JSON PostgreSQL cannot store (NUL, deep nesting) would fail the whole batch.
             unsafe = json_problem(event.data) if event is not None else None
             if unsafe is None and event is not None:
@@ -77,16 +93,7 @@ class Inbound:
             data = {"server_time": iso_now()}
             conn.offer(envelope("pong", room.session_id, data).decode())
             return
-        data = event.data
-        if event.type == ACTIONS["end"].event_type:
-            data = {**data, **ACTIONS["end"].data}  # members end a session; cancelling is HTTP's
-        request = AppendRequest(
-            room.session_pk,
-            event.type,
-            data,
-            conn.principal.actor,
-            dedupe_key=f"{conn.principal.user_id}\x1f{event.client_id}",
-        )
+        request = client_append(room.session_pk, event, conn.principal)
         pending = PendingAppend(request, room.session_id, origin=conn, client_id=event.client_id)
         try:
             future = self.committer.submit(pending)
@@ -98,7 +105,7 @@ class Inbound:
         future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
 
     def _after_commit(
-        self, conn: Connection, room: Room, client_id: str, future: asyncio.Future[AppendResult]
+        self, conn: Connection, room: Room, client_id: str | None, future: asyncio.Future[AppendResult]
     ) -> None:
         if future.cancelled():
             return

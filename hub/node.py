@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .attendance import Attendance
@@ -41,6 +42,7 @@ from .rooms import Rooms
 from .session_state import SessionState
 from .store import AppendRequest, AppendResult, SessionRecord, Store
 from .supervisor import Supervisor
+from .token_refresh import TokenLifetime
 
 log = logging.getLogger("hub")
 
@@ -64,6 +66,9 @@ class Hub:
             observer=self._observe_batch,
         )
         self.supervisor = Supervisor(self.metrics)
+        self.tokens = TokenLifetime(
+            settings.token_warning, on_expired=self.metrics.closes.labels("token_expired").inc
+        )
         self.accepting = True
         # Large classes: the group's HRV events, and presence as participants see it.
         self.group_hrv = GroupHrvWriter(settings.hrv_summary_interval, store, self._append_own)
@@ -90,7 +95,9 @@ class Hub:
         self.presence_recovery = PresenceRecovery(
             store, presence, self.attendance, self.node_id, settings.restart_grace
         )
-        self.inbound = Inbound(settings, self.committer, self.metrics)
+        self.inbound = Inbound(settings, self.committer, self.metrics, self.tokens)
+        # Told of every event this process stores (session pk, type); must not block or raise.
+        self.commit_observers: list[Callable[[int, str], None]] = []
         # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
 
@@ -103,6 +110,8 @@ class Hub:
         await self.broker.start()
         self.broker.on_resubscribed(self.rooms.on_resubscribed)
         self.broker.on_reconnected(self.metrics.broker_reconnects.inc)
+        self.broker.on_resubscribed(lambda channel: self.metrics.broker_resubscribes.inc())
+        self.metrics.broker_up.set_function(lambda: float(self.broker.healthy()))
         self.committer.start()
         self.supervisor.watch("group-commit", self.committer.task)
         self.supervisor.loop("broker-publisher", self._publish_loop)
@@ -205,6 +214,8 @@ class Hub:
             self.metrics.events_in.labels(request.type).inc()
             if self.records is not None and request.type in PROJECTED_TYPES:
                 self.records.notify(request.session_pk)
+            for observer in self.commit_observers:
+                observer(request.session_pk, request.type)
         if room is not None:
             room.deliver(result.seq, text)
         # Duplicates are published again: the first attempt may have died before publishing.
@@ -243,7 +254,7 @@ class Hub:
     # background checks
 
     async def _sweep_loop(self) -> None:
-        """Close idle connections and those whose token expired."""
+        """Close idle connections; warn and close those whose token runs out."""
         while True:
             await asyncio.sleep(1.0)
             now_mono, now_wall = time.monotonic(), time.time()
@@ -252,9 +263,8 @@ class Hub:
                     if now_mono - conn.last_seen > self.settings.idle_timeout:
                         self.metrics.closes.labels("idle_timeout").inc()
                         conn.close_soon(CloseCode.IDLE_TIMEOUT)
-                    elif conn.principal.expires_at and now_wall >= conn.principal.expires_at:
-                        self.metrics.closes.labels("token_expired").inc()
-                        conn.close_soon(CloseCode.TOKEN_EXPIRED)
+                    else:
+                        self.tokens.sweep(conn, now_wall)
 
     async def _head_check_loop(self) -> None:
         """Catch a lost last event: compare each room with the log's head, in one query.

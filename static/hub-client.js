@@ -38,6 +38,8 @@
  * @typedef {Object} ConnectOptions
  * @property {string} [url]            hub base URL (http(s)://host:port); default: the page's origin
  * @property {string} [userId]         dev mode only: a stable user id (default: one kept in sessionStorage)
+ * @property {() => (string | Promise<string>)} [getToken]  a fresh token: asked before every
+ *           (re)connection and when the hub warns that the token expires (renewed in-band)
  * @property {number | null} [since]  start from this seq (replays everything after it); default: live from now
  * @property {BackoffOptions} [backoff]
  * @property {number} [heartbeatMs]    default: welcome.data.heartbeat_interval, else 30 s
@@ -54,7 +56,7 @@ export const CLOSE_NAMES = /** @type {Record<number, string>} */ ({
   1006: "abnormal",
   1008: "policy_violation",
   1009: "message_too_big",
-  1011: "server_error",
+  1011: "unexpected_condition",
   1012: "service_restart",
   1013: "try_again_later",
   3000: "server_shutdown",
@@ -71,6 +73,7 @@ export const CLOSE_NAMES = /** @type {Record<number, string>} */ ({
   3507: "too_many_errors",
   3508: "rate_limited",
   3509: "too_many_connections",
+  3510: "disconnected",
   4000: "dropped_by_client",
 });
 
@@ -190,78 +193,11 @@ export function devUserId() {
   }
 }
 
-/**
- * @typedef {Object} Pending
- * @property {string} id
- * @property {string} type
- * @property {Record<string, any>} data
- * @property {(seq: number) => void} resolve
- * @property {(err: HubError) => void} reject
- * @property {number} sends  how many times it went out
- */
-
-/**
- * A connection to one session that survives drops. Events (subscribe with `on`):
- * - "state" (StateChange): connecting, open, resuming, closed
- * - "welcome" (HubMessage): after every (re)connection
- * - "event" (HubMessage): every durable event, exactly once, in seq order
- * - "error" (HubError): every error frame (also those that reject a send)
- * - "presence" (HubMessage): the participant count (and the first joiners), coalesced; participants only
- * - "resync" ({content, resume}): the hub could not replay from our seq; content was refetched
- * - "message" (HubMessage): every raw frame, for debugging
- */
-export class HubClient {
-  /**
-   * @param {string} sessionId
-   * @param {"participant" | "instructor" | "observer"} role
-   * @param {string | null} name
-   * @param {string | null} token
-   * @param {ConnectOptions} [options]
-   */
-  constructor(sessionId, role, name, token, options = {}) {
-    this.sessionId = sessionId;
-    this.role = role;
-    this.name = name || null;
-    this.token = token || null;
-    this.options = options;
-    this.baseUrl = options.url || (globalThis.location ? globalThis.location.origin : "http://127.0.0.1:8000");
-    this.userId = this.token ? null : options.userId || devUserId();
-    /** @type {ConnectionState} */
-    this.state = "closed";
-    this.tracker = new SeqTracker(options.since ?? null);
-    /** @type {Record<string, any> | null} */
-    this.welcome = null;
-    /** @type {Map<string, Pending>} */
-    this.pending = new Map();
+/** Listeners by event name: `on(type, fn)` and `emit(type, payload)`. */
+export class Emitter {
+  constructor() {
     /** @type {Map<string, Set<Function>>} */
     this.listeners = new Map();
-    this.attempt = 0;
-    this.closedByApp = false;
-    /** @type {WebSocket | null} */
-    this.ws = null;
-    this.heartbeatTimer = null;
-    this.watchdogTimer = null;
-    /** The hub said it restarts: reconnect on the short restart schedule until welcomed. */
-    this.restarting = false;
-    this.reconnectTimer = null;
-    this.lastReceived = 0;
-    this.openedAt = 0;
-    this.welcomed = false;
-    /** @type {number | null} */
-    this.forcedDelay = null;
-    this.resyncing = false;
-    /** @type {HubMessage[]} */
-    this.held = [];
-    /** Counters for dashboards and tests. */
-    this.stats = { connects: 0, reconnects: 0, duplicatesDropped: 0, gaps: 0, delivered: 0 };
-    this.WS = options.WebSocket || globalThis.WebSocket;
-    this.fetchImpl = options.fetch || globalThis.fetch?.bind(globalThis);
-    this.random = options.random || Math.random;
-  }
-
-  /** @returns {number | null} the last seq the app has seen */
-  get lastSeq() {
-    return this.tracker.lastSeq;
   }
 
   /**
@@ -285,16 +221,95 @@ export class HubClient {
       }
     }
   }
+}
 
-  /** The WebSocket URL for the next attempt (with since = last seq seen). */
+/**
+ * @typedef {Object} Pending
+ * @property {string} id
+ * @property {string} type
+ * @property {Record<string, any>} data
+ * @property {(seq: number) => void} resolve
+ * @property {(err: HubError) => void} reject
+ * @property {number} sends  how many times it went out
+ */
+
+/**
+ * A connection to one session that survives drops. Events (subscribe with `on`):
+ * - "state" (StateChange): connecting, open, resuming, closed
+ * - "welcome" (HubMessage): after every (re)connection
+ * - "event" (HubMessage): every durable event, exactly once, in seq order
+ * - "error" (HubError): every error frame (also those that reject a send)
+ * - "presence" (HubMessage): the participant count (and the first joiners), coalesced; participants only
+ * - "resync" ({content, resume}): the hub could not replay from our seq; content was refetched
+ * - "refreshed" (HubMessage): the hub took a renewed token (data.expires_at, data.expires_in)
+ * - "message" (HubMessage): every raw frame, for debugging
+ */
+export class HubClient extends Emitter {
+  /**
+   * @param {string} sessionId
+   * @param {"participant" | "instructor" | "observer"} role
+   * @param {string | null} name
+   * @param {string | null} token
+   * @param {ConnectOptions} [options]
+   */
+  constructor(sessionId, role, name, token, options = {}) {
+    super();
+    this.sessionId = sessionId;
+    this.role = role;
+    this.name = name || null;
+    this.token = token || null;
+    this.options = options;
+    /** @type {(() => (string | Promise<string>)) | null} */
+    this.getToken = options.getToken || null;
+    this.baseUrl = options.url || (globalThis.location ? globalThis.location.origin : "http://127.0.0.1:8000");
+    this.userId = this.token || this.getToken ? null : options.userId || devUserId();
+    /** @type {ConnectionState} */
+    this.state = "closed";
+    this.tracker = new SeqTracker(options.since ?? null);
+    /** @type {Record<string, any> | null} */
+    this.welcome = null;
+    /** @type {Map<string, Pending>} */
+    this.pending = new Map();
+    this.attempt = 0;
+    this.closedByApp = false;
+    /** @type {WebSocket | null} */
+    this.ws = null;
+    this.heartbeatTimer = null;
+    this.watchdogTimer = null;
+    /** The hub said it restarts: reconnect on the short restart schedule until welcomed. */
+    this.restarting = false;
+    this.reconnectTimer = null;
+    this.lastReceived = 0;
+    this.openedAt = 0;
+    this.welcomed = false;
+    /** @type {number | null} */
+    this.forcedDelay = null;
+    this.resyncing = false;
+    /** @type {HubMessage[]} */
+    this.held = [];
+    /** Counters for dashboards and tests. */
+    this.stats = { connects: 0, reconnects: 0, duplicatesDropped: 0, gaps: 0, delivered: 0, refreshes: 0 };
+    /** Counts open() calls, so that a token arriving after a newer attempt is dropped. */
+    this.openSeq = 0;
+    this.WS = options.WebSocket || globalThis.WebSocket;
+    this.fetchImpl = options.fetch || globalThis.fetch?.bind(globalThis);
+    this.random = options.random || Math.random;
+  }
+
+  /** @returns {number | null} the last seq the app has seen */
+  get lastSeq() {
+    return this.tracker.lastSeq;
+  }
+
+  /** The WebSocket URL for the next attempt (with since = last seq seen). The token is not
+   * in it (URLs end up in proxy logs): it goes in the `bearer.<token>` subprotocol. */
   socketUrl() {
     const u = new URL("/ws/live-updates", this.baseUrl);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     u.searchParams.set("session_id", this.sessionId);
     u.searchParams.set("role", this.role);
     if (this.name) u.searchParams.set("name", this.name);
-    if (this.token) u.searchParams.set("token", this.token);
-    else if (this.userId) u.searchParams.set("user_id", this.userId);
+    if (!this.token && this.userId) u.searchParams.set("user_id", this.userId);
     if (this.lastSeq !== null) u.searchParams.set("since", String(this.lastSeq));
     return u.toString();
   }
@@ -329,9 +344,32 @@ export class HubClient {
     this.reconnectTimer = null;
     this.setState(this.stats.connects === 0 ? "connecting" : "resuming", { reason: "connecting" });
     this.stats.connects += 1;
+    const attempt = ++this.openSeq;
+    if (!this.getToken) {
+      this.openSocket();
+      return;
+    }
+    // A fresh token for every connection: the last one may have expired meanwhile.
+    Promise.resolve()
+      .then(() => /** @type {() => (string | Promise<string>)} */ (this.getToken)())
+      .then(
+        (token) => {
+          if (attempt !== this.openSeq || this.closedByApp) return;
+          this.token = token || null;
+          this.openSocket();
+        },
+        (err) => {
+          if (attempt !== this.openSeq || this.closedByApp) return;
+          console.error("hub-client getToken failed", err);
+          this.afterClose(1006, "token_unavailable");
+        },
+      );
+  }
+
+  openSocket() {
     let ws;
     try {
-      ws = new this.WS(this.socketUrl());
+      ws = this.token ? new this.WS(this.socketUrl(), [`bearer.${this.token}`]) : new this.WS(this.socketUrl());
     } catch (err) {
       this.afterClose(1006, "connect_failed");
       return;
@@ -370,6 +408,13 @@ export class HubClient {
       case "error":
         return this.onError(msg);
       case "pong":
+        return;
+      case "token_expiring":
+        this.renewToken();
+        return;
+      case "refreshed":
+        this.stats.refreshes += 1;
+        this.emit("refreshed", msg);
         return;
       case "presence":
         return this.emit("presence", msg);
@@ -480,6 +525,22 @@ export class HubClient {
     this.fetchContent()
       .then(finish)
       .catch(() => finish(null));
+  }
+
+  /** The hub warned that the token expires soon: get a fresh one and hand it over in-band. */
+  async renewToken() {
+    if (!this.getToken) return; // the hub closes at expiry (3003); without getToken the reconnect fails
+    const ws = this.ws;
+    let token;
+    try {
+      token = await this.getToken();
+    } catch (err) {
+      console.error("hub-client getToken failed", err);
+      return;
+    }
+    if (!token || this.ws !== ws || !ws || ws.readyState !== 1) return;
+    this.token = token;
+    ws.send(JSON.stringify({ type: "refresh", id: newId(), data: { token } }));
   }
 
   /** GET /api/v2/session/{id}/content?include_replay=true */

@@ -156,7 +156,7 @@ const CLOSED_TEXT = /** @type {Record<string, string>} */ ({
 /**
  * Show a client's connection state in a badge, and a banner while reconnecting
  * (with a "Reconnect now" button) or once closed for good.
- * @param {HubClient} client
+ * @param {HubClient | import("./hub-stream.js").StreamClient} client
  * @param {HTMLElement} badge
  * @param {HTMLElement} banner
  * @param {(change: StateChange) => void} [extra]

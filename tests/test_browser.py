@@ -424,3 +424,28 @@ async def test_a_class_of_a_thousand(pages: Pages) -> None:
     await pages.shot(participant, "thousand-participant-desktop")
     await pages.shot(dashboard, "thousand-dashboard-phone")
     await bots.close()
+
+
+async def test_dashboard_shows_each_webhooks_state_and_failures(browser: Any, hub_factory: Any) -> None:
+    from tests.support import free_port
+
+    hub = hub_factory(HUB_WEBHOOK_ALLOW_PRIVATE="1", HUB_WEBHOOK_RETRY_BASE="0.2")
+    pages = Pages(browser, hub, "dashboard_webhooks")
+    try:
+        nobody = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: every attempt fails
+        created = await api(hub, "POST", "/api/v2/webhooks", {"url": nobody, "events": ["*"]})
+        assert created.status_code == 201
+        await create_session(hub, title="Webhook Watch")
+        dashboard = await pages.open("/dashboard")
+        row = dashboard.locator(f"tr[data-webhook-id='{created.json()['id']}']")
+        await expect(row).to_contain_text(nobody)
+        await expect(row).to_have_attribute("data-state", re.compile("retrying|failing"), timeout=15_000)
+        await expect(row.locator("td[data-label='Last error']")).to_contain_text("ClientConnectorError")
+        await row.get_by_role("button", name=re.compile("Recent failures")).click()
+        await expect(dashboard.locator("#webhook-failures li[data-status=retrying]").first).to_contain_text(
+            "session_started seq 1"
+        )
+        await pages.shot(dashboard, "webhooks")
+    finally:
+        await pages.close()
+    assert not pages.errors, pages.errors

@@ -196,8 +196,10 @@ async def test_the_asyncapi_document_names_every_message(api: Api):
     messages = document["components"]["messages"]
     assert {m.removeprefix("event_") for m in messages if m.startswith("event_")} == set(DURABLE_TYPES)
     sendable = set().union(*SENDABLE_BY_ROLE.values())
-    assert {m.removeprefix("frame_") for m in messages if m.startswith("frame_")} == sendable | {"heartbeat"}
-    assert {"control_welcome", "control_ack", "control_error", "control_pong"} <= set(messages)
+    frames = {m.removeprefix("frame_") for m in messages if m.startswith("frame_")}
+    assert frames == sendable | {"heartbeat", "refresh"}
+    controls = {"welcome", "ack", "error", "pong", "token_expiring", "refreshed"}
+    assert {f"control_{c}" for c in controls} <= set(messages)
     assert set(DATA_MODELS) == set(DURABLE_TYPES)
     # What the hub accepts validates against the frame schemas, and what it refuses does not.
     root = {"components": document["components"]}

@@ -29,10 +29,13 @@ async def _family(api: Api) -> dict[str, Any]:
 
 
 def _get_routes(api: Api) -> list[str]:
+    # The event stream never ends by design (its claims are tested in tests/test_sse.py).
     return [
         r.path
         for r in api.app.routes
-        if r.path.startswith("/api/") and "GET" in (getattr(r, "methods", None) or ())
+        if r.path.startswith("/api/")
+        and "GET" in (getattr(r, "methods", None) or ())
+        and not r.path.endswith("/stream")
     ]
 
 

@@ -1,5 +1,5 @@
 // Unit tests of static/hub-client.js with a fake WebSocket: ordering, dedupe, gaps,
-// backoff, resend with the same id, close codes. Run: node --test static/tests/
+// backoff, resend with the same id, close codes, tokens. Run: node --test static/tests/
 // (tests/test_browser_client.py runs them under pytest, so `make test` does too).
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
@@ -9,8 +9,9 @@ import { HubClient, SeqTracker, backoffDelay, shouldReconnect } from "../hub-cli
 class FakeSocket {
   /** @type {FakeSocket[]} */
   static all = [];
-  constructor(url) {
+  constructor(url, protocols) {
     this.url = url;
+    this.protocols = protocols;
     this.readyState = 0;
     this.sent = [];
     FakeSocket.all.push(this);
@@ -247,4 +248,36 @@ test("backoff grows while reconnects keep failing", async () => {
   assert.deepEqual(states, [0, 1, 3, 7]);
   c.close();
   assert.equal(c.state, "closed");
+});
+
+test("the token goes in the bearer subprotocol, never in the URL", () => {
+  const { c } = client({ userId: undefined });
+  c.close();
+  FakeSocket.all = [];
+  const withToken = new HubClient("s", "participant", "Ana", "tok.en.sig", {
+    url: "http://hub.test",
+    WebSocket: /** @type {any} */ (FakeSocket),
+  }).start();
+  made.push(withToken);
+  assert.deepEqual(last().protocols, ["bearer.tok.en.sig"]);
+  assert.equal(new URL(last().url).searchParams.get("token"), null);
+  assert.equal(new URL(last().url).searchParams.get("user_id"), null);
+});
+
+test("getToken: asked before every connection and when the hub warns of expiry", async () => {
+  let n = 0;
+  const { c } = client({ userId: undefined, getToken: async () => `t${++n}` });
+  await tick();
+  assert.deepEqual(last().protocols, ["bearer.t1"]);
+  last().welcome();
+  last().push({ type: "token_expiring", seq: null, data: { expires_in: 30 } });
+  await tick();
+  assert.deepEqual(last().sent.at(-1).type, "refresh");
+  assert.deepEqual(last().sent.at(-1).data, { token: "t2" });
+  last().push({ type: "refreshed", seq: null, data: { expires_in: 600 } });
+  assert.equal(c.stats.refreshes, 1);
+  last().serverClose(3003, "token_expired");
+  await tick(5);
+  assert.equal(FakeSocket.all.length, 2, "reconnected");
+  assert.deepEqual(last().protocols, ["bearer.t3"], "with a fresh token");
 });
