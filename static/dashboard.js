@@ -3,7 +3,7 @@
 // the session's Server-Sent Events stream (hub-stream.js): a dashboard never sends.
 import { connectStream } from "./hub-stream.js";
 import { GroupHrvChart, HrvChart } from "./hrv-chart.js";
-import { renewSeat } from "./seat.js";
+import { renewSeat, tokenClaims } from "./seat.js";
 import { $, api, appendFeed, bindConnection, clock, feedItem, h, pageToken, query } from "./ui.js";
 
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
@@ -312,4 +312,8 @@ const initial = query().get("watch");
 if (initial) watchFromLink(initial);
 poll();
 pollMetrics();
-pollWebhooks();
+// Webhooks are an admin's: a page with another role's token (an observer's join link)
+// does not ask for them, and shows no panel.
+const role = tokenClaims(pageToken())?.role;
+if (!role || role === "admin") pollWebhooks();
+else $("webhooks-panel").hidden = true;

@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)
 browser = shared.browser  # one browser for this module
 
 TOKEN_TTL = 20  # seconds a seat's token lives: the test outlives two of them
-EXPECTED = ("status of 401", "status of 410")  # refusals the browser logs by itself here
+# Refusals logged by the browser and by hub-client.js themselves (a revoked seat's renewal).
+EXPECTED = ("status of 401", "status of 410", "getToken failed SeatRefused")
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -91,6 +92,8 @@ async def test_join_link_flow(studio: Pages) -> None:
         await asyncio.sleep(1)
         assert await ana.locator("#badge").inner_text() == "Live", "the connection stayed up"
     assert await ana.evaluate("window.hubClient.token") != first_token, "the token was renewed"
+    stats = await ana.evaluate("window.hubClient.stats")
+    assert stats["refreshes"] >= 2 and stats["reconnects"] == 0, f"renewed in-band, on one socket: {stats}"
     await ana.get_by_label("HRV reading (ms RMSSD)").fill("58.5")
     await ana.get_by_role("button", name="Send reading").click()
     await expect(console.locator("#people li").first).to_have_text("Ana · HRV 58.5 ms")
@@ -127,3 +130,20 @@ async def test_the_console_needs_an_instructor_token(studio: Pages) -> None:
     await console.get_by_role("button", name="Use this token").click()
     await expect(console.get_by_role("button", name="Create session")).to_be_visible()
     await console.screenshot(path=str(SHOTS / f"{studio.name}-console-desktop.png"), full_page=True)
+
+
+async def test_an_observer_link_opens_the_dashboard_watching(studio: Pages) -> None:
+    hub = studio.hub
+    session_id = await new_session(hub)
+    headers = {"authorization": f"Bearer {instructor_token()}"}
+    path = f"/api/v2/session/{session_id}/invites"
+    created = await api(hub, "POST", path, {"role": "observer", "max_uses": 1}, headers=headers)
+    assert created.status_code == 201, created.text
+    viewer = await studio.open(created.json()["url"].removeprefix(hub.base_url), DESKTOP)
+    await expect(viewer.locator("#invite-line")).to_have_text("You are invited to watch.")
+    await viewer.get_by_label("Your display name").fill("Front desk")
+    await viewer.get_by_role("button", name="Join", exact=True).click()
+    await expect(viewer.locator("#badge")).to_have_text("Live")
+    await expect(viewer.locator("#watch-title")).to_have_text("Watching Sunrise Breathing")
+    await expect(viewer.locator("#feed li").first).to_contain_text("Session started")
+    await studio.shot(viewer, "observer-desktop")
