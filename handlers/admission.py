@@ -2,9 +2,9 @@
 
 The WebSocket (`handlers/ws.py`) and the event stream (`handlers/stream.py`) admit members
 by the same rules: the hub accepts, the token verifies, its role may act in the requested
-role, the session is the caller's to open, and the user has a connection slot left. A
-refusal is a `HubError`: the socket closes with its close code, the stream answers its
-HTTP status (hub/errors.py has both).
+role, the session is the caller's to open, and the user and its account have a
+connection slot left. A refusal is a `HubError`: the socket closes with its close code,
+the stream answers its HTTP status (hub/errors.py has both).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from hub.close_codes import CloseCode
 from hub.connection import Connection, Principal
 from hub.errors import Forbidden, NotFound, ShuttingDown, TooManyConnections
 from hub.node import Hub
+from hub.presence import ACCOUNT_SLOTS
 from hub.safe_json import text_problem
 from hub.store import SessionRecord
 
@@ -72,22 +73,35 @@ async def admit(
 
 
 async def claim_slot(hub: Hub, conn: Connection) -> None:
-    """Take one of the user's connection slots, counted on every process sharing the
-    presence (Redis), or TooManyConnections. The last step of admission: nothing after it
-    can refuse, so a refused connection never holds a slot."""
-    principal, limit = conn.principal, hub.settings.max_connections_per_user
-    if not await hub.presence.claim_user_slot(principal.account_id, principal.user_id, conn.conn_id, limit):
+    """Take one of the user's connection slots and one of its account's, counted on every
+    process sharing the presence (Redis), or TooManyConnections. The last step of
+    admission: nothing after it can refuse, so a refused connection never holds a slot."""
+    principal, settings = conn.principal, hub.settings
+    account, user = principal.account_id, principal.user_id
+    limit = settings.max_connections_per_user
+    if not await hub.presence.claim_user_slot(account, user, conn.conn_id, limit):
         message = f"too many connections for this user (at most {limit}, HUB_MAX_CONNECTIONS_PER_USER)"
+        raise TooManyConnections(message, {"limit": limit})
+    limit = settings.max_connections_per_account
+    try:
+        admitted = await hub.presence.claim_user_slot(account, ACCOUNT_SLOTS, conn.conn_id, limit)
+    except BaseException:
+        await release_slot(hub, conn)
+        raise
+    if not admitted:
+        await release_slot(hub, conn)
+        message = f"too many connections for this account (at most {limit}, HUB_MAX_CONNECTIONS_PER_ACCOUNT)"
         raise TooManyConnections(message, {"limit": limit})
 
 
 async def release_slot(hub: Hub, conn: Connection) -> None:
-    principal = conn.principal
-    try:
-        await hub.presence.release_user_slot(principal.account_id, principal.user_id, conn.conn_id)
-    except Exception:
-        # The presence no longer refreshes it, so it expires within HUB_PRESENCE_TTL.
-        log.warning("connection slot not released; it expires", exc_info=True)
+    account, user = conn.principal.account_id, conn.principal.user_id
+    for pool in (user, ACCOUNT_SLOTS):
+        try:
+            await hub.presence.release_user_slot(account, pool, conn.conn_id)
+        except Exception:
+            # The presence no longer refreshes it, so it expires within HUB_PRESENCE_TTL.
+            log.warning("connection slot not released; it expires", exc_info=True)
 
 
 def count_close(hub: Hub, code: CloseCode) -> None:

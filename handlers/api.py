@@ -10,7 +10,8 @@ the session of the path (`record`, 404), ids of the path (any other name, annota
 its type; a malformed id is 404), the query (`query`, a model; 422) and the JSON body
 (`body`, a model, optional when annotated `Model | None`; 400/413/422). Every failed
 rule of a model is listed in the 422. The statuses an operation answers follow from
-what it declares, plus its own `errors` (such as 409).
+what it declares, plus its own `errors` (such as 409). Writes, and reads declared
+`expensive`, are metered against the caller's HTTP budget (`handlers.http_limits`, 429).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from hub.values import SESSION_ID_RE
 
 from .auth import bearer_token, can_open
 from .errors import json_response, read_json_object
+from .http_limits import Expensive, HttpLimits
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -57,6 +59,7 @@ class Operation:
     media_type: str = "application/json"
     description: str = ""
     other: dict[int, Any] = field(default_factory=dict)  # statuses answered with their own body
+    expensive: Expensive = False  # costs a unit of the caller's HTTP budget (handlers/http_limits.py)
 
     def error_codes(self) -> list[ErrorCode]:
         """Every error code this operation can answer."""
@@ -99,6 +102,7 @@ def operation(
     media_type: str = "application/json",
     other: dict[int, Any] | None = None,
     token_in_query: bool = False,
+    expensive: Expensive = False,
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     def declare(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         hints = get_type_hints(handler, include_extras=True)
@@ -131,6 +135,7 @@ def operation(
             media_type=media_type,
             description=inspect.getdoc(handler) or "",
             other=other or {},
+            expensive=expensive,
             **declared,
         )
         order = {"request": 0, "principal": 1, "record": 2, "path": 3, "query": 4, "body": 5}
@@ -138,22 +143,24 @@ def operation(
 
         async def endpoint(request: Request) -> Response:
             principal = None if public else caller(request, roles, token_in_query)
-            values: dict[str, Any] = {}
-            for name, kind, spec in plan:
-                if kind == "request":
-                    values[name] = request
-                elif kind == "principal":
-                    values[name] = principal
-                elif kind == "record":
-                    assert principal is not None
-                    values[name] = await load_session(request, principal)
-                elif kind == "path":
-                    values[name] = path_value(request, name, spec)
-                elif kind == "query":
-                    values[name] = parse_query(request, spec)
-                else:
-                    values[name] = await parse_body(request, *spec)
-            result = await handler(**values)
+            limits: HttpLimits = request.app.state.http_limits
+            with limits.metered(request, principal, expensive):  # 429 beyond the budget
+                values: dict[str, Any] = {}
+                for name, kind, spec in plan:
+                    if kind == "request":
+                        values[name] = request
+                    elif kind == "principal":
+                        values[name] = principal
+                    elif kind == "record":
+                        assert principal is not None
+                        values[name] = await load_session(request, principal)
+                    elif kind == "path":
+                        values[name] = path_value(request, name, spec)
+                    elif kind == "query":
+                        values[name] = parse_query(request, spec)
+                    else:
+                        values[name] = await parse_body(request, *spec)
+                result = await handler(**values)
             if isinstance(result, Response):
                 return result
             if isinstance(result, BaseModel):

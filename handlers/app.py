@@ -25,18 +25,22 @@ from hub.presence import Presence
 from hub.presence_memory import MemoryPresence
 from hub.publishing import PublishLimiter
 from hub.records.store import RecordsStore
+from hub.retention import Archives, RetentionJob, RetentionPolicy, archive_root
 from hub.webhooks.dispatcher import DeliveryConfig, Dispatcher
 from hub.webhooks.sender import Sender
+from storage.archive import DirectoryArchive
 from storage.embedded import EmbeddedPostgres
 from storage.end_summary import PgSummaryLog
 from storage.pg_store import UNREACHABLE, PgStore
 from storage.records.store import PgRecordsStore
+from storage.retention import PgRetentionStore
 from storage.webhooks import PgWebhookStore
 
 from . import announce, ops, publish, sessions, stream, webhooks, ws
 from .asyncapi import asyncapi_route
 from .auth import Authenticator
 from .errors import ErrorBoundary, http_error, hub_error
+from .http_limits import HttpLimits
 from .openapi import openapi_route
 
 log = logging.getLogger("hub")
@@ -48,22 +52,47 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, RedisConnect
 async def build_backends(settings: Settings) -> tuple[Broker, Presence]:
     if settings.redis_url:
         from hub.broker_redis import RedisBroker
+        from hub.broker_redis_cluster import RedisClusterBroker
         from hub.presence_redis import RedisPresence
 
-        broker = RedisBroker(
-            settings.redis_url,
-            prefix=settings.redis_prefix,
-            sharded=settings.redis_sharded,
-            node_id=settings.node_id or None,
+        node_id = settings.node_id or None
+        broker: Broker = (
+            RedisClusterBroker(settings.redis_url, prefix=settings.redis_prefix, node_id=node_id)
+            if settings.redis_cluster
+            else RedisBroker(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                sharded=settings.redis_sharded,
+                node_id=node_id,
+            )
         )
         presence: Presence = RedisPresence(
             settings.redis_url,
             prefix=settings.redis_prefix,
             node_id=broker.node_id,
             ttl=settings.presence_ttl,
+            cluster=settings.redis_cluster,
         )
         return broker, presence
     return MemoryBroker(node_id=settings.node_id or None), MemoryPresence()
+
+
+def start_retention(settings: Settings, hub: Hub, store: PgStore) -> Archives:
+    """Archive-then-trim of ended sessions' logs (hub/retention.py), supervised on every
+    process; the lock lets one of them work each round. HUB_RETENTION_INTERVAL=0: off here."""
+    retention_store = PgRetentionStore(store.pool)
+    files = DirectoryArchive(archive_root(settings))
+    if settings.retention_interval > 0:
+        metrics = hub.metrics
+
+        def archived(sessions: int, events: int) -> None:
+            metrics.retention_sessions.inc(sessions)
+            metrics.retention_events.inc(events)
+
+        job = RetentionJob(retention_store, files, RetentionPolicy.from_settings(settings), archived)
+        metrics.retention_last_run.set_function(lambda: job.last_run or 0.0)
+        hub.supervisor.loop("retention", lambda: job.run_forever(settings.retention_interval))
+    return Archives(retention_store, files)
 
 
 def _extra_routes() -> list[Any]:
@@ -123,6 +152,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub.supervisor.loop("session-summaries", writer.run)
         app.state.summaries = summaries
         app.state.channel_renderer = renderer
+        app.state.archives = start_retention(settings, hub, store)
         app.state.hub = hub
         app.state.store = store
         app.state.disconnector = disconnector
@@ -138,7 +168,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             extra={
                 "node_id": hub.node_id,
                 "database": "embedded" if embedded else "DATABASE_URL",
-                "broker": "redis" if settings.redis_url else "in-process",
+                "broker": ("redis-cluster" if settings.redis_cluster else "redis")
+                if settings.redis_url
+                else "in-process",
             },
         )
         try:
@@ -170,6 +202,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.unreachable = DEPENDENCY_ERRORS
     app.state.settings = settings
+    app.state.http_limits = HttpLimits(settings)
     app.state.auth = Authenticator(settings)
     app.state.publish_limiter = PublishLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     return app

@@ -64,7 +64,8 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
 
 async def hub_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HubError)
-    return error_response(exc)
+    # A 429 of the HTTP budget says when to come back (Retry-After).
+    return error_response(exc, headers=getattr(exc, "headers", None))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

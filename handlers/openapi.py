@@ -22,6 +22,7 @@ from hub.values import SessionId
 
 from .api import Operation, operation, operation_of, query_names
 from .errors import json_response
+from .http_limits import RETRY_AFTER, is_metered
 
 REF = "#/components/schemas/{model}"
 API_DESCRIPTION = (
@@ -109,7 +110,9 @@ def _content(model: Any, media_type: str, refs: dict[Any, Any]) -> dict[str, Any
     return {media_type: {"schema": TypeAdapter(model).json_schema(mode="serialization")}}
 
 
-def _operation(path: str, described: Operation, name: str, refs: dict[Any, Any]) -> dict[str, Any]:
+def _operation(
+    path: str, method: str, described: Operation, name: str, refs: dict[Any, Any]
+) -> dict[str, Any]:
     responses: dict[str, Any] = {
         str(described.status): {
             "description": "OK" if described.status < 300 else "Created",
@@ -122,13 +125,18 @@ def _operation(path: str, described: Operation, name: str, refs: dict[Any, Any])
             "content": _content(model, "application/json", refs),
         }
     by_status: dict[int, list[ErrorCode]] = {}
-    for code in described.error_codes():
+    errors = described.error_codes()
+    if is_metered(method, described.expensive):
+        errors.append(ErrorCode.RATE_LIMITED)
+    for code in errors:
         by_status.setdefault(HTTP_STATUS[code], []).append(code)
     for status, codes in sorted(by_status.items()):
         responses[str(status)] = {
             "description": "; ".join(f"`{code}`: {MEANING[code]}" for code in codes),
             "content": {"application/json": {"schema": refs[(ErrorBody, "serialization")]}},
         }
+        if ErrorCode.RATE_LIMITED in codes:
+            responses[str(status)]["headers"] = RETRY_AFTER
     op: dict[str, Any] = {"operationId": name, "summary": described.summary, "responses": responses}
     if described.description:
         op["description"] = described.description
@@ -151,7 +159,9 @@ def build_document(routes: list[BaseRoute]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for path, method, described in operations:
         endpoint_name = f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
-        paths.setdefault(path, {})[method] = _operation(path, described, endpoint_name or "root", refs)
+        paths.setdefault(path, {})[method] = _operation(
+            path, method, described, endpoint_name or "root", refs
+        )
     return {
         "openapi": "3.1.0",
         "info": {"title": "Session Hub", "version": "2.0.0", "description": API_DESCRIPTION},

@@ -12,6 +12,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from hub.event_data import Announcement, Message
 from hub.values import SEQ_MAX, STRICT, Cursor
 
+from .log_reads import MAX_REPLAY
 from .query import Flag, QueryInt, query_model
 from .session_fields import STATUSES, SessionOut, SessionType
 
@@ -47,6 +48,12 @@ class ContentQuery(BaseModel):
 
     include_metrics: Flag = False
     include_replay: Flag = False
+    replay_since: QueryInt[Annotated[int, Interval(ge=0, le=SEQ_MAX)]] = Field(
+        0, description="replay the events after this seq"
+    )
+    replay_limit: QueryInt[Annotated[int, Interval(ge=1, le=MAX_REPLAY)]] = Field(
+        MAX_REPLAY, description="replay at most this many events (the default: the whole log)"
+    )
 
 
 class EventsQuery(BaseModel):
@@ -155,9 +162,27 @@ class SessionInfo(SessionOut):
     participants: list[Participant]
 
 
+class ArchivedReplay(BaseModel):
+    """The log was archived by retention and trimmed (docs/operations.md, "Retention")."""
+
+    reason: Literal["trimmed"]
+    retained_from: int = Field(description="the oldest seq the log still holds (past the head: none)")
+    location: str | None = Field(None, description="the archive file (a file:// URI on the hub's side)")
+    format: str | None = None
+    event_count: int | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None
+    archived_at: str | None = None
+    restore: str | None = Field(None, description="the command that puts the log back")
+
+
 class Replay(BaseModel):
     message_count: int
     messages: list[StoredMessage]
+    next_since: int | None = Field(
+        description="the replay_since of the next page; null once the head is reached"
+    )
+    archived: ArchivedReplay | None = Field(None, description="present when the log was trimmed")
 
 
 class Content(BaseModel):

@@ -14,11 +14,12 @@ from hub.events import iso
 from hub.lifecycle import ACTIONS, IN_PROGRESS, LIVE_STATUSES, allowed_from
 from hub.node import Hub
 from hub.presence import participant_list
-from hub.records.session_metrics import compute_metrics
+from hub.retention import Archives
 from hub.store import SessionRecord, StoredEvent
 
 from .api import hub_of, operation
 from .auth import can_open
+from .log_reads import read_all, session_metrics
 from .records.fields import check_parent
 from .session_fields import SessionCreate, SessionOut, session_json
 from .session_models import (
@@ -35,7 +36,12 @@ from .session_models import (
 )
 
 WRITERS = ("instructor", "admin")
-_MAX_REPLAY = 50_000
+
+
+def archives_of(request: Request) -> Archives:
+    """What readers learn of a session's archive (hub/retention.py), wired by the app."""
+    archives: Archives = request.app.state.archives
+    return archives
 
 
 async def participant_count(hub: Hub, record: SessionRecord) -> int:
@@ -46,20 +52,6 @@ async def latest_group_hrv(hub: Hub, record: SessionRecord) -> dict[str, Any] | 
     """The group's HRV figures of the session's latest `hrv_summary`, if any."""
     latest = await hub.store.read_typed(record.pk, ("hrv_summary",), 0, 1, newest_first=True)
     return {**latest[0].data, "seq": latest[0].seq, "ts": iso(latest[0].ts)} if latest else None
-
-
-async def read_all(
-    hub: Hub, record: SessionRecord, after: int = 0, limit: int = _MAX_REPLAY
-) -> list[StoredEvent]:
-    events: list[StoredEvent] = []
-    page = hub.settings.replay_page
-    while len(events) < limit:
-        rows = await hub.store.read_events(record.pk, after, min(page, limit - len(events)))
-        events.extend(rows)
-        if len(rows) < page:
-            break
-        after = rows[-1].seq
-    return events
 
 
 @operation("Create (schedule) a session", SessionOut, status=201, roles=WRITERS, errors=(ErrorCode.CONFLICT,))
@@ -88,7 +80,7 @@ async def list_sessions(request: Request, principal: Principal, query: SessionLi
     }
 
 
-@operation("List live sessions (in progress or paused)", LiveList)
+@operation("List live sessions (in progress or paused)", LiveList, expensive=("include_metrics",))
 async def live_sessions(request: Request, principal: Principal, query: LiveQuery) -> dict[str, Any]:
     hub = hub_of(request)
     records = await hub.store.list_sessions(principal.account_id, LIVE_STATUSES, limit=1000)
@@ -109,7 +101,7 @@ async def live_sessions(request: Request, principal: Principal, query: LiveQuery
             "group_hrv": await latest_group_hrv(hub, record),
         }
         if query.include_metrics:
-            metrics = compute_metrics(await read_all(hub, record))
+            metrics = await session_metrics(hub, record)
             metrics["current_hrv_improvement"] = metrics["average_hrv_improvement"]
         else:
             # What is known without reading the log; the full set costs a log read.
@@ -124,7 +116,9 @@ async def get_session(request: Request, record: SessionRecord) -> dict[str, Any]
     return session_json(record, await participant_count(hub_of(request), record))
 
 
-@operation("Session content: info, metrics and replay", Content)
+@operation(
+    "Session content: info, metrics and replay", Content, expensive=("include_replay", "include_metrics")
+)
 async def session_content(
     request: Request, principal: Principal, record: SessionRecord, query: ContentQuery
 ) -> dict[str, Any]:
@@ -143,14 +137,28 @@ async def session_content(
             ],
         },
     }
-    if query.include_metrics or query.include_replay:
-        events = await read_all(hub, record)
-        if query.include_metrics:
-            body["metrics"] = compute_metrics(events)
-        if query.include_replay:
-            # A participant reads the log as its view holds it (hub/audience.py).
-            messages = [_message(record, e) for e in await in_view(hub.store, record, principal.role, events)]
-            body["replay"] = {"message_count": len(messages), "messages": messages}
+    # A page of the replay: the events after `replay_since`, at most `replay_limit` (by
+    # default the whole log); `next_since` continues it.
+    since, limit = query.replay_since, query.replay_limit
+    events: list[StoredEvent] = []
+    if query.include_replay:
+        events = await read_all(hub, record, since, limit)
+    if query.include_metrics:  # of the whole log: read here only if the replay did not
+        whole = query.include_replay and since == 0 and len(events) < limit
+        archived = await archives_of(request).metrics(record)  # a trimmed log's, kept
+        body["metrics"] = archived or await session_metrics(hub, record, events if whole else None)
+    if query.include_replay:
+        more = len(events) == limit and events[-1].seq < record.head_seq
+        # A participant reads the log as its view holds it (hub/audience.py).
+        messages = [_message(record, e) for e in await in_view(hub.store, record, principal.role, events)]
+        body["replay"] = {
+            "message_count": len(messages),
+            "messages": messages,
+            "next_since": events[-1].seq if more else None,
+        }
+        note = await archives_of(request).replay_note(record)
+        if note is not None:  # retention trimmed the log: where it went
+            body["replay"]["archived"] = note
     return body
 
 
@@ -165,7 +173,7 @@ def _message(record: SessionRecord, event: StoredEvent) -> dict[str, Any]:
     }
 
 
-@operation("A page of the session's event log", EventPage)
+@operation("A page of the session's event log", EventPage, expensive=True)
 async def session_events(
     request: Request, principal: Principal, record: SessionRecord, query: EventsQuery
 ) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.close_codes import reason
-from hub.connection import Connection, Principal, TokenBucket
+from hub.connection import Connection, Principal
 from hub.errors import (
     ErrorCode,
     HubError,
@@ -24,6 +24,7 @@ from hub.errors import (
 )
 from hub.events import error_message
 from hub.node import Hub
+from hub.rate_limits import Bucket
 from hub.store import SessionRecord
 from hub.values import SEQ_MAX
 
@@ -88,7 +89,7 @@ async def live_updates(websocket: WebSocket) -> None:
             session.session_id,
             settings.outbound_queue_size,
             on_closed=lambda code: count_close(hub, code),
-            bucket=TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst),
+            bucket=Bucket(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
         await claim_slot(hub, conn)
     except Exception as exc:

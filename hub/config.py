@@ -18,6 +18,13 @@ _HOUR = 3600.0
 _BIG = 10_000_000  # "practically unlimited" for counts and rates, still a number that fits
 
 
+def _number(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
 class ConfigError(Exception):
     """The environment does not describe a hub that may start."""
 
@@ -52,6 +59,7 @@ class Settings(BaseSettings):
     redis_url: str | None = _env("REDIS_URL", None)
     redis_prefix: str = _env("HUB_REDIS_PREFIX", "hub:", max_length=100)
     redis_sharded: bool = _env("HUB_REDIS_SHARDED", False)
+    redis_cluster: bool = _env("HUB_REDIS_CLUSTER", False)  # implies sharded pub/sub
     data_dir: str = _env("HUB_DATA_DIR", ".hub-data", min_length=1)
     node_id: str = _env("HUB_NODE_ID", "", max_length=100)
     log_format: Literal["auto", "json", "text"] = _env("HUB_LOG_FORMAT", "auto")
@@ -66,6 +74,13 @@ class Settings(BaseSettings):
     rate_limit_burst: int = _env("HUB_RATE_BURST", 200, ge=1, le=_BIG)
     rate_limit_strikes: int = _env("HUB_RATE_STRIKES", 200, ge=1, le=_BIG)
     max_connections_per_user: int = _env("HUB_MAX_CONNECTIONS_PER_USER", 20, ge=1, le=1_000_000)
+    max_connections_per_account: int = _env("HUB_MAX_CONNECTIONS_PER_ACCOUNT", 10_000, ge=1, le=_BIG)
+    # Frames a second summed over a user's / an account's connections on one process
+    # (hub/rate_limits.py); unset: 2 and 20 times the per-connection limit.
+    user_rate_limit: float | None = _env("HUB_USER_RATE_LIMIT", None, gt=0, le=_BIG)
+    user_rate_burst: int | None = _env("HUB_USER_RATE_BURST", None, ge=1, le=_BIG)
+    account_rate_limit: float | None = _env("HUB_ACCOUNT_RATE_LIMIT", None, gt=0, le=_BIG)
+    account_rate_burst: int | None = _env("HUB_ACCOUNT_RATE_BURST", None, ge=1, le=_BIG)
     allowed_origins: CommaList = _env("HUB_ALLOWED_ORIGINS", [])
     presence_grace: Seconds = _env("HUB_PRESENCE_GRACE", 2.0, ge=0, le=_HOUR)
     # seconds before a connection's token expires that `token_expiring` is sent
@@ -89,10 +104,27 @@ class Settings(BaseSettings):
     db_pool_max: int = _env("HUB_DB_POOL_MAX", 10, ge=1, le=1000)
     replay_page: int = Field(default=1000, ge=1, le=100_000)
 
+    # retention (hub/retention.py): logs of sessions ended this long ago are archived, then trimmed
+    retention_days: float = _env("HUB_RETENTION_DAYS", 30.0, ge=0, le=36_500)
+    # per account: "acme:7,lab:never" (never: that account's logs are kept whole)
+    retention_account_days: Annotated[dict[str, float | None], NoDecode] = _env(
+        "HUB_RETENTION_ACCOUNT_DAYS", {}
+    )
+    retention_interval: Seconds = _env("HUB_RETENTION_INTERVAL", _HOUR, ge=0, le=7 * 24 * _HOUR)
+    archive_dir: str = _env("HUB_ARCHIVE_DIR", "")  # empty: <HUB_DATA_DIR>/archive
+
     # http
     max_body_bytes: int = _env("HUB_MAX_BODY_BYTES", _MIB, ge=1024, le=1024 * _MIB)
     default_max_participants: int = _env("HUB_DEFAULT_MAX_PARTICIPANTS", 100, ge=1, le=1000)
     drain_timeout: Seconds = _env("HUB_DRAIN_TIMEOUT", 10.0, ge=0, le=_HOUR)
+    # HTTP rate limits (handlers/http_limits.py): units a second per user and per account;
+    # a write or an expensive read costs 1, reading the log a further
+    # HUB_HTTP_EXPENSIVE_COST per 1,000 events.
+    http_rate_limit: float = _env("HUB_HTTP_RATE_LIMIT", 100.0, gt=0, le=_BIG)
+    http_rate_burst: int = _env("HUB_HTTP_RATE_BURST", 300, ge=1, le=_BIG)
+    http_account_rate_limit: float = _env("HUB_HTTP_ACCOUNT_RATE_LIMIT", 1000.0, gt=0, le=_BIG)
+    http_account_rate_burst: int = _env("HUB_HTTP_ACCOUNT_RATE_BURST", 3000, ge=1, le=_BIG)
+    http_expensive_cost: float = _env("HUB_HTTP_EXPENSIVE_COST", 20.0, ge=0, le=_BIG)
 
     # webhooks (hub/webhooks/) and the post-session summary's templates (hub/channel_templates.py)
     webhook_retry_base: Seconds = _env("HUB_WEBHOOK_RETRY_BASE", 5.0, gt=0, le=_HOUR)
@@ -108,6 +140,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("retention_account_days", mode="before")
+    @classmethod
+    def _account_days(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        days: dict[str, float | None] = {}
+        for pair in filter(None, (item.strip() for item in value.split(","))):
+            account, _, raw = pair.rpartition(":")
+            number = _number(raw)
+            if not account or (raw.strip() != "never" and not (number is not None and 0 <= number <= 36_500)):
+                raise ValueError("every entry must be account:days (0 to 36500) or account:never")
+            days[account] = number
+        return days
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod
@@ -145,6 +191,16 @@ class Settings(BaseSettings):
                     raise ValueError("HUB_SECRETS: every entry must be kid:secret")
                 keys[kid] = value
             self.secret_keys = keys
+        # The per-user and per-account frame limits follow the per-connection one unless set,
+        # so raising HUB_RATE_LIMIT alone still lets one connection send that much.
+        if self.user_rate_limit is None:
+            self.user_rate_limit = 2 * self.rate_limit_per_second
+        if self.user_rate_burst is None:
+            self.user_rate_burst = 2 * self.rate_limit_burst
+        if self.account_rate_limit is None:
+            self.account_rate_limit = 20 * self.rate_limit_per_second
+        if self.account_rate_burst is None:
+            self.account_rate_burst = 20 * self.rate_limit_burst
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("HUB_DB_POOL_MIN must not exceed HUB_DB_POOL_MAX")
         if self.webhook_lease < self.webhook_timeout + 2:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .close_codes import CloseCode, reason
+from .rate_limits import Bucket
 from .wire import WireMessage
 
 log = logging.getLogger("hub.connection")
@@ -62,25 +63,6 @@ class Principal:
         return self.sessions is None or session_id in self.sessions
 
 
-class TokenBucket:
-    def __init__(self, rate: float, burst: int):
-        self.rate = rate
-        self.capacity = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self, count: int = 1) -> bool:
-        """Take `count` tokens, or none (a request larger than the burst takes all of it)."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        needed = min(float(count), self.capacity)
-        if self.tokens >= needed:
-            self.tokens -= needed
-            return True
-        return False
-
-
 @dataclass
 class Connection:
     transport: Transport
@@ -97,7 +79,7 @@ class Connection:
     # While replaying `since`, live events wait here instead of the socket queue.
     replaying: bool = False
     held: list[tuple[int, WireMessage]] = field(default_factory=list)
-    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(50.0, 100))
+    bucket: Bucket = field(default_factory=lambda: Bucket(50.0, 100))
     strikes: int = 0
     expiry_warned: float | None = None  # the token expiry `token_expiring` was sent for
 

@@ -3,7 +3,8 @@ error replies for whatever is refused.
 
 A refused frame changes nothing and is answered with an `error` naming its id. Errors
 that are the client's fault count towards `HUB_MAX_ERRORS` (then 3507); sustained
-flooding ends in 3508; the hub's own trouble (database unreachable, queue full) is
+flooding (of this connection, or of its user's or account's connections together,
+`hub.rate_limits`) ends in 3508; the hub's own trouble (database unreachable, queue full) is
 never counted, so an outage cannot end connections with a do-not-reconnect code.
 """
 
@@ -25,6 +26,7 @@ from .events import ControlFrame, envelope, error_message, parse_client_frame
 from .events import now_iso as iso_now
 from .metrics import HubMetrics
 from .publishing import client_append
+from .rate_limits import FrameLimits
 from .room import Room
 from .safe_json import json_problem
 from .store import AppendResult
@@ -32,6 +34,7 @@ from .token_refresh import TokenLifetime
 
 log = logging.getLogger("hub.inbound")
 
+_FROM = {"connection": "on this connection", "user": "from this user", "account": "from this account"}
 _ERROR_TEXT: dict[str, str] = {
     ErrorCode.NOT_FOUND: "the session does not exist",
     ErrorCode.CONFLICT: "the session's status does not allow this event",
@@ -43,26 +46,32 @@ class Inbound:
         self, settings: Settings, committer: GroupCommitter, metrics: HubMetrics, tokens: TokenLifetime
     ):
         self.settings = settings
+        self.limits = FrameLimits(settings)
         self.committer = committer
         self.metrics = metrics
         self.tokens = tokens
 
     def handle_frame(self, conn: Connection, room: Room, raw: str | bytes) -> None:
         conn.last_seen = time.monotonic()
-        if not conn.bucket.take():
+        principal = conn.principal
+        refused = self.limits.take(conn.bucket, principal.account_id, principal.user_id)
+        if refused is not None:
+            self.metrics.rate_limited.labels(refused.scope).inc()
             conn.strikes += 1
             if conn.strikes >= self.settings.rate_limit_strikes:
                 self.metrics.closes.labels("rate_limited").inc()
                 conn.close_soon(CloseCode.RATE_LIMITED)
             else:
                 # Not counted towards HUB_MAX_ERRORS: sustained abuse ends in 3508, not 3507.
-                message = "too many messages; slow down"
+                message = f"too many messages {_FROM[refused.scope]}; slow down ({refused.setting})"
+                details = {"limit": refused.scope, "retry_after": round(refused.retry_after, 3)}
+                client_id = _client_id_of(raw)
                 self._reply_error(
-                    conn, room, ErrorCode.RATE_LIMITED, message, _client_id_of(raw), counted=False
+                    conn, room, ErrorCode.RATE_LIMITED, message, client_id, details, counted=False
                 )
             return
-        if conn.strikes and conn.bucket.tokens >= conn.bucket.capacity - 1:
-            conn.strikes = 0  # the bucket refilled: the client slowed down, forgive the burst
+        if conn.strikes and self.limits.rested(conn.bucket, principal.account_id, principal.user_id):
+            conn.strikes = 0  # the buckets refilled: the client slowed down, forgive the burst
         try:
             event = parse_client_frame(raw, conn.role)
             if isinstance(event, ControlFrame):  # `refresh`: hub/token_refresh.py

@@ -94,6 +94,8 @@ class Hub:
         await self.broker.start()
         self.broker.on_resubscribed(self.rooms.on_resubscribed)
         self.broker.on_reconnected(self.metrics.broker_reconnects.inc)
+        self.broker.on_resubscribed(lambda channel: self.metrics.broker_resubscribes.inc())
+        self.metrics.broker_up.set_function(lambda: float(self.broker.healthy()))
         self.committer.start()
         self.supervisor.watch("group-commit", self.committer.task)
         self.supervisor.loop("broker-publisher", self._publish_loop)

@@ -34,7 +34,9 @@ or die; the guarantees below are what the hub (`hub.attendance`) builds that on:
   process that stops refreshing expire within the TTL, so a crash never locks a user
   out for longer than that. (A process that stalls past the TTL registers its slots
   again on its next refresh, since the connections are in fact alive: only then may a
-  user briefly hold more than `limit`.)
+  user briefly hold more than `limit`.) The user id `ACCOUNT_SLOTS` (empty: no token
+  names that user) is the account's own pool: every connection of the account holds a
+  slot there too, which caps the account's connections the same way.
 - **Participant cap.** `join` registers like `add` but, given a `participant_limit`,
   refuses a *new* participant member (info role `participant`) while that many are
   present, atomically: racing joins on any processes never admit more than the limit.
@@ -54,6 +56,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import Unavailable
+
+ACCOUNT_SLOTS = ""  # the user slots that count every connection of an account
 
 PARTICIPANT = "participant"
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .connection import Principal, TokenBucket
+from .connection import Principal
 from .events import ClientEvent
 from .lifecycle import ACTIONS
+from .rate_limits import Bucket
 from .store import AppendRequest
 
 _KEY_SEPARATOR = "\x1f"  # cannot occur in a user id or client id a token or frame can carry
@@ -50,14 +51,14 @@ class PublishLimiter:
         self.rate = rate
         self.burst = burst
         self.max_users = max_users
-        self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
+        self._buckets: OrderedDict[tuple[str, str], Bucket] = OrderedDict()
 
     def take(self, principal: Principal, count: int = 1) -> bool:
         """Take `count` tokens at once, or none: a batch is accepted or refused whole."""
         key = (principal.account_id, principal.user_id)
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = TokenBucket(self.rate, self.burst)
+            bucket = Bucket(self.rate, self.burst)
             self._buckets[key] = bucket
             while len(self._buckets) > self.max_users:
                 self._buckets.popitem(last=False)

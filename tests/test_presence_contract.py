@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
+from hub.presence import ACCOUNT_SLOTS
 from hub.presence_memory import MemoryPresence
 from hub.presence_redis import RedisPresence
 
@@ -20,19 +21,22 @@ from hub.presence_redis import RedisPresence
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def processes(request: Any) -> AsyncIterator[Callable[..., Any]]:
     made: list[Any] = []
     shared = MemoryPresence()
+    cluster = request.param == "redis-cluster"
+    url = (
+        request.getfixturevalue("redis_cluster_url" if cluster else "redis_base")
+        if request.param != "memory"
+        else ""
+    )
 
     def make(node: str = "n", ttl: float = 15.0) -> Any:
         if request.param == "memory":
             return shared
         presence = RedisPresence(
-            request.getfixturevalue("redis_base"),
-            prefix=request.getfixturevalue("redis_prefix"),
-            node_id=node,
-            ttl=ttl,
+            url, prefix=request.getfixturevalue("redis_prefix"), node_id=node, ttl=ttl, cluster=cluster
         )
         made.append(presence)
         return presence
@@ -80,7 +84,7 @@ async def test_racing_joins_and_leaves_yield_one_true_each(processes):
 
 
 # Only where processes can die apart from each other: one process never outlives itself.
-@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
 async def test_entries_of_a_process_that_stops_refreshing_are_reaped_once(processes):
     dead, live, other = processes("dead", ttl=0.6), processes("live", ttl=0.6), processes("o", ttl=0.6)
     await dead.add("1", "bob", "c1", info("bob"))
@@ -143,7 +147,7 @@ async def test_many_calls_at_once_wait_for_their_turn(processes):
 
 
 # A process that dies or stalls: only where processes can die apart from each other.
-@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
 async def test_a_departure_whose_writer_died_is_reaped_again(processes):
     dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
     await dead.add("1", "bob", "c1", info("bob"))
@@ -161,7 +165,7 @@ async def test_a_departure_whose_writer_died_is_reaped_again(processes):
     assert list(await live.members("1")) == ["amy"]
 
 
-@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
 async def test_a_stalled_process_gets_its_reaped_members_back(processes):
     stalled, other = processes("stalled", ttl=0.6), processes("other", ttl=0.6)
     await stalled.add("1", "bob", "c1", info("bob"))
@@ -228,6 +232,18 @@ async def test_user_slots_cap_a_users_connections_on_every_process(processes):
     assert await b.claim_user_slot("acme", "amy", "c5", 2) is True
     assert await b.claim_user_slot("other", "bob", "c6", 2) is True
     assert await a.claim_user_slot("ac", "me:bob", "c7", 1) is True  # no key collision
+
+
+async def test_the_accounts_pool_is_apart_from_its_users(processes):
+    a, b = processes("a"), processes("b")
+    assert await a.claim_user_slot("acme", "bob", "c1", 1) is True
+    assert await a.claim_user_slot("acme", ACCOUNT_SLOTS, "c1", 2) is True  # the same connection
+    assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c2", 2) is True
+    assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c3", 2) is False
+    assert await b.claim_user_slot("acme", "amy", "c3", 1) is True  # the user pools are not full
+    assert await a.claim_user_slot("acm", ACCOUNT_SLOTS, "c4", 1) is True  # no key collision
+    await a.release_user_slot("acme", ACCOUNT_SLOTS, "c1")
+    assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c3", 2) is True
 
 
 async def test_releasing_a_user_slot_admits_the_next_connection(processes):

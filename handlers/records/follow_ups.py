@@ -108,7 +108,7 @@ async def mark_sent(request: Request, principal: Principal, record: SessionRecor
     return _follow_up_json(record, now)
 
 
-@operation("Due daily follow-ups with a check-in prompt", DueFollowUps)
+@operation("Due daily follow-ups with a check-in prompt", DueFollowUps, expensive=True)
 async def due_follow_ups(request: Request, principal: Principal, query: DueQuery) -> dict[str, Any]:
     """Seed 002's due check-ins of the caller's account (a participant sees their own)."""
     at = query.at or datetime.now(UTC)

@@ -13,13 +13,13 @@ from starlette.routing import Route
 from hub.event_data import SessionSummary
 from hub.lifecycle import TERMINAL_STATUSES
 from hub.records.projector import facts
-from hub.records.session_metrics import compute_metrics
 from hub.records.summaries import indicator_checks, render
 from hub.store import SessionRecord
 
 from ..api import hub_of, operation
+from ..log_reads import session_metrics
 from ..session_models import Metrics
-from ..sessions import read_all
+from ..sessions import archives_of
 from .common import PageQuery, ensure_projected, listing, records_of, row_json, type_filter
 from .rows import Summaries, SummaryRow
 
@@ -80,14 +80,13 @@ def _elapsed(record: Any, now: datetime) -> int | None:
     return max(0, int((end - record.started_at).total_seconds()))
 
 
-@operation("Stored summaries (type = periodic|final, time)", Summaries)
+@operation("Stored summaries (type = periodic|final, time)", Summaries, expensive=True)
 async def list_summaries(request: Request, record: SessionRecord, query: SummariesQuery) -> dict[str, Any]:
     await ensure_projected(request, record)
-    rows, cursor = await records_of(request).content.summaries(record.pk, query.page())
-    return listing("summaries", [row_json(r) for r in rows], cursor)
+    return listing("summaries", await records_of(request).content.summaries(record.pk, query.page()))
 
 
-@operation("Latest stored summary and one rendered now", CurrentSummary)
+@operation("Latest stored summary and one rendered now", CurrentSummary, expensive=True)
 async def current_summary(request: Request, record: SessionRecord) -> dict[str, Any]:
     """The latest stored summary, and one rendered now from the log and the record."""
     await ensure_projected(request, record)
@@ -106,7 +105,7 @@ async def current_summary(request: Request, record: SessionRecord) -> dict[str, 
     }
 
 
-@operation("Progress: counts, indicators, duration so far", Progress)
+@operation("Progress: counts, indicators, duration so far", Progress, expensive=True)
 async def progress(request: Request, record: SessionRecord) -> dict[str, Any]:
     """Seed 000's get_session_progress; an indicator is met when it is in met_indicators."""
     await ensure_projected(request, record)
@@ -138,10 +137,13 @@ async def progress(request: Request, record: SessionRecord) -> dict[str, Any]:
     }
 
 
-@operation("Metrics derived from the log", SessionMetrics)
+@operation("Metrics derived from the log", SessionMetrics, expensive=True)
 async def metrics(request: Request, record: SessionRecord) -> dict[str, Any]:
-    events = await read_all(hub_of(request), record)
-    return {"session_id": record.session_id, "metrics": compute_metrics(events)}
+    archived = await archives_of(request).metrics(record)  # a trimmed log's, kept
+    return {
+        "session_id": record.session_id,
+        "metrics": archived or await session_metrics(hub_of(request), record),
+    }
 
 
 _S = "/api/v2/session/{session_id}"
