@@ -4,7 +4,8 @@ The policy (docs/operations.md, "Retention"): once a session has ended (`ended_a
 completed or cancelled) more than `HUB_RETENTION_DAYS` days ago (per account:
 `HUB_RETENTION_ACCOUNT_DAYS`, where `never` keeps an account's logs whole), its whole log
 is written to an archive file, then deleted from the database. A session whose log is
-live, or whose records projection has not caught up with it yet, is never trimmed.
+live, whose records projection has not caught up with it yet, or whose webhook
+deliveries have not (every endpoint served, or given up), is not trimmed yet.
 
 What a trimmed session keeps: its record (the session row, untouched), its records (the
 projection: interactions, summaries, notes), and its metrics, stored with the archive
@@ -158,7 +159,7 @@ class RetentionStore(Protocol):
 
     async def due(self, policy: RetentionPolicy, limit: int) -> list[int]:
         """Sessions to archive now (ended before their account's cutoff, not archived
-        yet, the records projection caught up), oldest end first."""
+        yet, the records projection and webhook deliveries caught up), oldest end first."""
         ...
 
     async def unfinished(self) -> list[int]:

@@ -69,6 +69,9 @@ class PgRetentionStore:
             " AND s.ended_at < now() - make_interval(secs => coalesce(o.days, $4) * $5)"
             " AND a.session_pk IS NULL AND s.head_seq >= s.retained_from"
             " AND coalesce(p.projected_seq, 0) >= s.head_seq"
+            # Webhooks deliver from the log: not before every endpoint is served (or gave up).
+            " AND NOT EXISTS (SELECT 1 FROM hub_webhook_cursors c"
+            " WHERE c.session_pk = s.id AND c.delivered_seq < s.head_seq)"
             " AND s.account_id <> ALL($6::text[])"
             " ORDER BY s.ended_at LIMIT $7",
             list(overrides),

@@ -87,6 +87,16 @@ async def test_archive_trim_export_restore_round_trip_equals_the_original_log(da
         metrics = compute_metrics(StoredEvent(old.pk, *row[:5]) for row in original)
         retention = PgRetentionStore(store.pool, delete_batch=3)  # several batches
         job = RetentionJob(retention, DirectoryArchive(tmp_path), RetentionPolicy(30, {"lab": None}))
+        # A webhook endpoint not yet served to the end holds the log back (it delivers from it).
+        await store.pool.execute(
+            "INSERT INTO hub_webhooks (id, account_id, url, secret) VALUES ('w1', 'default', 'http://x', 's')"
+        )
+        await store.pool.execute(
+            "INSERT INTO hub_webhook_cursors (webhook_id, session_pk, delivered_seq) VALUES ('w1', $1, 2)",
+            old.pk,
+        )
+        assert (await job.run_once()).archived == 0
+        await store.pool.execute("UPDATE hub_webhook_cursors SET delivered_seq = $1", old.head_seq)
         run = await job.run_once()
         assert (run.held, run.archived, run.trimmed_events) == (True, 1, len(original))
         assert await log_rows(store.pool, old.pk) == []
