@@ -62,7 +62,6 @@ import math
 import resource
 import secrets
 import signal
-import socket
 import statistics
 import tempfile
 import time
@@ -72,6 +71,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+from procs import cpu_seconds, free_port
 from websockets.asyncio.client import connect
 
 HOST = "127.0.0.1"
@@ -235,17 +235,6 @@ async def staff_worker(args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------- orchestrator
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http(method: str, url: str, body: Any = None) -> Any:

@@ -1,7 +1,7 @@
 """Cluster benchmark: two hub processes on Redis + PostgreSQL, publish-to-receive latency.
 
     .venv/bin/python bench/cluster.py [--subscribers 1000] [--rate 500] [--seconds 20]
-                                      [--sessions 10] [--runs 1]
+                                      [--sessions 10] [--runs 1] [--redis-cluster]
 
 Starts two hub processes sharing one Redis (a fresh key prefix) and one PostgreSQL (a
 fresh database on the local server), opens --subscribers observers split evenly across
@@ -16,6 +16,11 @@ the Redis hop.
 Prints p50/p90/p99/max latency (the first --warmup seconds are delivered but not timed),
 deliveries per second, and checks that every subscriber got every event exactly once in
 seq order (exit status 1 otherwise). With --runs > 1 it prints the median of each figure.
+
+With --redis-cluster each run is done twice: on the single Redis, then on a Redis Cluster
+of 3 masters and 3 replicas started for the benchmark on local ports
+(`HUB_REDIS_CLUSTER=1`, tests/redis_cluster_tools.py), and the ratio of the figures
+(cluster / single) is printed.
 Goal: p99 ≤ 10 ms.
 """
 
@@ -28,7 +33,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +44,7 @@ from typing import Any
 import asyncpg
 import redis
 from node_deps import ensure_node_deps
+from procs import cpu_seconds, free_port
 from websockets.asyncio.client import connect
 
 BENCH = Path(__file__).resolve().parent
@@ -50,18 +55,6 @@ MESSAGE = "Breathe in for four, hold for seven, out for eight; relax the shoulde
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http(method: str, url: str, body: Any = None) -> Any:
@@ -76,8 +69,10 @@ def http(method: str, url: str, body: Any = None) -> Any:
 class Cluster:
     """Two hub processes, a fresh database and a fresh Redis key prefix; all removed after."""
 
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, redis_url: str, redis_cluster: bool = False):
         self.args = args
+        self.redis_url = redis_url
+        self.redis_cluster = redis_cluster
         self.db_name = f"hub_cluster_bench_{secrets.token_hex(4)}"
         self.prefix = f"hubbench:{secrets.token_hex(4)}:"
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -113,7 +108,8 @@ class Cluster:
             **os.environ,
             "HUB_DEV": "1",
             "DATABASE_URL": database_url,
-            "REDIS_URL": self.args.redis_url,
+            "REDIS_URL": self.redis_url,
+            "HUB_REDIS_CLUSTER": "1" if self.redis_cluster else "0",
             "HUB_REDIS_PREFIX": self.prefix,
             "HUB_NODE_ID": f"bench-{'ab'[i]}",
             # the per-connection rate limit guards against abuse; the publisher is not
@@ -144,7 +140,9 @@ class Cluster:
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         finally:
             await admin.close()
-        client = redis.Redis.from_url(self.args.redis_url)
+        if self.redis_cluster:
+            return  # the benchmark's own cluster goes away whole
+        client = redis.Redis.from_url(self.redis_url)
         keys = list(client.scan_iter(match=self.prefix + "*", count=1000))
         if keys:
             client.delete(*keys)
@@ -224,8 +222,8 @@ async def publish(cluster: Cluster, sessions: list[str], total: int, rate: float
     }
 
 
-async def one_run(args: argparse.Namespace) -> dict[str, Any]:
-    async with Cluster(args) as cluster:
+async def one_run(args: argparse.Namespace, redis_url: str, redis_cluster: bool = False) -> dict[str, Any]:
+    async with Cluster(args, redis_url, redis_cluster) as cluster:
         sessions = [cluster.create_session(args.subscribers) for _ in range(args.sessions)]
         total = int(args.rate * args.seconds)
         warm = int(args.rate * args.warmup)
@@ -261,8 +259,11 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
         published = await publish(cluster, sessions, total, args.rate)
         wall = time.monotonic() - wall_before
         hub_cpu = [(cpu_seconds(p.pid) - c) / wall for p, c in zip(cluster.procs, cpu_before, strict=True)]
-        load.stdin.write(b"done\n")
-        await load.stdin.drain()
+        try:
+            load.stdin.write(b"done\n")
+            await load.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # every subscriber had every event already: the load printed its result and left
         result = json.loads(await asyncio.wait_for(load.stdout.readline(), 120))
         await load.wait()
         result.update(published)
@@ -293,17 +294,41 @@ def report(result: dict[str, Any]) -> None:
 
 async def amain(args: argparse.Namespace) -> int:
     ensure_node_deps()  # before any process starts: a fresh clone has no bench/node_modules
-    results = []
-    for run in range(args.runs):
-        log(
-            f"run {run + 1}/{args.runs}: {args.subscribers} subscribers on 2 processes, "
-            f"{args.sessions} sessions, {args.rate:g} events/s for {args.seconds:g} s"
-        )
-        result = await one_run(args)
-        report(result)
-        results.append(result)
+    servers = None
+    if args.redis_cluster:
+        sys.path.insert(0, str(ROOT))
+        from tests.redis_cluster_tools import RedisClusterServers
+
+        servers = RedisClusterServers().start()
+        log(f"redis cluster up: masters on ports {sorted(servers.masters())}")
+    try:
+        results = []
+        for run in range(args.runs):
+            log(
+                f"run {run + 1}/{args.runs}: {args.subscribers} subscribers on 2 processes, "
+                f"{args.sessions} sessions, {args.rate:g} events/s for {args.seconds:g} s"
+            )
+            result = await one_run(args, args.redis_url)
+            if servers is not None:
+                print("single Redis:", flush=True)
+            report(result)
+            results.append(result)
+            if servers is not None:
+                on_cluster = await one_run(args, servers.url(), redis_cluster=True)
+                print("Redis Cluster (3 masters, 3 replicas):", flush=True)
+                report(on_cluster)
+                results.append(on_cluster)
+                ratio = {k: on_cluster[k] / result[k] for k in ("p50_ms", "p99_ms", "deliveries_per_s")}
+                print(
+                    f"cluster / single: p50 x{ratio['p50_ms']:.2f}  p99 x{ratio['p99_ms']:.2f}  "
+                    f"deliveries/s x{ratio['deliveries_per_s']:.2f}",
+                    flush=True,
+                )
+    finally:
+        if servers is not None:
+            servers.stop()
     ok = all(r["missing"] == 0 and r["duplicates"] == 0 and r["out_of_order"] == 0 for r in results)
-    if args.runs > 1:
+    if args.runs > 1 and not args.redis_cluster:
         median = {k: statistics.median(r[k] for r in results) for k in ("p50_ms", "p99_ms", "max_ms")}
         rate = statistics.median(r["deliveries_per_s"] for r in results)
         print(
@@ -330,6 +355,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--profile", metavar="DIR", help="cProfile both hub processes into DIR")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="also run on a 3-master Redis Cluster started for the run, and print the ratio",
+    )
     parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),

@@ -48,7 +48,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -60,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from node_deps import ensure_node_deps
+from procs import free_port
 from websockets.asyncio.client import connect
 
 BENCH = Path(__file__).resolve().parent
@@ -84,12 +84,6 @@ def raise_fd_limit(want: int) -> int:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -390,16 +384,22 @@ class Published:
     event_before_ack: int = 0
 
 
+async def send_timed(ws: Any, frames: list[str], go: Any, out: Published) -> None:
+    """Send the prebuilt frames as fast as the socket takes them once `go` returns; the
+    first and last send times are the publish window the receivers are measured against."""
+    await go()
+    out.first_ms = time.time() * 1000
+    for frame in frames:
+        await ws.send(frame)
+    out.last_ms = time.time() * 1000
+    out.count = len(frames)
+
+
 async def publish_peer_websockets(port: int, room: str, events: int, go: Any) -> Published:
     out = Published()
     async with connect(f"ws://{HOST}:{port}/publish", compression=None, max_size=2**20) as ws:
         frames = [json.dumps(peer_event(room, n), separators=(",", ":")) for n in range(events)]
-        await go()
-        out.first_ms = time.time() * 1000
-        for frame in frames:
-            await ws.send(frame)
-        out.last_ms = time.time() * 1000
-        out.count = events
+        await send_timed(ws, frames, go, out)
     return out
 
 
@@ -426,12 +426,7 @@ async def publish_peer_socketio(port: int, room: str, events: int, go: Any) -> P
             "42" + json.dumps(["publish", room, peer_event(room, n)], separators=(",", ":"))
             for n in range(events)
         ]
-        await go()
-        out.first_ms = time.time() * 1000
-        for frame in frames:
-            await ws.send(frame)
-        out.last_ms = time.time() * 1000
-        out.count = events
+        await send_timed(ws, frames, go, out)
         ponger.cancel()
     return out
 

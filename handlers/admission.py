@@ -2,9 +2,9 @@
 
 The WebSocket (`handlers/ws.py`) and the event stream (`handlers/stream.py`) admit members
 by the same rules: the hub accepts, the token verifies, its role may act in the requested
-role, the session is the caller's to open, and the user has a connection slot left. A
-refusal is a `HubError`: the socket closes with its close code, the stream answers its
-HTTP status (hub/errors.py has both).
+role, the session is the caller's to open, and the user and its account have a
+connection slot left. A refusal is a `HubError`: the socket closes with its close code,
+the stream answers its HTTP status (hub/errors.py has both).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ async def admit(
     """The session `principal` may join acting in `role` (it takes that role), or a HubError."""
     if not role_allowed(principal, role):
         raise Forbidden(f"the token's role '{principal.role}' may not connect as '{role}'")
-    if name and with_token:
+    if name and with_token and not principal.name_from_token:  # a named token keeps its name
         principal.name = name
     principal.role = role  # the connection acts in the role it asked for
     # Another account's session, or one outside the token's list, is simply not there.

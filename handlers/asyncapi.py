@@ -72,6 +72,16 @@ def _frame(event_type: str, data: Any) -> dict[str, Any]:
     }
 
 
+def _operation(action: str, summary: str, names: list[str]) -> dict[str, Any]:
+    """An operation on the one channel, listing the channel's messages it carries."""
+    return {
+        "action": action,
+        "channel": {"$ref": "#/channels/liveUpdates"},
+        "summary": summary,
+        "messages": [{"$ref": f"#/channels/liveUpdates/messages/{name}"} for name in names],
+    }
+
+
 def build_document() -> dict[str, Any]:
     data, schemas = _data_schemas()
     messages: dict[str, Any] = {}
@@ -135,26 +145,12 @@ def build_document() -> dict[str, Any]:
             }
         },
         "operations": {
-            "deliver": {
-                "action": "send",
-                "channel": {"$ref": "#/channels/liveUpdates"},
-                "summary": "what the hub sends to a member",
-                "messages": [
-                    {"$ref": f"#/channels/liveUpdates/messages/{name}"}
-                    for name in messages
-                    if not name.startswith("frame_")
-                ],
-            },
-            "ingest": {
-                "action": "receive",
-                "channel": {"$ref": "#/channels/liveUpdates"},
-                "summary": "what a member sends to the hub",
-                "messages": [
-                    {"$ref": f"#/channels/liveUpdates/messages/{name}"}
-                    for name in messages
-                    if name.startswith("frame_")
-                ],
-            },
+            "deliver": _operation(
+                "send", "what the hub sends to a member", [m for m in messages if not m.startswith("frame_")]
+            ),
+            "ingest": _operation(
+                "receive", "what a member sends to the hub", [m for m in messages if m.startswith("frame_")]
+            ),
         },
         "components": {"schemas": schemas, "messages": messages},
         "x-error-codes": {str(code): text for code, text in MEANING.items()},

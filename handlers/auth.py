@@ -8,6 +8,7 @@ in the default account; a token, when given, is still checked.
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from typing import Any
@@ -35,6 +36,10 @@ class Authenticator:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.keys = settings.secret_keys
+        if not self.keys and settings.dev_mode:
+            # A dev hub without a secret still hands out tokens (join links): signed with a
+            # key of this process only, so they do not outlive it or work on another one.
+            self.keys = {"dev-ephemeral": secrets.token_urlsafe(32)}
 
     def issue(
         self,
@@ -118,7 +123,10 @@ class Authenticator:
             raise Unauthorized("a token is required (Authorization: Bearer <token>)")
         role = role_hint if role_hint in ROLES else "admin"
         name = conn.query_params.get("name") or None
-        user = conn.query_params.get("user_id") or name or f"anon-{uuid.uuid4().hex[:8]}"
+        # An anonymous HTTP caller is one stable user per role, so that its idempotency keys
+        # and rate limits hold across requests; each anonymous socket is a member of its own.
+        anonymous = f"dev-{role}" if conn.scope["type"] == "http" else f"anon-{uuid.uuid4().hex[:8]}"
+        user = conn.query_params.get("user_id") or name or anonymous
         if "\x00" in user or (name and "\x00" in name):
             raise Invalid("user_id and name must not contain the NUL character")
         return Principal(DEFAULT_ACCOUNT, user[:_MAX_CLAIM], role, (name or user)[:_MAX_CLAIM])
@@ -151,6 +159,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         user_id=str(sub),
         role=str(role),
         name=name or str(sub),
+        name_from_token=bool(name),
         sessions=sessions,
         expires_at=float(claims["exp"]),
         token_role=str(role),

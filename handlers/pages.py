@@ -69,5 +69,6 @@ routes = [
     Route("/participant", _page("participant.html", "The participant page"), methods=["GET"]),
     Route("/instructor", _page("instructor.html", "The instructor console"), methods=["GET"]),
     Route("/dashboard", _page("dashboard.html", "The live sessions dashboard"), methods=["GET"]),
+    Route("/j/{code}", _page("join.html", "The page behind a join link"), methods=["GET"]),
     Mount("/static", app=_StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
 ]

@@ -11,6 +11,7 @@ import asyncio
 import errno
 import logging
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -18,6 +19,7 @@ import uvicorn
 from hub.config import ConfigError, Settings
 
 from .app import create_app
+from .auth import Authenticator
 from .uvicorn_transport import server_config, started
 from .ws import direct_lane
 
@@ -84,13 +86,46 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def banner(host: str, port: int) -> str:
+BANNER_TOKEN_TTL = 12 * 3600  # seconds: one working day at the console
+
+
+def banner(host: str, port: int, settings: Settings, interactive: bool | None = None) -> str:
+    """The links to print once the hub serves, each one usable in the mode it runs in.
+
+    In dev mode the pages need no token. Otherwise the console and the dashboard need one:
+    on a terminal the banner carries a fresh admin token (account `default`) in the link's
+    fragment, which the page keeps and takes out of the address bar; in a log (not a
+    terminal) it only says how to make one, so that no token ever lands in a log file.
+    Participants join with the links the console creates.
+    """
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if settings.dev_mode:
+        return (
+            f"\nSession Hub on {base}  (open dev mode: no tokens; anyone can act as any role)\n"
+            f"  instructor console: {base}/instructor?as=instructor\n"
+            f"  participant page:   {base}/participant  (or a join link the console creates)\n"
+            f"  dashboard:          {base}/dashboard\n"
+            f"  API description:    {base}/openapi.json\n"
+        )
+    if interactive is None:
+        interactive = sys.stdout.isatty()
+    make = "python -m hub token --account ACCOUNT --user YOU --role instructor"
+    if not interactive:
+        return (
+            f"\nSession Hub on {base}  (tokens required)\n"
+            f"  instructor console: {base}/instructor  (paste a token from: {make})\n"
+            f"  participants join with the links the console creates\n"
+            f"  API description:    {base}/openapi.json\n"
+        )
+    token = Authenticator(settings).issue(
+        "default", "operator", "admin", ttl=BANNER_TOKEN_TTL, name="Operator"
+    )
     return (
-        f"\nSession Hub on {base}\n"
-        f"  participant page:  {base}/participant\n"
-        f"  instructor console: {base}/instructor\n"
-        f"  dashboard:          {base}/dashboard\n"
+        f"\nSession Hub on {base}  (tokens required)\n"
+        f"  instructor console: {base}/instructor#token={token}\n"
+        f"  dashboard:          {base}/dashboard#token={token}\n"
+        f"    (admin of account 'default' for 12 h; other accounts: {make})\n"
+        f"  participants join with the links the console creates\n"
         f"  API description:    {base}/openapi.json\n"
     )
 
@@ -99,4 +134,4 @@ def serve(settings: Settings, host: str, port: int, links: bool = True) -> None:
     sock = bind(host, port)
     app = create_app(settings)
     config = server_config(direct_lane(app), settings, host=host, port=port)
-    DrainingServer(config, app, banner(host, port) if links else "").run(sockets=[sock])
+    DrainingServer(config, app, banner(host, port, settings) if links else "").run(sockets=[sock])

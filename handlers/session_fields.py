@@ -16,7 +16,7 @@ from hub.audience import AUDIENCE_KEY, AudienceError, validate_overrides
 from hub.events import iso
 from hub.lifecycle import IN_PROGRESS, STATUSES
 from hub.store import SessionRecord
-from hub.validation import Conditional, Problem
+from hub.validation import WORKSHOP_MINIMUM, Conditional, Problem, required_for_live, workshop_minimum
 from hub.values import INT64_MAX, AwareDatetime, SessionId
 
 from .records.fields import RecordFields
@@ -71,7 +71,7 @@ class SessionCreate(RecordFields, Conditional):
     instructor: Person | None = Field(None, description="required for live sessions")
     instructor_name: Person | None = Field(None, description="the same as `instructor` (seed 003's name)")
     max_participants: Annotated[int, Interval(ge=1, le=1000)] | None = Field(
-        None, description="default HUB_DEFAULT_MAX_PARTICIPANTS; at least 5 for workshops"
+        None, description=f"default HUB_DEFAULT_MAX_PARTICIPANTS; at least {WORKSHOP_MINIMUM} for workshops"
     )
     scheduled_start: AwareDatetime | None = None
     session_duration: Annotated[int, Interval(ge=1, le=7200)] | None = Field(None, description="seconds")
@@ -87,22 +87,11 @@ class SessionCreate(RecordFields, Conditional):
 
     @classmethod
     def conditions(cls, data: dict[str, Any]) -> list[Problem]:
-        found = []
         session_type = data.get("session_type", "live")
         lead = data.get("instructor")
         lead = data.get("instructor_name") if lead is None else lead
-        if session_type == "live" and not (isinstance(lead, str) and lead.strip()):
-            found.append(
-                {
-                    "field": "instructor",
-                    "rule": "required_for_live",
-                    "message": "is required for live sessions",
-                }
-            )
-        count = data.get("max_participants")
-        if session_type == "workshop" and type(count) is int and count < 5:
-            message = "must be at least 5 for workshops"
-            found.append({"field": "max_participants", "rule": "workshop_minimum", "message": message})
+        found = required_for_live("instructor", session_type, lead)
+        found += workshop_minimum("max_participants", session_type, data.get("max_participants"))
         if isinstance(data.get(AUDIENCE_KEY), dict):
             try:
                 validate_overrides(data[AUDIENCE_KEY])

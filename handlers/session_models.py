@@ -162,12 +162,27 @@ class SessionInfo(SessionOut):
     participants: list[Participant]
 
 
+class ArchivedReplay(BaseModel):
+    """The log was archived by retention and trimmed (docs/operations.md, "Retention")."""
+
+    reason: Literal["trimmed"]
+    retained_from: int = Field(description="the oldest seq the log still holds (past the head: none)")
+    location: str | None = Field(None, description="the archive file (a file:// URI on the hub's side)")
+    format: str | None = None
+    event_count: int | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None
+    archived_at: str | None = None
+    restore: str | None = Field(None, description="the command that puts the log back")
+
+
 class Replay(BaseModel):
     message_count: int
     messages: list[StoredMessage]
     next_since: int | None = Field(
         description="the replay_since of the next page; null once the head is reached"
     )
+    archived: ArchivedReplay | None = Field(None, description="present when the log was trimmed")
 
 
 class Content(BaseModel):

@@ -14,6 +14,7 @@ from hub.events import iso
 from hub.lifecycle import ACTIONS, IN_PROGRESS, LIVE_STATUSES, allowed_from
 from hub.node import Hub
 from hub.presence import participant_list
+from hub.retention import Archives
 from hub.store import SessionRecord, StoredEvent
 
 from .api import hub_of, operation
@@ -35,6 +36,12 @@ from .session_models import (
 )
 
 WRITERS = ("instructor", "admin")
+
+
+def archives_of(request: Request) -> Archives:
+    """What readers learn of a session's archive (hub/retention.py), wired by the app."""
+    archives: Archives = request.app.state.archives
+    return archives
 
 
 async def participant_count(hub: Hub, record: SessionRecord) -> int:
@@ -138,7 +145,8 @@ async def session_content(
         events = await read_all(hub, record, since, limit)
     if query.include_metrics:  # of the whole log: read here only if the replay did not
         whole = query.include_replay and since == 0 and len(events) < limit
-        body["metrics"] = await session_metrics(hub, record, events if whole else None)
+        archived = await archives_of(request).metrics(record)  # a trimmed log's, kept
+        body["metrics"] = archived or await session_metrics(hub, record, events if whole else None)
     if query.include_replay:
         more = len(events) == limit and events[-1].seq < record.head_seq
         # A participant reads the log as its view holds it (hub/audience.py).
@@ -148,6 +156,9 @@ async def session_content(
             "messages": messages,
             "next_since": events[-1].seq if more else None,
         }
+        note = await archives_of(request).replay_note(record)
+        if note is not None:  # retention trimmed the log: where it went
+            body["replay"]["archived"] = note
     return body
 
 

@@ -1,4 +1,5 @@
-"""`python -m hub serve` starts the hub; `python -m hub token ...` prints a token."""
+"""`python -m hub serve` starts the hub; `python -m hub token ...` prints a token;
+`python -m hub archive ...` handles archived session logs (storage/archive_cli.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     token.add_argument("--name", help="display name")
     token.add_argument("--kid", help="signing key id (with HUB_SECRETS)")
+
+    commands.add_parser("archive", help="archived session logs: list, export, restore, run", add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["archive"]:  # its own parser: python -m hub archive --help
+        from storage.archive_cli import main as archive_main
+
+        return archive_main(argv[1:])
 
     args = parser.parse_args(argv)
     from hub.config import ConfigError, Settings

@@ -62,6 +62,9 @@ DEFAULT_AUDIENCE: dict[str, str] = {
     "session_update": EVERYONE,
     # The instructor's observations about the session.
     "note": STAFF,
+    # What the class achieved, for everyone (it is written after the room closed; its
+    # readers are webhooks and the log).
+    "session_summary": EVERYONE,
 }
 
 # Types whose audience a session cannot change: everyone must know the session's state,

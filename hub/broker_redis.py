@@ -6,18 +6,20 @@ after reconnect) and nothing more; the event log repairs whatever Redis drops.
 - **Channels.** `<prefix><channel>`, e.g. `hub:session:42`. Subscribed while this process
   has a room open for the session (the hub subscribes in `Rooms.open` and unsubscribes when
   the room is released). With `sharded=True` the broker uses Redis 7 sharded pub/sub
-  (`SSUBSCRIBE`/`SPUBLISH`), which Redis Cluster routes to the shard owning the channel.
+  (`SSUBSCRIBE`/`SPUBLISH`) on this one node; on a Redis Cluster, where each channel lives
+  on its slot's shard, `hub.broker_redis_cluster.RedisClusterBroker` is the broker.
 - **Message.** `<origin node id>\\n<seq>\\n<payload>`: a receiver learns the origin and the
   seq from the first two lines without decoding the JSON payload.
-- **Subscriber connection.** One dedicated connection speaks RESP itself (`_SubscriberLink`),
+- **Subscriber connection.** One dedicated connection speaks RESP itself (`SubscriberLink`),
   so that every reconnect is seen and handled here rather than hidden by a client
   library. A listener task owns it: on any failure it marks the broker unhealthy, waits a
   jittered, growing backoff, reconnects, resubscribes every channel, then reports the
   reconnect (`on_reconnected`) and calls `on_resubscribed` for each channel so the hub
   repairs what was published meanwhile. The task catches everything but cancellation, so
   it cannot die silently; `healthy()` is False while it is not connected.
-- **Publishing** goes through a redis-py client (its own pool); a failure raises
-  `BrokerUnavailable` and the subscribers repair from the log.
+- **Publishing** goes through a redis-py client (its own pool, `RedisPublisher`, shared
+  with the Redis Cluster broker); a failure raises `BrokerUnavailable` and the
+  subscribers repair from the log.
 
 Nothing here queues: messages are dispatched to handlers as they are read.
 """
@@ -29,6 +31,7 @@ import logging
 import random
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -47,6 +50,66 @@ def encode_message(origin: str, seq: int, payload: bytes) -> bytes:
 def decode_message(raw: bytes) -> tuple[str, int, bytes]:
     origin, seq, payload = raw.split(b"\n", 2)
     return origin.decode(), int(seq), payload
+
+
+def dispatch_message(handler: MessageHandler | None, name: bytes, raw: bytes) -> None:
+    """Decode one message read from Redis and hand it over; nothing escapes."""
+    if handler is None:
+        return  # a message that raced our unsubscribe
+    try:
+        origin, seq, payload = decode_message(raw)
+    except ValueError:
+        log.warning("malformed broker message dropped", extra={"channel": name.decode()})
+        return
+    try:
+        handler(origin, seq, payload)
+    except Exception:
+        log.exception("broker handler failed", extra={"channel": name.decode()})
+
+
+class RedisPublisher:
+    """Publishing through a redis-py client: a `Redis`, or a `RedisCluster` that routes
+    each `SPUBLISH` to the master serving its channel's slot and follows redirections."""
+
+    def __init__(self, node_id: str, prefix: str, command: str):
+        self.node_id = node_id
+        self.prefix = prefix
+        self.command = command
+        self.client: Any = None  # set by the broker's start, cleared by its close
+
+    async def publish(self, channel: str, seq: int, payload: bytes) -> None:
+        if self.client is None:
+            raise BrokerUnavailable("broker not started")
+        message = encode_message(self.node_id, seq, payload)
+        try:
+            try:
+                await self.client.execute_command(self.command, self.prefix + channel, message)
+            except RedisConnectionError:
+                # A pooled connection left over from before a Redis restart: try a fresh
+                # one once. Publishing twice is harmless (receivers drop seqs they have).
+                await self.client.execute_command(self.command, self.prefix + channel, message)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def publish_many(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
+        """One pipelined round trip (per node): under load the publisher never waits per event."""
+        if self.client is None:
+            raise BrokerUnavailable("broker not started")
+
+        async def send() -> None:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for channel, seq, payload in messages:
+                    message = encode_message(self.node_id, seq, payload)
+                    pipe.execute_command(self.command, self.prefix + channel, message)
+                await pipe.execute()
+
+        try:
+            try:
+                await send()
+            except RedisConnectionError:
+                await send()  # a stale pooled connection after a restart; see `publish`
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 class RedisBroker:
@@ -68,7 +131,7 @@ class RedisBroker:
         self.prefix = prefix
         self.sharded = sharded
         self._address = RedisAddress.from_url(url)
-        self._publish_cmd = "SPUBLISH" if sharded else "PUBLISH"
+        self._publisher = RedisPublisher(self.node_id, prefix, "SPUBLISH" if sharded else "PUBLISH")
         self._backoff = (backoff_min, backoff_max)
         self._health_interval = health_interval
         self._subscribe_timeout = subscribe_timeout
@@ -77,7 +140,6 @@ class RedisBroker:
         self._reconnected: list[ReconnectedCallback] = []
         self._link: SubscriberLink | None = None
         self._task: asyncio.Task[None] | None = None
-        self._client: aioredis.Redis | None = None
         self._error: str | None = None
         self._connected_once = asyncio.Event()
         self.reconnects = 0
@@ -87,7 +149,9 @@ class RedisBroker:
 
     async def start(self, connect_timeout: float = 3.0) -> None:
         """Start the listener and wait briefly for it; a Redis that is down is not fatal."""
-        self._client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        self._publisher.client = aioredis.Redis.from_url(
+            self.url, socket_connect_timeout=2.0, socket_timeout=5.0
+        )
         self._task = asyncio.create_task(self._listen_forever(), name="broker-listener")
         self._task.add_done_callback(self._listener_done)
         try:
@@ -106,9 +170,9 @@ class RedisBroker:
             await self._link.close()
             self._link = None
         self._handlers.clear()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        client, self._publisher.client = self._publisher.client, None
+        if client is not None:
+            await client.aclose()
 
     # the Broker protocol
 
@@ -136,39 +200,10 @@ class RedisBroker:
                 pass  # the connection is going away; its subscriptions go with it
 
     async def publish(self, channel: str, seq: int, payload: bytes) -> None:
-        if self._client is None:
-            raise BrokerUnavailable("broker not started")
-        message = encode_message(self.node_id, seq, payload)
-        try:
-            try:
-                await self._client.execute_command(self._publish_cmd, self.prefix + channel, message)
-            except RedisConnectionError:
-                # A pooled connection left over from before a Redis restart: try a fresh
-                # one once. Publishing twice is harmless (receivers drop seqs they have).
-                await self._client.execute_command(self._publish_cmd, self.prefix + channel, message)
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        await self._publisher.publish(channel, seq, payload)
 
     async def publish_many(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
-        """One pipelined round trip: under load the publisher never waits per event."""
-        if self._client is None:
-            raise BrokerUnavailable("broker not started")
-
-        async def send() -> None:
-            assert self._client is not None
-            async with self._client.pipeline(transaction=False) as pipe:
-                for channel, seq, payload in messages:
-                    message = encode_message(self.node_id, seq, payload)
-                    pipe.execute_command(self._publish_cmd, self.prefix + channel, message)
-                await pipe.execute()
-
-        try:
-            try:
-                await send()
-            except RedisConnectionError:
-                await send()  # a stale pooled connection after a restart; see `publish`
-        except (RedisError, OSError) as exc:
-            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        await self._publisher.publish_many(messages)
 
     def on_resubscribed(self, callback: ResubscribedCallback) -> None:
         self._resubscribed.append(callback)
@@ -259,18 +294,7 @@ class RedisBroker:
         return random.uniform(ceiling / 2, ceiling)  # jitter: processes don't reconnect in step
 
     def _dispatch(self, name: bytes, raw: bytes) -> None:
-        handler = self._handlers.get(name.decode())
-        if handler is None:
-            return  # a message that raced our unsubscribe
-        try:
-            origin, seq, payload = decode_message(raw)
-        except ValueError:
-            log.warning("malformed broker message dropped", extra={"channel": name.decode()})
-            return
-        try:
-            handler(origin, seq, payload)
-        except Exception:
-            log.exception("broker handler failed", extra={"channel": name.decode()})
+        dispatch_message(self._handlers.get(name.decode()), name, raw)
 
     def _listener_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

@@ -18,6 +18,13 @@ _HOUR = 3600.0
 _BIG = 10_000_000  # "practically unlimited" for counts and rates, still a number that fits
 
 
+def _number(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
 class ConfigError(Exception):
     """The environment does not describe a hub that may start."""
 
@@ -52,6 +59,7 @@ class Settings(BaseSettings):
     redis_url: str | None = _env("REDIS_URL", None)
     redis_prefix: str = _env("HUB_REDIS_PREFIX", "hub:", max_length=100)
     redis_sharded: bool = _env("HUB_REDIS_SHARDED", False)
+    redis_cluster: bool = _env("HUB_REDIS_CLUSTER", False)  # implies sharded pub/sub
     data_dir: str = _env("HUB_DATA_DIR", ".hub-data", min_length=1)
     node_id: str = _env("HUB_NODE_ID", "", max_length=100)
     log_format: Literal["auto", "json", "text"] = _env("HUB_LOG_FORMAT", "auto")
@@ -78,6 +86,9 @@ class Settings(BaseSettings):
     # seconds before a connection's token expires that `token_expiring` is sent
     token_warning: Seconds = _env("HUB_TOKEN_WARNING", 60.0, ge=0, le=_HOUR)
     presence_ttl: Seconds = _env("HUB_PRESENCE_TTL", 15.0, ge=1, le=_HOUR)
+    # seconds a starting hub waits for the members the log shows present to come back
+    # before it writes their participant_left (hub/presence_recovery.py)
+    restart_grace: Seconds = _env("HUB_RESTART_GRACE", 15.0, ge=0, le=_HOUR)
     room_linger: Seconds = _env("HUB_ROOM_LINGER", 5.0, ge=0, le=_HOUR)
     gap_repair_delay: Seconds = _env("HUB_GAP_REPAIR_DELAY", 0.02, ge=0, le=10)
     # seconds per group HRV interval (hub/hrv_summaries.py); 0 turns the summaries off
@@ -96,10 +107,21 @@ class Settings(BaseSettings):
     db_pool_max: int = _env("HUB_DB_POOL_MAX", 10, ge=1, le=1000)
     replay_page: int = Field(default=1000, ge=1, le=100_000)
 
+    # retention (hub/retention.py): logs of sessions ended this long ago are archived, then trimmed
+    retention_days: float = _env("HUB_RETENTION_DAYS", 30.0, ge=0, le=36_500)
+    # per account: "acme:7,lab:never" (never: that account's logs are kept whole)
+    retention_account_days: Annotated[dict[str, float | None], NoDecode] = _env(
+        "HUB_RETENTION_ACCOUNT_DAYS", {}
+    )
+    retention_interval: Seconds = _env("HUB_RETENTION_INTERVAL", _HOUR, ge=0, le=7 * 24 * _HOUR)
+    archive_dir: str = _env("HUB_ARCHIVE_DIR", "")  # empty: <HUB_DATA_DIR>/archive
+
     # http
     max_body_bytes: int = _env("HUB_MAX_BODY_BYTES", _MIB, ge=1024, le=1024 * _MIB)
     default_max_participants: int = _env("HUB_DEFAULT_MAX_PARTICIPANTS", 100, ge=1, le=1000)
     drain_timeout: Seconds = _env("HUB_DRAIN_TIMEOUT", 10.0, ge=0, le=_HOUR)
+    # lifetime of the tokens a join link hands out; the page renews them while it is open
+    invite_token_ttl: Seconds = _env("HUB_INVITE_TOKEN_TTL", 900.0, ge=5, le=24 * _HOUR)
     # HTTP rate limits (handlers/http_limits.py): units a second per user and per account;
     # a write or an expensive read costs 1, reading the log a further
     # HUB_HTTP_EXPENSIVE_COST per 1,000 events.
@@ -109,12 +131,34 @@ class Settings(BaseSettings):
     http_account_rate_burst: int = _env("HUB_HTTP_ACCOUNT_RATE_BURST", 3000, ge=1, le=_BIG)
     http_expensive_cost: float = _env("HUB_HTTP_EXPENSIVE_COST", 20.0, ge=0, le=_BIG)
 
+    # webhooks (hub/webhooks/) and the post-session summary's templates (hub/channel_templates.py)
+    webhook_retry_base: Seconds = _env("HUB_WEBHOOK_RETRY_BASE", 5.0, gt=0, le=_HOUR)
+    webhook_max_attempts: int = _env("HUB_WEBHOOK_MAX_ATTEMPTS", 8, ge=1, le=100)
+    webhook_timeout: Seconds = _env("HUB_WEBHOOK_TIMEOUT", 10.0, gt=0, le=300)
+    webhook_lease: Seconds = _env("HUB_WEBHOOK_LEASE", 30.0, ge=3, le=_HOUR)
+    webhook_allow_private: bool = _env("HUB_WEBHOOK_ALLOW_PRIVATE", False)
+    templates_dir: str = _env("HUB_TEMPLATES_DIR", "")
+
     @field_validator("secret_pairs", "allowed_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("retention_account_days", mode="before")
+    @classmethod
+    def _account_days(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        days: dict[str, float | None] = {}
+        for pair in filter(None, (item.strip() for item in value.split(","))):
+            account, _, raw = pair.rpartition(":")
+            number = _number(raw)
+            if not account or (raw.strip() != "never" and not (number is not None and 0 <= number <= 36_500)):
+                raise ValueError("every entry must be account:days (0 to 36500) or account:never")
+            days[account] = number
+        return days
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod
@@ -164,6 +208,13 @@ class Settings(BaseSettings):
             self.account_rate_burst = 20 * self.rate_limit_burst
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("HUB_DB_POOL_MIN must not exceed HUB_DB_POOL_MAX")
+        # A join link's token warned of its expiry as soon as it is issued would be renewed
+        # again and again.
+        if self.invite_token_ttl <= self.token_warning:
+            raise ValueError("HUB_INVITE_TOKEN_TTL must be longer than HUB_TOKEN_WARNING")
+        if self.webhook_lease < self.webhook_timeout + 2:
+            # An attempt must end before its lease can expire (hub/webhooks/dispatcher.py).
+            raise ValueError("HUB_WEBHOOK_LEASE must exceed HUB_WEBHOOK_TIMEOUT by at least 2 seconds")
         return self
 
     @classmethod

@@ -51,6 +51,9 @@ class Principal:
     user_id: str
     role: str
     name: str
+    # The token names the display name itself (a join link's seat, a named token): then
+    # no `name` a client asks for replaces it, so nobody appears as someone else.
+    name_from_token: bool = False
     sessions: list[str] | None = None  # session ids the token may open; None = any
     expires_at: float | None = None  # unix time
     # The token's own role: `role` becomes the role a connection asked for (an instructor

@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
+    GONE = "gone"
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
     RESUME_UNAVAILABLE = "resume_unavailable"
@@ -45,6 +46,7 @@ MEANING: dict[ErrorCode, str] = {
     ErrorCode.NOT_FOUND: "no such session or item (also: another account's)",
     ErrorCode.METHOD_NOT_ALLOWED: "the path exists but not with this method",
     ErrorCode.CONFLICT: "the current state does not allow it (status, duplicate, session full)",
+    ErrorCode.GONE: "a join link that admits nobody any more; `details.reason` says why",
     ErrorCode.TOO_LARGE: "the body or frame is over the size limit",
     ErrorCode.RATE_LIMITED: "too many requests, frames or connections; slow down",
     ErrorCode.RESUME_UNAVAILABLE: "the `since` position cannot be replayed; refetch the content",
@@ -60,6 +62,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.GONE: 410,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
@@ -76,6 +79,7 @@ CLOSE_CODE: dict[ErrorCode, CloseCode] = {
     ErrorCode.NOT_FOUND: CloseCode.NOT_FOUND,
     ErrorCode.METHOD_NOT_ALLOWED: CloseCode.BAD_REQUEST,
     ErrorCode.CONFLICT: CloseCode.BAD_REQUEST,
+    ErrorCode.GONE: CloseCode.FORBIDDEN,
     ErrorCode.TOO_LARGE: CloseCode.MESSAGE_TOO_BIG,
     ErrorCode.RATE_LIMITED: CloseCode.RATE_LIMITED,
     ErrorCode.UNAVAILABLE: CloseCode.INTERNAL_ERROR,
@@ -147,6 +151,10 @@ class NotFound(_Kind):
 
 class Conflict(_Kind):
     kind = ErrorCode.CONFLICT
+
+
+class Gone(_Kind):
+    kind = ErrorCode.GONE
 
 
 class TooLarge(_Kind):

@@ -63,7 +63,9 @@ class Presence(EventData):
     name: Annotated[str, MaxLen(100)] | None = None
     participant_count: Annotated[int, Interval(ge=0, le=1_000_000)] | None = None
     count: Annotated[int, Interval(ge=0, le=1_000_000)] | None = None
-    reason: Literal["connection_lost"] | None = None
+    # connection_lost: a dead process's member expired (hub.attendance); hub_restart: not
+    # back within HUB_RESTART_GRACE of a hub start (hub.presence_recovery)
+    reason: Literal["connection_lost", "hub_restart"] | None = None
 
 
 class TechniqueChanged(EventData):
@@ -138,6 +140,20 @@ class Feedback(EventData):
     comment: Annotated[str, MaxLen(2000)] | None = None
 
 
+class SessionSummary(EventData):
+    """Written by the hub only (hub/end_summary.py) after a session completed: its
+    multi-channel summary, rendered from its own log (docs/integration.md)."""
+
+    quality_score: Annotated[Finite, Interval(ge=1, le=5)] | None = Field(
+        None, description="HRV quality table"
+    )
+    quality_action: str
+    email: dict[str, str] = Field(description="subject, html, text")
+    web: dict[str, str] = Field(description="title, content, slug, seo_description")
+    social: dict[str, Any] = Field(description="twitter, linkedin, facebook: content and hashtags")
+    metrics: dict[str, Any]
+
+
 DATA_MODELS: dict[str, Any] = {
     "session_started": SessionStarted,
     "session_paused": SessionPaused,
@@ -157,6 +173,7 @@ DATA_MODELS: dict[str, Any] = {
     "session_update": SessionUpdate,
     "note": Note,
     "feedback": Feedback,
+    "session_summary": SessionSummary,
 }
 
 
@@ -176,6 +193,15 @@ class Resume(BaseModel):
     retained_from: int
 
 
+class LatestEvent(BaseModel):
+    """An event of the log as the welcome recalls it (hub/session_state.py)."""
+
+    seq: int
+    ts: str
+    actor: dict[str, Any] | None
+    data: dict[str, Any]
+
+
 class Welcome(BaseModel):
     role: Literal["participant", "instructor", "observer"]
     participant_count: int
@@ -192,6 +218,8 @@ class Welcome(BaseModel):
     heartbeat_interval: float
     idle_timeout: float
     connection_id: str
+    open_prompt: LatestEvent | None = Field(description="the latest prompt of the member's view")
+    latest_announcement: LatestEvent | None = Field(description="the latest announcement of the view")
 
 
 class Ack(BaseModel):

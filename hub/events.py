@@ -38,11 +38,18 @@ DURABLE_TYPES = frozenset(
         "session_update",
         "note",
         "feedback",
+        "session_summary",
     }
 )
+# Written by the hub itself, never accepted from a client: presence, the group HRV figures,
+# and the multi-channel summary appended when a session completes (`hub.end_summary`).
+HUB_WRITTEN_TYPES = frozenset(PRESENCE_TYPES | {"hrv_summary", "session_summary"})
+# What a backend (`service` token) may publish: every durable type but the lifecycle and
+# the hub's own.
+CONTENT_TYPES = frozenset(DURABLE_TYPES - LIFECYCLE_TYPES - HUB_WRITTEN_TYPES)
 CONTROL_TYPES = frozenset({"welcome", "ack", "error", "pong", "refreshed", "token_expiring"})
 
-ROLES = ("participant", "instructor", "observer", "admin")
+ROLES = ("participant", "instructor", "observer", "admin", "service")
 _INSTRUCTOR_TYPES = frozenset(
     LIFECYCLE_TYPES
     | {
@@ -60,6 +67,7 @@ SENDABLE_BY_ROLE: dict[str, frozenset[str]] = {
     "admin": _INSTRUCTOR_TYPES,
     "participant": frozenset({"response", "hrv_update", "feedback"}),
     "observer": frozenset(),
+    "service": CONTENT_TYPES,
 }
 
 
@@ -97,7 +105,7 @@ class ClientEvent:
     """A validated durable event sent by a client, not yet stored."""
 
     type: str
-    client_id: str
+    client_id: str | None  # None only for an HTTP publish without an idempotency key
     data: dict[str, Any]
 
 
@@ -122,32 +130,44 @@ def parse_client_frame(raw: str | bytes, role: str) -> ClientEvent | ControlFram
         raise Invalid("frame is not valid JSON") from None
     if not isinstance(message, dict):
         raise Invalid("frame must be a JSON object")
-    event_type = message.get("type")
-    client_id = message.get("id")
-    if client_id is not None and (not isinstance(client_id, str) or not 1 <= len(client_id) <= 100):
-        raise Invalid("id must be a string of 1 to 100 characters", {"field": "id"})
-    if not isinstance(event_type, str):
-        error = Invalid("type is required and must be a string", {"field": "type"})
-        error.client_id = client_id
-        raise error
-    if event_type == "heartbeat":
-        return None
-    if event_type == "refresh":
+    event_type, client_id = message.get("type"), message.get("id")
+    if event_type in ("heartbeat", "refresh") and _usable_id(client_id, optional=True):
+        if event_type == "heartbeat":
+            return None
         return ControlFrame(event_type, client_id, message.get("data"))
+    return parse_event(message, role)
+
+
+def parse_event(message: dict[str, Any], role: str, id_required: bool = True) -> ClientEvent:
+    """Check one event object `{"type", "id", "data"}` a client (a WebSocket member or an
+    HTTP publisher) wants stored; the refusal names the client id when it had a usable one."""
+    client_id = message.get("id")
     try:
-        return _parse_event(message, event_type, client_id, role)
+        return _parse_event(message, message.get("type"), client_id, role, id_required)
     except HubError as exc:
-        exc.client_id = client_id
+        exc.client_id = client_id if _usable_id(client_id) else None
         raise
 
 
-def _parse_event(message: dict[str, Any], event_type: str, client_id: Any, role: str) -> ClientEvent:
+def _usable_id(client_id: Any, optional: bool = False) -> bool:
+    if client_id is None:
+        return optional
+    return isinstance(client_id, str) and 1 <= len(client_id) <= 100
+
+
+def _parse_event(
+    message: dict[str, Any], event_type: Any, client_id: Any, role: str, id_required: bool
+) -> ClientEvent:
+    if not _usable_id(client_id, optional=True):
+        raise Invalid("id must be a string of 1 to 100 characters", {"field": "id"})
+    if not isinstance(event_type, str):
+        raise Invalid("type is required and must be a string", {"field": "type"})
     if event_type not in DURABLE_TYPES:
         shown = event_type[:50]
         raise Invalid(f"unknown message type '{shown}'", {"field": "type"})
     if event_type not in SENDABLE_BY_ROLE.get(role, frozenset()):
         raise Forbidden(f"role '{role}' may not send '{event_type}'", {"field": "type"})
-    if client_id is None:
+    if client_id is None and id_required:
         raise Invalid("id is required for events", {"field": "id"})
     return ClientEvent(event_type, client_id, validate_data(event_type, message.get("data")))
 

@@ -24,12 +24,12 @@ from .connection import Connection
 from .errors import ErrorCode, HubError, Invalid
 from .events import ControlFrame, envelope, error_message, parse_client_frame
 from .events import now_iso as iso_now
-from .lifecycle import ACTIONS
 from .metrics import HubMetrics
+from .publishing import client_append
 from .rate_limits import FrameLimits
 from .room import Room
 from .safe_json import json_problem, raw_is_storable
-from .store import AppendRequest, AppendResult
+from .store import AppendResult
 from .token_refresh import TokenLifetime
 
 log = logging.getLogger("hub.inbound")
@@ -93,16 +93,7 @@ class Inbound:
             data = {"server_time": iso_now()}
             conn.offer(envelope("pong", room.session_id, data).decode())
             return
-        data = event.data
-        if event.type == ACTIONS["end"].event_type:
-            data = {**data, **ACTIONS["end"].data}  # members end a session; cancelling is HTTP's
-        request = AppendRequest(
-            room.session_pk,
-            event.type,
-            data,
-            conn.principal.actor,
-            dedupe_key=f"{conn.principal.user_id}\x1f{event.client_id}",
-        )
+        request = client_append(room.session_pk, event, conn.principal)
         pending = PendingAppend(request, room.session_id, origin=conn, client_id=event.client_id)
         try:
             future = self.committer.submit(pending)
@@ -114,7 +105,7 @@ class Inbound:
         future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
 
     def _after_commit(
-        self, conn: Connection, room: Room, client_id: str, future: asyncio.Future[AppendResult]
+        self, conn: Connection, room: Room, client_id: str | None, future: asyncio.Future[AppendResult]
     ) -> None:
         if future.cancelled():
             return

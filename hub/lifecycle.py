@@ -23,7 +23,7 @@ CANCELLED = "cancelled"
 STATUSES = (SCHEDULED, IN_PROGRESS, PAUSED, COMPLETED, CANCELLED)
 OPEN_STATUSES = (SCHEDULED, IN_PROGRESS, PAUSED)  # not ended: content events are accepted
 LIVE_STATUSES = (IN_PROGRESS, PAUSED)  # started and not ended: what `/sessions/live` lists
-TERMINAL_STATUSES = (COMPLETED, CANCELLED)  # no event is accepted any more
+TERMINAL_STATUSES = (COMPLETED, CANCELLED)  # no event is accepted any more, but the summary
 
 ANY_OTHER_TYPE = "*"  # the rule of every event type that has no rule of its own
 
@@ -51,6 +51,9 @@ RULES: tuple[Rule, ...] = (
     # Content (prompts, responses, HRV, notes, presence, ...) from scheduling until the end:
     # the room is open before the start for a baseline reading and the first technique.
     Rule(ANY_OTHER_TYPE, OPEN_STATUSES),
+    # The multi-channel summary the hub writes once a session completed (hub/end_summary.py):
+    # the one event an ended session accepts.
+    Rule("session_summary", (COMPLETED,)),
 )
 
 

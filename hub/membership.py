@@ -25,6 +25,7 @@ from .presence_count import LIST_CAP
 from .replay import LogReader
 from .room import Room
 from .rooms import Rooms
+from .session_state import SessionState
 from .store import SessionRecord, SessionStore
 
 
@@ -53,6 +54,7 @@ class Membership:
         reader: LogReader,
         attendance: Attendance,
         metrics: HubMetrics,
+        session_state: SessionState,
     ):
         self.settings = settings
         self.sessions = sessions
@@ -61,6 +63,7 @@ class Membership:
         self.reader = reader
         self.attendance = attendance
         self.metrics = metrics
+        self.session_state = session_state
         self._leaving: dict[tuple[int, str, str], asyncio.TimerHandle] = {}
 
     async def stop(self) -> None:
@@ -101,7 +104,8 @@ class Membership:
         room_head, room_cursor = room.position()  # together: the replay starts from them
         head = max(fresh.head_seq, room_head)
         resume = self._resume_info(since, head, fresh.retained_from)
-        conn.offer(self._welcome(conn, fresh, roster, head, resume))
+        state = await self.session_state.for_member(fresh, conn.role)
+        conn.offer(self._welcome(conn, fresh, roster, head, resume, state))
         if since is not None and not resume["recovered"]:
             conn.offer(
                 error_message(
@@ -152,6 +156,7 @@ class Membership:
         roster: Roster,
         head: int,
         resume: dict[str, Any],
+        state: dict[str, Any],
     ) -> str:
         data = {
             "role": conn.role,
@@ -177,6 +182,7 @@ class Membership:
             "heartbeat_interval": self.settings.heartbeat_interval,
             "idle_timeout": self.settings.idle_timeout,
             "connection_id": conn.conn_id,
+            **state,  # the open prompt and the latest announcement (hub/session_state.py)
         }
         return envelope("welcome", session.session_id, data, actor=conn.principal.actor).decode()
 

@@ -54,6 +54,25 @@ class HubMetrics:
         self.broker_reconnects = Counter(
             "hub_broker_reconnects_total", "Broker (Redis) reconnects", registry=r
         )
+        self.broker_up = Gauge(
+            "hub_broker_up", "1 while every broker subscription is in place (what /readyz checks)", registry=r
+        )
+        self.broker_resubscribes = Counter(
+            "hub_broker_resubscribes_total",
+            "Channels subscribed again after a reconnect, failover or slot move (each repaired from the log)",
+            registry=r,
+        )
+        self.retention_sessions = Counter(
+            "hub_retention_sessions_archived_total", "Session logs archived and trimmed", registry=r
+        )
+        self.retention_events = Counter(
+            "hub_retention_events_trimmed_total", "Events deleted from the log after archiving", registry=r
+        )
+        self.retention_last_run = Gauge(
+            "hub_retention_last_run_timestamp_seconds",
+            "When this process last completed a retention run (0: never; one process runs each round)",
+            registry=r,
+        )
         self.gap_repairs = Counter(
             "hub_gap_repairs_total", "Events read from the log to fill a gap", registry=r
         )

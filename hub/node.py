@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .attendance import Attendance
@@ -31,12 +32,14 @@ from .membership import Membership
 from .metrics import HubMetrics
 from .presence import Presence
 from .presence_count import PresenceDigests
+from .presence_recovery import PresenceRecovery
 from .records.projector import PROJECTED_TYPES
 from .records.store import ProjectionStore
 from .records.worker import RecordsWorker
 from .replay import LogReader
 from .room import Room
 from .rooms import Rooms
+from .session_state import SessionState
 from .store import AppendRequest, AppendResult, SessionRecord, Store
 from .supervisor import Supervisor
 from .token_refresh import TokenLifetime
@@ -70,15 +73,31 @@ class Hub:
         # Large classes: the group's HRV events, and presence as participants see it.
         self.group_hrv = GroupHrvWriter(settings.hrv_summary_interval, store, self._append_own)
         self.presence_digests = PresenceDigests(presence)
+        # What a late joiner sees at once: the open prompt and the latest announcement.
+        self.session_state = SessionState(store)
         reader = LogReader(store, settings.replay_page)
         self.rooms = Rooms(
-            settings, store, broker, reader, self.metrics, self.node_id, self.group_hrv, self.presence_digests
+            settings,
+            store,
+            broker,
+            reader,
+            self.metrics,
+            self.node_id,
+            self.group_hrv,
+            self.presence_digests,
+            self.session_state,
         )
         self.attendance = Attendance(settings, store, presence, self.committer, self.rooms)
         self.membership = Membership(
-            settings, store, presence, self.rooms, reader, self.attendance, self.metrics
+            settings, store, presence, self.rooms, reader, self.attendance, self.metrics, self.session_state
+        )
+        # After a restart: the members the log shows present, held until they come back.
+        self.presence_recovery = PresenceRecovery(
+            store, presence, self.attendance, self.node_id, settings.restart_grace
         )
         self.inbound = Inbound(settings, self.committer, self.metrics, self.tokens)
+        # Told of every event this process stores (session pk, type); must not block or raise.
+        self.commit_observers: list[Callable[[int, str], None]] = []
         # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
 
@@ -91,6 +110,8 @@ class Hub:
         await self.broker.start()
         self.broker.on_resubscribed(self.rooms.on_resubscribed)
         self.broker.on_reconnected(self.metrics.broker_reconnects.inc)
+        self.broker.on_resubscribed(lambda channel: self.metrics.broker_resubscribes.inc())
+        self.metrics.broker_up.set_function(lambda: float(self.broker.healthy()))
         self.committer.start()
         self.supervisor.watch("group-commit", self.committer.task)
         self.supervisor.loop("broker-publisher", self._publish_loop)
@@ -98,11 +119,21 @@ class Hub:
         self.supervisor.loop("head-check", self._head_check_loop)
         self.supervisor.loop("presence-refresh", self.attendance.refresh_loop)
         self.supervisor.loop("presence-reaper", self.attendance.reap_loop)
+        await self._recover_presence()
         self.supervisor.loop("presence-digest", self.presence_digests.run)
         if self.group_hrv.enabled:
             self.supervisor.loop("group-hrv", self.group_hrv.run)
         if self.records is not None:
             self.supervisor.loop("records-projector", self.records.run)
+
+    async def _recover_presence(self) -> None:
+        """Before the first connection: hold the members the log shows present, so that
+        those who come back are not joined again (hub/presence_recovery.py)."""
+        try:
+            await asyncio.wait_for(self.presence_recovery.restore(), timeout=30)
+        except Exception:
+            log.exception("presence not restored at start; retried in the background")
+        self.supervisor.once("presence-recovery", self.presence_recovery.run)
 
     async def drain(self) -> None:
         """SIGTERM: stop accepting, flush accepted events, send everyone elsewhere."""
@@ -183,6 +214,8 @@ class Hub:
             self.metrics.event_in(request.type)
             if self.records is not None and request.type in PROJECTED_TYPES:
                 self.records.notify(request.session_pk)
+            for observer in self.commit_observers:
+                observer(request.session_pk, request.type)
         if room is not None:
             room.deliver(result.seq, text)
         # Duplicates are published again: the first attempt may have died before publishing.

@@ -1,24 +1,31 @@
 """Presence in Redis, shared by every hub process (keeps the promises of `hub.presence`).
 
-Per room, seven keys (all under the deployment's key prefix):
+Per room, seven keys (all under the deployment's key prefix), sharing the hash tag
+`{<room>}` so that Redis Cluster keeps them on one slot and every room script touches
+one slot only:
 
-- `<p>presence:<room>:conns`: sorted set of `member_key \\x1f node_id \\x1f conn_id`
+- `<p>presence:{<room>}:conns`: sorted set of `member_key \\x1f node_id \\x1f conn_id`
   (connection ids are only unique within a process), scored by the
   time (Redis server clock, ms) at which the connection's entry expires;
-- `<p>presence:<room>:counts`: hash member_key → live connection count;
-- `<p>presence:<room>:info`: hash member_key → the member's info (JSON);
-- `<p>presence:<room>:departing`: sorted set of departing member keys (their
+- `<p>presence:{<room>}:counts`: hash member_key → live connection count;
+- `<p>presence:{<room>}:info`: hash member_key → the member's info (JSON);
+- `<p>presence:{<room>}:departing`: sorted set of departing member keys (their
   participant_left is being written), scored by expiry like the connections;
-- `<p>presence:<room>:departed`: hash member_key → info of each member whose last
+- `<p>presence:{<room>}:departed`: hash member_key → info of each member whose last
   presence event in the log is its participant_left (being written, or written);
-- `<p>presence:<room>:participants` and `…:staff`: sorted sets of the present members
+- `<p>presence:{<room>}:participants` and `…:staff`: sorted sets of the present members
   of each kind scored by the time they became present, so the participant count is
   one ZCARD (the cap is checked inside the join script) and `roster` reads the first
   few members without touching the rest of the room;
 
-and `<p>presence-rooms`, the set of rooms holding any entry or departure, so that a room
-whose only process died is still reaped by the others (they do not serve it, so would
-not know it).
+and `<p>presence-room-index`, every room some process registered entries or departures
+in, so that a room whose only process died is still reaped by the others (they do not
+serve it, so would not know it). The index lives on a slot of its own, so no script can
+keep it in step with the rooms atomically; instead a process enters a room in the index
+*before* its first entry there, enters all its rooms again at every refresh, and an
+index entry is dropped only once nobody entered it for the rooms' key TTL, when the
+room's keys have expired. So the index may list an empty room for a while (`rooms`
+filters those out) but never misses one holding an entry or a departure.
 
 User slots (the per-user connection limit): per account and user one sorted set,
 `<p>presence-user:<len(account)>:<account>:<user>` (the length keeps every pair apart
@@ -28,9 +35,11 @@ process's slots need no reaper: they stop counting once expired.
 
 Every change runs as one Lua script (`hub.presence_redis_lua`), so `join` answers first
 to exactly one connection however many processes race, `remove` and `reap` likewise,
-and the keys never disagree. (The scripts touch keys of several slots: a single Redis or
-a primary with replicas, not Redis Cluster.) Expiry uses the Redis server's clock, so
-hub hosts need no synchronised clocks.
+and the keys never disagree. With `cluster=True` the clients are redis-py's
+`RedisCluster` (scripts and pipelines routed by slot, MOVED/ASK and failovers followed);
+the key layout is the same on a single Redis. Expiry uses the Redis server's clock, so
+hub hosts need no synchronised clocks (the index uses its own node's clock, only
+against itself).
 
 Liveness: an entry lives `ttl * 2/3` past its last refresh; the hub refreshes every
 `ttl / 6` and reaps every `ttl / 3`, so a dead process's members are reaped at most `ttl`
@@ -42,6 +51,7 @@ expire after `4 * ttl` without any refresh, so abandoned rooms leave nothing.
 
 Load: commands share a pool of `pool_size` connections; a call that finds them all busy
 waits up to `pool_timeout` seconds for one (redis-py's default pool would raise at once).
+On a cluster, `RedisCluster` keeps up to `pool_size` connections per node.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -67,11 +78,21 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _client(url: str, size: int, timeout: float) -> aioredis.Redis:
+def _client(url: str, size: int, timeout: float, cluster: bool) -> Any:
+    if cluster:  # `size` connections per node; `RedisPresence` bounds the calls in flight
+        return RedisCluster.from_url(
+            url, max_connections=size, socket_connect_timeout=2.0, socket_timeout=5.0
+        )
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=size, timeout=timeout, socket_connect_timeout=2.0, socket_timeout=5.0
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def _queue(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
+    """A script in a pipeline, sent whole: EVALSHA in a pipeline fails on a node that has
+    not cached the script yet (on a cluster: a replica promoted a moment ago)."""
+    pipe.eval(script.script, len(keys), *keys, *args)
 
 
 class RedisPresence:
@@ -83,6 +104,7 @@ class RedisPresence:
         ttl: float = 15.0,
         pool_size: int = 50,
         pool_timeout: float = 10.0,
+        cluster: bool = False,
     ):
         self.prefix = prefix
         self.node_id = node_id
@@ -92,9 +114,19 @@ class RedisPresence:
         # expiry, so those of a process that dies all expire at once (see the scripts).
         self._lease_ms = 0
         self._key_ttl_ms = int(ttl * 4000)
-        self._rooms_key = f"{prefix}presence-rooms"  # rooms holding any entry
-        self._client = _client(url, pool_size, pool_timeout)
-        self._upkeep = _client(url, 1, pool_timeout)  # the refresh's own connection
+        self._index_key = f"{prefix}presence-room-index"
+        self._client = _client(url, pool_size, pool_timeout, cluster)
+        self._upkeep = _client(url, 1, pool_timeout, cluster)  # the refresh's own connection(s)
+        # redis-py's RedisCluster (8.1) breaks when its first commands race to initialise
+        # it (a connection used before it is connected): initialise it once, first.
+        self._initialised = not cluster
+        self._init_lock = asyncio.Lock()
+        # RedisCluster raises at once when a node's connections are all busy; waiting up to
+        # `pool_timeout` for one, as the single-Redis pool does, is this gate's job.
+        self._pool_timeout = pool_timeout
+        self._gate = asyncio.Semaphore(pool_size) if cluster else None
+        self._enter_rooms = self._client.register_script(lua.ENTER_ROOMS)
+        self._indexed_rooms = self._client.register_script(lua.INDEXED_ROOMS)
         self._join = self._client.register_script(lua.JOIN)
         self._roster = self._client.register_script(lua.ROSTER)
         self._remove = self._client.register_script(lua.REMOVE)
@@ -117,12 +149,34 @@ class RedisPresence:
         # answered, so a claim whose answer was lost is never refreshed and expires.
         self._my_slots: dict[str, set[str]] = {}
 
-    @staticmethod
-    async def _retry(call: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _ready(self) -> None:
+        if not self._initialised:
+            async with self._init_lock:
+                if not self._initialised:
+                    await self._client.initialize()
+                    await self._upkeep.initialize()
+                    self._initialised = True
+
+    async def _retry(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         """One retry on a connection error: after a Redis restart the first command on
         each pooled connection meets a closed socket. (A script whose reply was lost
         runs twice; the scripts are idempotent for the same connection entry.) Not when
         the pool had no connection free in time: that is an answer, not a stale socket."""
+        await self._ready()
+        if self._gate is None:
+            return await self._call(call, *args, **kwargs)
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                await self._gate.acquire()
+        except TimeoutError:
+            raise PresenceUnavailable(f"no Redis connection free within {self._pool_timeout} s") from None
+        try:
+            return await self._call(call, *args, **kwargs)
+        finally:
+            self._gate.release()
+
+    @staticmethod
+    async def _call(call: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await call(*args, **kwargs)
         except RedisConnectionError as exc:
@@ -134,16 +188,9 @@ class RedisPresence:
         return f"{member_key}{SEP}{self.node_id}{SEP}{conn_id}"
 
     def _keys(self, room: str) -> list[str]:
-        base = f"{self.prefix}presence:{room}:"
-        names = ("conns", "counts", "info")
-        return [
-            *(base + n for n in names),
-            self._rooms_key,
-            base + "departing",
-            base + "departed",
-            base + "participants",
-            base + "staff",
-        ]
+        base = f"{self.prefix}presence:{{{room}}}:"
+        names = ("conns", "counts", "info", "departing", "departed", "participants", "staff")
+        return [base + n for n in names]
 
     async def _run(self, script: Any, room: str, *args: Any) -> Any:
         try:
@@ -161,6 +208,12 @@ class RedisPresence:
         encoded = orjson.dumps(info).decode()
         participant = "1" if counts_as_participant(info) else "0"
         limit = -1 if participant_limit is None else participant_limit
+        if room not in self._mine and room not in self._departures:
+            # Indexed before the first entry (see the module doc); later, by every refresh.
+            try:
+                await self._retry(self._enter_rooms, keys=[self._index_key], args=[self._key_ttl_ms, room])
+            except (RedisError, OSError) as exc:
+                raise PresenceUnavailable(str(exc)) from exc
         # Recorded before the call: a join whose answer is lost may still have registered
         # (its refresh keeps it alive, its leave removes it).
         mine = self._mine.setdefault(room, {})
@@ -200,7 +253,7 @@ class RedisPresence:
         keys = self._keys(room)
         try:
             count, participants, staff = await self._retry(
-                self._roster, keys=[keys[6], keys[7], keys[2]], args=[max(limit, 0)]
+                self._roster, keys=[keys[5], keys[6], keys[2]], args=[max(limit, 0)]
             )
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
@@ -286,17 +339,18 @@ class RedisPresence:
         gate = self._refreshing = asyncio.get_running_loop().create_future()
         self._refreshes += 1
         try:
+            await self._ready()
             async with self._upkeep.pipeline(transaction=False) as pipe:
                 for room in rooms:
                     departing = sorted(self._departures.get(room, ()))
                     args: list[Any] = [room, self._life_ms, self._key_ttl_ms, len(departing), *departing]
                     for field, (member_key, info, participant) in self._mine.get(room, {}).items():
                         args.extend((field, member_key, info, participant))
-                    await self._refresh(keys=self._keys(room), args=args, client=pipe)
+                    _queue(pipe, self._refresh, self._keys(room), args)
                 for key, fields in slots.items():
-                    await self._refresh_slots(
-                        keys=[key], args=[self._life_ms, self._key_ttl_ms, *fields], client=pipe
-                    )
+                    _queue(pipe, self._refresh_slots, [key], [self._life_ms, self._key_ttl_ms, *fields])
+                if rooms:  # last, so the results above keep their places
+                    _queue(pipe, self._enter_rooms, [self._index_key], [self._key_ttl_ms, *rooms])
                 results = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
@@ -304,7 +358,7 @@ class RedisPresence:
             self._refreshing = None
             gate.set_result(None)
         await self._drop_released_slots(slots)
-        room_results, slot_results = results[: len(rooms)], results[len(rooms) :]
+        room_results, slot_results = results[: len(rooms)], results[len(rooms) : len(rooms) + len(slots)]
         expiries = [int(found[0]) for found in room_results] + [int(e) for e in slot_results]
         if expiries:
             self._lease_ms = max(expiries)
@@ -337,10 +391,23 @@ class RedisPresence:
             raise PresenceUnavailable(str(exc)) from exc
 
     async def rooms(self) -> list[str]:
+        """Indexed rooms that hold an entry or a departure now."""
         try:
-            return [_text(room) for room in await self._retry(self._client.smembers, self._rooms_key)]
+            indexed = await self._retry(self._indexed_rooms, keys=[self._index_key], args=[self._key_ttl_ms])
+            rooms = [_text(room) for room in indexed]
+            busy = await self._retry(self._busy, rooms) if rooms else []
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
+        return [room for room, in_use in zip(rooms, busy, strict=True) if in_use]
+
+    async def _busy(self, rooms: list[str]) -> list[bool]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                keys = self._keys(room)
+                pipe.zcard(keys[0])  # entries
+                pipe.zcard(keys[3])  # departures
+            sizes = await pipe.execute()
+        return [bool(sizes[2 * i] or sizes[2 * i + 1]) for i in range(len(rooms))]
 
     async def reap(self, room: str, limit: int) -> list[MemberChange]:
         found = await self._run(self._reap, room, limit, self._life_ms)

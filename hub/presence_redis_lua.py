@@ -1,8 +1,9 @@
 """The Lua scripts of the Redis presence (`hub.presence_redis`): every change to a room's
 keys is one script, so racing processes see each change whole.
 
-Room scripts take KEYS = conns, counts, info, rooms, departing, departed, participants,
-staff (see `hub.presence_redis` for what each holds) and ARGV[1] = the room. Times are the Redis
+Room scripts take KEYS = conns, counts, info, departing, departed, participants, staff
+(see `hub.presence_redis` for what each holds; one hash tag, so one Redis Cluster slot)
+and ARGV[1] = the room. Times are the Redis
 server's clock in ms; `life` is how long an entry or a departure lives unrefreshed, and
 `lease` when this process's entries expire (what its last refresh gave them).
 """
@@ -28,13 +29,7 @@ local room = ARGV[1]
 -- The member became present: listed by kind, scored in microseconds so that joins within
 -- one millisecond keep their order.
 local function list_member(member, participant)
-  redis.call('ZADD', participant and KEYS[7] or KEYS[8], t[1] * 1000000 + t[2], member)
-end
--- No entry and no departure left: no process needs to reap the room any more.
-local function forget_room_if_empty()
-  if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[5]) == 0 then
-    redis.call('SREM', KEYS[4], room)
-  end
+  redis.call('ZADD', participant and KEYS[6] or KEYS[7], t[1] * 1000000 + t[2], member)
 end
 -- The member's last connection is gone: it departs, and whoever gets this answer writes
 -- its participant_left and then settles it (unless it is departing already). `departed`
@@ -43,16 +38,16 @@ local function depart(member, life)
   redis.call('HDEL', KEYS[2], member)
   local info = redis.call('HGET', KEYS[3], member) or '{}'
   redis.call('HDEL', KEYS[3], member)
+  redis.call('ZREM', KEYS[6], member)
   redis.call('ZREM', KEYS[7], member)
-  redis.call('ZREM', KEYS[8], member)
-  if redis.call('ZSCORE', KEYS[5], member) then return false end
-  redis.call('ZADD', KEYS[5], now + life, member)
-  redis.call('HSET', KEYS[6], member, info)
+  if redis.call('ZSCORE', KEYS[4], member) then return false end
+  redis.call('ZADD', KEYS[4], now + life, member)
+  redis.call('HSET', KEYS[5], member, info)
   return info
 end
+-- (The room index is kept by the process, outside the scripts: see hub.presence_redis.)
 local function keep_keys(ttl)
-  redis.call('SADD', KEYS[4], room)
-  for i = 1, 8 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 """
 )
@@ -68,7 +63,7 @@ JOIN = (
 local participant = ARGV[8] == '1'
 local limit = tonumber(ARGV[9])
 if participant and limit >= 0 and tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0') <= 0 then
-  local count = redis.call('ZCARD', KEYS[7])
+  local count = redis.call('ZCARD', KEYS[6])
   if count >= limit then return {0, 0, 0, count} end
 end
 local first = 0
@@ -78,13 +73,13 @@ if redis.call('ZADD', KEYS[1], expires, ARGV[2]) == 1
   redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
   list_member(ARGV[3], participant)
   -- Back while its departure is written: `settle` tells, after the participant_left.
-  if not redis.call('ZSCORE', KEYS[5], ARGV[3]) then
+  if not redis.call('ZSCORE', KEYS[4], ARGV[3]) then
     first = 1
-    redis.call('HDEL', KEYS[6], ARGV[3])
+    redis.call('HDEL', KEYS[5], ARGV[3])
   end
 end
 keep_keys(ARGV[6])
-return {1, first, expires, redis.call('ZCARD', KEYS[7])}
+return {1, first, expires, redis.call('ZCARD', KEYS[6])}
 """
 )
 
@@ -95,7 +90,6 @@ REMOVE = (
 if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return 0 end
 local gone = 0
 if redis.call('HINCRBY', KEYS[2], ARGV[3], -1) <= 0 and depart(ARGV[3], ARGV[4]) then gone = 1 end
-forget_room_if_empty()
 return gone
 """
 )
@@ -104,13 +98,12 @@ return gone
 SETTLE = (
     _ROOM
     + """
-if redis.call('ZREM', KEYS[5], ARGV[2]) == 0 then return false end  -- a reaper took it over
+if redis.call('ZREM', KEYS[4], ARGV[2]) == 0 then return false end  -- a reaper took it over
 local back = false
 if tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0') > 0 then
   back = redis.call('HGET', KEYS[3], ARGV[2])
-  redis.call('HDEL', KEYS[6], ARGV[2])
+  redis.call('HDEL', KEYS[5], ARGV[2])
 end
-forget_room_if_empty()
 return back
 """
 )
@@ -126,14 +119,14 @@ REFRESH = (
     + """
 local back = {now + ARGV[2]}
 local n = tonumber(ARGV[4])
-for i = 5, 4 + n do redis.call('ZADD', KEYS[5], 'XX', now + ARGV[2], ARGV[i]) end
+for i = 5, 4 + n do redis.call('ZADD', KEYS[4], 'XX', now + ARGV[2], ARGV[i]) end
 for i = 5 + n, #ARGV, 4 do
   if redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[i]) == 1
       and redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
     redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
     list_member(ARGV[i + 1], ARGV[i + 3] == '1')
-    if not redis.call('ZSCORE', KEYS[5], ARGV[i + 1])
-        and redis.call('HDEL', KEYS[6], ARGV[i + 1]) == 1 then
+    if not redis.call('ZSCORE', KEYS[4], ARGV[i + 1])
+        and redis.call('HDEL', KEYS[5], ARGV[i + 1]) == 1 then
       table.insert(back, ARGV[i + 1])
       table.insert(back, ARGV[i + 2])
     end
@@ -162,19 +155,18 @@ for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT'
     end
   end
 end
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, ARGV[2])) do
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, ARGV[2])) do
   if tonumber(redis.call('HGET', KEYS[2], member) or '0') > 0 then
-    redis.call('ZREM', KEYS[5], member)
-    redis.call('HDEL', KEYS[6], member)
+    redis.call('ZREM', KEYS[4], member)
+    redis.call('HDEL', KEYS[5], member)
     table.insert(out, 1); table.insert(out, member)
     table.insert(out, redis.call('HGET', KEYS[3], member) or '{}')
   else
-    redis.call('ZADD', KEYS[5], now + ARGV[3], member)
+    redis.call('ZADD', KEYS[4], now + ARGV[3], member)
     table.insert(out, 0); table.insert(out, member)
-    table.insert(out, redis.call('HGET', KEYS[6], member) or '{}')
+    table.insert(out, redis.call('HGET', KEYS[5], member) or '{}')
   end
 end
-forget_room_if_empty()
 return out
 """
 )
@@ -195,6 +187,23 @@ end
 return out
 """
 
+# KEYS: index. ARGV: key ttl, then rooms. Enters the rooms, stamped with this node's clock (s).
+ENTER_ROOMS = """
+local now = tonumber(redis.call('TIME')[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 0
+"""
+
+# KEYS: index. ARGV: key ttl. Drops rooms nobody entered for that long (their keys have
+# expired by then), answers the rest.
+INDEXED_ROOMS = """
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - math.ceil(ARGV[1] / 1000) - 1)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+# User slots need no hash tag: each script touches one user's key only.
 # KEYS: slots. ARGV: field, limit, life, key ttl, lease. Returns the slot's expiry when
 # admitted (as ADD), 0 when the user is full. A field already present is admitted again
 # (a retried claim must not count twice).

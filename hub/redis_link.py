@@ -5,6 +5,11 @@ the moment the hub must know about (messages published while it was away are los
 must be repaired). This link never reconnects: when the socket fails, `run()` raises and
 the owner (`RedisBroker`) decides what happens next.
 
+Cluster use (`hub.broker_redis_cluster`): given `on_error`, an error reply (a MOVED for
+an SSUBSCRIBE sent to a node that no longer serves the slot) goes to it instead of
+ending the connection, and `on_unsubscribed` hears every `sunsubscribe`, including the
+ones a node sends by itself when one of its slots moves away.
+
 Liveness: while running, a PING goes out every `health_interval` seconds; if nothing at
 all has been read for three intervals the connection is declared dead and closed (a peer
 that vanished without a FIN would otherwise keep us "connected" forever).
@@ -22,9 +27,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 Dispatch = Callable[[bytes, bytes], None]  # (channel, message)
+ErrorHandler = Callable[["SubscriberLink", "RedisReplyError"], None]
+UnsubscribedHandler = Callable[["SubscriberLink", bytes], None]
 
 _MESSAGE = {b"message", b"smessage"}
 _SUBSCRIBED = {b"subscribe", b"ssubscribe"}
+_UNSUBSCRIBED = {b"unsubscribe", b"sunsubscribe"}
 
 
 class RedisReplyError(Exception):
@@ -70,6 +78,8 @@ class SubscriberLink:
         health_interval: float = 5.0,
         connect_timeout: float = 2.0,
         name: str | None = None,
+        on_error: ErrorHandler | None = None,
+        on_unsubscribed: UnsubscribedHandler | None = None,
     ):
         self.address = address
         self.name = name  # CLIENT SETNAME: lets operators (and tests) find this connection
@@ -82,6 +92,9 @@ class SubscriberLink:
         self._pending: dict[bytes, asyncio.Future[None]] = {}
         self._buffer = bytearray()
         self._last_read = time.monotonic()
+        self._on_error = on_error
+        self._on_unsubscribed = on_unsubscribed
+        self.subscribed: set[bytes] = set()  # confirmed by Redis and not unsubscribed since
         self.connected = False
 
     async def connect(self) -> None:
@@ -129,8 +142,9 @@ class SubscriberLink:
         self._send_subscribe([channel])
         await asyncio.wait_for(asyncio.shield(future), timeout)
 
-    async def subscribe_many(self, channels: Iterable[str], timeout: float) -> None:
-        """Subscribe before `run` starts: reads the confirmations itself."""
+    async def subscribe_many(self, channels: Iterable[str], timeout: float) -> list[str]:
+        """Subscribe before `run` starts: reads the confirmations itself. Answers the
+        channels refused (only with `on_error`, which decides what refuses them)."""
         names = list(channels)
         futures = [self._expect(name.encode()) for name in names]
         self._send_subscribe(names)
@@ -140,8 +154,19 @@ class SubscriberLink:
                 self._handle(await self._read())
 
         await asyncio.wait_for(confirmations(), timeout)
+        return [name for name, f in zip(names, futures, strict=True) if f.exception() is not None]
+
+    def fail_pending(self, refused: Callable[[bytes], bool], error: Exception) -> None:
+        """Fail the unconfirmed subscriptions `refused` picks (an error reply names no
+        channel, only, for a redirection, the slot)."""
+        for name, future in list(self._pending.items()):
+            if refused(name) and not future.done():
+                del self._pending[name]
+                future.set_exception(error)
+                future.exception()  # retrieved: a waiter may have given up already
 
     def unsubscribe(self, channel: str) -> None:
+        self.subscribed.discard(channel.encode())
         self._write(encode_command("SUNSUBSCRIBE" if self.sharded else "UNSUBSCRIBE", channel))
 
     def _send_subscribe(self, names: list[str]) -> None:
@@ -179,13 +204,21 @@ class SubscriberLink:
                 self._dispatch(frame[1], frame[2])
                 return
             if kind in _SUBSCRIBED:
+                self.subscribed.add(frame[1])
                 future = self._pending.pop(frame[1], None)
                 if future is not None and not future.done():
                     future.set_result(None)
                 return
+            if kind in _UNSUBSCRIBED:
+                self.subscribed.discard(frame[1])
+                if self._on_unsubscribed is not None:
+                    self._on_unsubscribed(self, frame[1])
+                return
         if isinstance(frame, RedisReplyError):
-            raise frame  # e.g. MOVED or NOPERM: this connection cannot serve us
-        # pong, unsubscribe confirmations: nothing to do
+            if self._on_error is None:
+                raise frame  # e.g. MOVED or NOPERM: this connection cannot serve us
+            self._on_error(self, frame)
+        # pong: nothing to do
 
     async def _ping_loop(self) -> None:
         while True:

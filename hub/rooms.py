@@ -4,7 +4,7 @@ member who reconnects at once finds the room still warm).
 
 Each event a room delivers is also shown to the per-room work of large classes: the
 group's HRV (`hub.hrv_summaries`) and the coalesced presence participants see
-(`hub.presence_count`).
+(`hub.presence_count`); and to what a late joiner's welcome recalls (`hub.session_state`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .metrics import HubMetrics
 from .presence_count import PresenceDigests
 from .replay import LogReader
 from .room import Room
+from .session_state import SessionState
 from .store import SessionRecord, SessionStore
 
 log = logging.getLogger("hub")
@@ -38,11 +39,13 @@ class Rooms:
         node_id: str,
         group_hrv: GroupHrvWriter,
         digests: PresenceDigests,
+        session_state: SessionState,
     ):
         self.settings = settings
         self.sessions = sessions
         self.group_hrv = group_hrv
         self.digests = digests
+        self.session_state = session_state
         self.broker = broker
         self.reader = reader
         self.metrics = metrics
@@ -111,6 +114,7 @@ class Rooms:
         del self._rooms[room.session_pk]
         room.close()
         self.group_hrv.forget(room.session_pk)
+        self.session_state.forget(room.session_pk)
         self.metrics.rooms.set(len(self._rooms))
         try:
             await self.broker.unsubscribe(session_channel(room.session_pk))
@@ -140,6 +144,7 @@ class Rooms:
         self.metrics.events_out.inc(deliveries)
         self.group_hrv.observe(room, seq, event_type, payload)
         self.digests.observe(room, event_type)
+        self.session_state.observe(room, seq, event_type, payload)
         if event_type == "session_ended":
             for conn in list(room.members.values()):
                 conn.close_soon(CloseCode.SESSION_ENDED)

@@ -25,6 +25,18 @@ class Supervisor:
     def loop(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
         self.tasks[name] = asyncio.create_task(self._run(name, body), name=name)
 
+    def once(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Like `loop`, for work that ends: retried after a failure, forgotten once done
+        (so that /readyz does not report it as stopped)."""
+        task = asyncio.create_task(self._run(name, body), name=name)
+        self.tasks[name] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self.tasks.get(name) is t and not t.cancelled():
+                del self.tasks[name]
+
+        task.add_done_callback(done)
+
     def watch(self, name: str, task: asyncio.Task[None] | None) -> None:
         """Track a task started elsewhere; its death is reported like a loop's."""
         if task is None:

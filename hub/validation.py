@@ -108,6 +108,24 @@ def check(validator: Any, data: Any, root: str = "body") -> list[Problem]:
     return []
 
 
+WORKSHOP_MINIMUM = 5
+
+
+def required_for_live(field: str, session_type: Any, lead: Any) -> list[Problem]:
+    """Seed 003: a live session names its instructor."""
+    if session_type == "live" and not (isinstance(lead, str) and lead.strip()):
+        return [{"field": field, "rule": "required_for_live", "message": "is required for live sessions"}]
+    return []
+
+
+def workshop_minimum(field: str, session_type: Any, count: Any) -> list[Problem]:
+    """Seed 003: a workshop has at least `WORKSHOP_MINIMUM` participants."""
+    if session_type == "workshop" and type(count) is int and count < WORKSHOP_MINIMUM:
+        message = f"must be at least {WORKSHOP_MINIMUM} for workshops"
+        return [{"field": field, "rule": "workshop_minimum", "message": message}]
+    return []
+
+
 class Conditional(BaseModel):
     """A model with rules across fields (seed 003's conditional rules: instructor required
     for live sessions, at least 5 participants for workshops). They read the raw data, so

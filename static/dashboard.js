@@ -3,6 +3,7 @@
 // the session's Server-Sent Events stream (hub-stream.js): a dashboard never sends.
 import { connectStream } from "./hub-stream.js";
 import { GroupHrvChart, HrvChart } from "./hrv-chart.js";
+import { renewSeat, tokenClaims } from "./seat.js";
 import { $, api, appendFeed, bindConnection, clock, feedItem, h, pageToken, query } from "./ui.js";
 
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
@@ -157,7 +158,10 @@ function watch(sessionId, title, head) {
   state.group.points = [];
   state.readers = new Set();
   // Observers are read-only; start 50 events back so the feed is not empty.
-  const client = connectStream(sessionId, "observer", "dashboard", pageToken(), { since: head ? Math.max(0, head - 50) : null });
+  const invite = query().get("invite"); // an observer's join link: its seat renews the token
+  const renew = invite ? { getToken: () => renewSeat(invite) } : {};
+  const since = head ? Math.max(0, head - 50) : null;
+  const client = connectStream(sessionId, "observer", "dashboard", pageToken(), { since, ...renew });
   state.client = client;
   /** @type {any} */ (window).hubClient = client;
   bindConnection(client, $("badge"), $("banner"), (change) => {
@@ -201,7 +205,115 @@ $("stop-watch").addEventListener("click", () => {
   history.replaceState(null, "", url);
 });
 
+/**
+ * `?watch=ID`: watch from the link, with the last 50 events like the Watch button (the
+ * session's head comes from its record). @param {string} sessionId
+ */
+async function watchFromLink(sessionId) {
+  try {
+    const record = await api("GET", `/api/v2/session/${encodeURIComponent(sessionId)}`);
+    watch(sessionId, record.title, record.head_seq);
+  } catch {
+    watch(sessionId, sessionId, 0); // the connection says what is wrong (not found, no token)
+  }
+}
+
+// Webhook endpoints (admin tokens, or dev mode): state, backlog, lag and recent failures.
+const WEBHOOK_POLL_MS = 5000;
+
+async function pollWebhooks() {
+  try {
+    const listing = await api("GET", "/api/v2/webhooks");
+    renderWebhooks(listing.webhooks);
+    $("webhooks-note").hidden = listing.count > 0;
+    $("webhooks-note").textContent = "No webhook endpoints registered (POST /api/v2/webhooks).";
+  } catch (err) {
+    const failure = /** @type {import("./ui.js").ApiFailure} */ (err);
+    $("webhooks-body").replaceChildren();
+    $("webhooks-note").hidden = false;
+    $("webhooks-note").textContent =
+      failure.status === 403 || failure.status === 401
+        ? "Webhooks are shown to admin tokens only."
+        : `Webhooks unavailable (${failure.message}).`;
+  } finally {
+    setTimeout(pollWebhooks, WEBHOOK_POLL_MS);
+  }
+}
+
+/** @param {number | null} seconds */
+function lag(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  return seconds < 1 ? `${Math.round(seconds * 1000)} ms` : `${seconds.toFixed(1)} s`;
+}
+
+/** @param {any[]} hooks */
+function renderWebhooks(hooks) {
+  $("webhooks-body").replaceChildren(
+    ...hooks.map((w) =>
+      h(
+        "tr",
+        { dataset: { webhookId: w.id, state: w.state } },
+        h(
+          "td",
+          { class: "title-cell", "data-label": "Endpoint" },
+          w.url,
+          h("br"),
+          h("span", { class: "mono muted" }, `${w.events.join(", ")}${w.session_id ? ` · ${w.session_id}` : ""}`),
+        ),
+        h("td", { "data-label": "State" }, h("span", { class: "badge", dataset: { state: badgeState(w.state) } }, w.state)),
+        h("td", { class: "num", "data-label": "Backlog" }, String(w.backlog)),
+        h("td", { class: "num", "data-label": "Lag" }, lag(w.lag_seconds)),
+        h("td", { class: "num", "data-label": "Failures (1 h)" }, String(w.failures_last_hour)),
+        h("td", { class: "mono small", "data-label": "Last error" }, w.last_error || "–"),
+        h(
+          "td",
+          { "data-label": "Failures" },
+          h(
+            "button",
+            { type: "button", class: "secondary", "aria-label": `Recent failures of ${w.url}`, onclick: () => showFailures(w) },
+            "Failures",
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** @param {string} webhookState */
+function badgeState(webhookState) {
+  return webhookState === "healthy" ? "open" : webhookState === "retrying" ? "connecting" : "closed";
+}
+
+/** The endpoint's recent attempts that did not deliver. @param {any} w */
+async function showFailures(w) {
+  const list = $("webhook-failures");
+  list.hidden = false;
+  try {
+    const attempts = await api("GET", `/api/v2/webhooks/${w.id}/deliveries?limit=200`);
+    const failed = attempts.deliveries.filter((/** @type {any} */ a) => a.status !== "delivered").slice(0, 20);
+    list.replaceChildren(
+      h("li", { class: "muted" }, `${w.url}: ${failed.length ? "recent failed attempts" : "no recent failures"}`),
+      ...failed.map((/** @type {any} */ a) =>
+        h(
+          "li",
+          { dataset: { status: a.status } },
+          `${clock(a.attempted_at)} ${a.event.type} seq ${a.event.seq} (${a.event.session_id}) attempt ${a.attempt}: ` +
+            `${a.status}, ${a.error || a.response_code}` +
+            (a.next_retry_at ? `, next try ${clock(a.next_retry_at)}` : ""),
+        ),
+      ),
+    );
+  } catch (err) {
+    list.replaceChildren(h("li", {}, `could not load attempts: ${/** @type {Error} */ (err).message}`));
+  }
+}
+
 const initial = query().get("watch");
-if (initial) watch(initial, initial, 0);
+if (initial) watchFromLink(initial);
 poll();
 pollMetrics();
+// Webhooks are an admin's: a page with another role's token (an observer's join link)
+// does not ask for them, and shows no panel.
+const role = tokenClaims(pageToken())?.role;
+if (!role || role === "admin") pollWebhooks();
+else $("webhooks-panel").hidden = true;

@@ -5,24 +5,110 @@
 
 const COLOURS = ["#0b5cad", "#b35c00", "#0f6b3a", "#a0006b", "#6b3fa0", "#8a6d00", "#a11a1a", "#00707a"];
 
-export class HrvChart {
+const PAD = { left: 40, right: 10, top: 10, bottom: 22 };
+
+/** What both charts share: the canvas sized to its box, the time window, the ms grid. */
+class CanvasChart {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {number} windowMs  the most time the x axis spans
+   * @param {number} maxPoints the most readings kept
+   */
+  constructor(canvas, windowMs, maxPoints) {
+    this.canvas = canvas;
+    this.windowMs = windowMs;
+    this.maxPoints = maxPoints;
+    this.scheduled = false;
+    if (typeof ResizeObserver !== "undefined") new ResizeObserver(() => this.draw()).observe(canvas);
+  }
+
+  draw() {}
+
+  /** Redraw once on the next frame, however many readings arrive before it. */
+  schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.draw();
+    });
+  }
+
+  /**
+   * x runs from the first reading (at most `windowMs` back, at least 20 s) to `latest`.
+   * @param {number} earliest @param {number} latest
+   */
+  timeWindow(earliest, latest) {
+    const span = Math.min(this.windowMs, Math.max(20000, latest - earliest + 2000));
+    return { span, start: latest - span };
+  }
+
+  /**
+   * Size the canvas to its box on this screen, clear it, draw the ms grid up to `top`
+   * and `caption` under it; the plot's context and scales, or null where it cannot draw.
+   * @param {number} start @param {number} span @param {number} top @param {string} caption
+   */
+  grid(start, span, top, caption) {
+    const canvas = this.canvas;
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth || 300;
+    const height = canvas.clientHeight || 180;
+    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+    }
+    const ctx = canvas.getContext("2d");
+    if (!ctx) return null;
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const plotW = Math.max(10, width - PAD.left - PAD.right);
+    const plotH = Math.max(10, height - PAD.top - PAD.bottom);
+
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.fillStyle = "#4a5360";
+    ctx.strokeStyle = "#d5dae0";
+    ctx.lineWidth = 1;
+    for (let i = 0; i <= 4; i++) {
+      const y = PAD.top + plotH - (plotH * i) / 4;
+      ctx.beginPath();
+      ctx.moveTo(PAD.left, y);
+      ctx.lineTo(PAD.left + plotW, y);
+      ctx.stroke();
+      ctx.textAlign = "right";
+      ctx.textBaseline = "middle";
+      ctx.fillText(String(Math.round((top * i) / 4)), PAD.left - 6, y);
+    }
+    ctx.textAlign = "left";
+    ctx.textBaseline = "alphabetic";
+    ctx.fillText(caption, PAD.left, height - 5);
+    return {
+      ctx,
+      x: (/** @type {number} */ t) => PAD.left + ((t - start) / span) * plotW,
+      y: (/** @type {number} */ v) => PAD.top + plotH - (v / top) * plotH,
+      /** @param {string} text  said in the middle of the plot @param {string} label  to screen readers */
+      empty: (text, label) => {
+        ctx.textAlign = "center";
+        ctx.fillText(text, PAD.left + plotW / 2, PAD.top + plotH / 2);
+        canvas.setAttribute("aria-label", label);
+      },
+    };
+  }
+}
+
+export class HrvChart extends CanvasChart {
   /**
    * @param {HTMLCanvasElement} canvas
    * @param {HTMLElement | null} legend
    * @param {{windowMs?: number, maxPoints?: number, maxSeries?: number}} [options]
    */
   constructor(canvas, legend, options = {}) {
-    this.canvas = canvas;
+    super(canvas, options.windowMs ?? 5 * 60 * 1000, options.maxPoints ?? 300);
     this.legend = legend;
-    this.windowMs = options.windowMs ?? 5 * 60 * 1000;
-    this.maxPoints = options.maxPoints ?? 300;
     this.maxSeries = options.maxSeries ?? 8;
     /** participants left out of the chart (beyond `maxSeries`) */
     this.omitted = new Set();
     /** @type {Map<string, {name: string, colour: string, points: {t: number, v: number}[]}>} */
     this.series = new Map();
-    this.scheduled = false;
-    if (typeof ResizeObserver !== "undefined") new ResizeObserver(() => this.draw()).observe(canvas);
     // Time moves on between readings: redraw now and then so the lines slide left.
     setInterval(() => this.series.size && this.draw(), 5000);
     this.draw();
@@ -61,15 +147,6 @@ export class HrvChart {
     this.draw();
   }
 
-  schedule() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.draw();
-    });
-  }
-
   renderLegend() {
     if (!this.legend) return;
     this.legend.replaceChildren();
@@ -88,59 +165,18 @@ export class HrvChart {
   }
 
   draw() {
-    const canvas = this.canvas;
-    const ratio = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth || 300;
-    const height = canvas.clientHeight || 180;
-    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
-      canvas.width = Math.round(width * ratio);
-      canvas.height = Math.round(height * ratio);
-    }
-    const ctx = canvas.getContext("2d");
-    if (!ctx) return;
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, width, height);
-    const pad = { left: 40, right: 10, top: 10, bottom: 22 };
-    const plotW = Math.max(10, width - pad.left - pad.right);
-    const plotH = Math.max(10, height - pad.top - pad.bottom);
-
     const all = [...this.series.values()].flatMap((s) => s.points);
     const now = Date.now();
     const latest = all.length ? Math.max(now, ...all.map((p) => p.t)) : now;
-    // x runs from the first reading (at most `windowMs` back, at least 20 s) to now.
     const earliest = all.length ? Math.min(...all.map((p) => p.t)) : latest;
-    const span = Math.min(this.windowMs, Math.max(20000, latest - earliest + 2000));
-    const start = latest - span;
+    const { span, start } = this.timeWindow(earliest, latest);
     const visible = all.filter((p) => p.t >= start);
     const top = visible.length ? niceCeil(Math.max(...visible.map((p) => p.v)) * 1.1) : 100;
-
-    ctx.font = "12px system-ui, sans-serif";
-    ctx.fillStyle = "#4a5360";
-    ctx.strokeStyle = "#d5dae0";
-    ctx.lineWidth = 1;
-    for (let i = 0; i <= 4; i++) {
-      const v = (top * i) / 4;
-      const y = pad.top + plotH - (plotH * i) / 4;
-      ctx.beginPath();
-      ctx.moveTo(pad.left, y);
-      ctx.lineTo(pad.left + plotW, y);
-      ctx.stroke();
-      ctx.textAlign = "right";
-      ctx.textBaseline = "middle";
-      ctx.fillText(String(Math.round(v)), pad.left - 6, y);
-    }
-    ctx.textAlign = "left";
-    ctx.textBaseline = "alphabetic";
-    ctx.fillText(`ms · last ${span < 120000 ? `${Math.round(span / 1000)} s` : `${Math.round(span / 60000)} min`}`, pad.left, height - 5);
-
-    if (!visible.length) {
-      ctx.textAlign = "center";
-      ctx.fillText("no HRV readings yet", pad.left + plotW / 2, pad.top + plotH / 2);
-      this.canvas.setAttribute("aria-label", "HRV chart: no readings yet");
-      return;
-    }
-    const x = (/** @type {number} */ t) => pad.left + ((t - start) / span) * plotW;
-    const y = (/** @type {number} */ v) => pad.top + plotH - (v / top) * plotH;
+    const last = span < 120000 ? `${Math.round(span / 1000)} s` : `${Math.round(span / 60000)} min`;
+    const plot = this.grid(start, span, top, `ms · last ${last}`);
+    if (!plot) return;
+    if (!visible.length) return plot.empty("no HRV readings yet", "HRV chart: no readings yet");
+    const { ctx, x, y } = plot;
     const summary = [];
     for (const s of this.series.values()) {
       const pts = s.points.filter((p) => p.t >= start);
@@ -176,19 +212,15 @@ function niceCeil(v) {
  * range from the lowest to the highest latest reading as a band. One point a second
  * whatever the size of the class.
  */
-export class GroupHrvChart {
+export class GroupHrvChart extends CanvasChart {
   /**
    * @param {HTMLCanvasElement} canvas
    * @param {{windowMs?: number, maxPoints?: number}} [options]
    */
   constructor(canvas, options = {}) {
-    this.canvas = canvas;
-    this.windowMs = options.windowMs ?? 10 * 60 * 1000;
-    this.maxPoints = options.maxPoints ?? 900;
+    super(canvas, options.windowMs ?? 10 * 60 * 1000, options.maxPoints ?? 900);
     /** @type {{t: number, avg: number, min: number, max: number}[]} */
     this.points = [];
-    this.scheduled = false;
-    if (typeof ResizeObserver !== "undefined") new ResizeObserver(() => this.draw()).observe(canvas);
     this.draw();
   }
 
@@ -200,62 +232,19 @@ export class GroupHrvChart {
     const max = Number.isFinite(Number(summary.max_hrv)) ? Number(summary.max_hrv) : avg;
     this.points.push({ t, avg, min, max });
     if (this.points.length > this.maxPoints) this.points.splice(0, this.points.length - this.maxPoints);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.draw();
-    });
+    this.schedule();
   }
 
   draw() {
-    const canvas = this.canvas;
-    const ratio = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth || 300;
-    const height = canvas.clientHeight || 180;
-    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
-      canvas.width = Math.round(width * ratio);
-      canvas.height = Math.round(height * ratio);
-    }
-    const ctx = canvas.getContext("2d");
-    if (!ctx) return;
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, width, height);
-    const pad = { left: 40, right: 10, top: 10, bottom: 22 };
-    const plotW = Math.max(10, width - pad.left - pad.right);
-    const plotH = Math.max(10, height - pad.top - pad.bottom);
     const latest = this.points.length ? this.points[this.points.length - 1].t : Date.now();
     const earliest = this.points.length ? this.points[0].t : latest;
-    const span = Math.min(this.windowMs, Math.max(20000, latest - earliest + 2000));
-    const start = latest - span;
+    const { span, start } = this.timeWindow(earliest, latest);
     const visible = this.points.filter((p) => p.t >= start);
     const top = visible.length ? niceCeil(Math.max(...visible.map((p) => p.max)) * 1.1) : 100;
-
-    ctx.font = "12px system-ui, sans-serif";
-    ctx.fillStyle = "#4a5360";
-    ctx.strokeStyle = "#d5dae0";
-    ctx.lineWidth = 1;
-    for (let i = 0; i <= 4; i++) {
-      const y = pad.top + plotH - (plotH * i) / 4;
-      ctx.beginPath();
-      ctx.moveTo(pad.left, y);
-      ctx.lineTo(pad.left + plotW, y);
-      ctx.stroke();
-      ctx.textAlign = "right";
-      ctx.textBaseline = "middle";
-      ctx.fillText(String(Math.round((top * i) / 4)), pad.left - 6, y);
-    }
-    ctx.textAlign = "left";
-    ctx.textBaseline = "alphabetic";
-    ctx.fillText(`ms · group average and range · last ${Math.round(span / 1000)} s`, pad.left, height - 5);
-    if (!visible.length) {
-      ctx.textAlign = "center";
-      ctx.fillText("no group summary yet", pad.left + plotW / 2, pad.top + plotH / 2);
-      canvas.setAttribute("aria-label", "Group HRV chart: no summary yet");
-      return;
-    }
-    const x = (/** @type {number} */ t) => pad.left + ((t - start) / span) * plotW;
-    const y = (/** @type {number} */ v) => pad.top + plotH - (v / top) * plotH;
+    const plot = this.grid(start, span, top, `ms · group average and range · last ${Math.round(span / 1000)} s`);
+    if (!plot) return;
+    if (!visible.length) return plot.empty("no group summary yet", "Group HRV chart: no summary yet");
+    const { ctx, x, y } = plot;
     ctx.fillStyle = "rgba(11, 92, 173, 0.15)";
     ctx.beginPath();
     visible.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p.max)) : ctx.moveTo(x(p.t), y(p.max))));
@@ -268,6 +257,6 @@ export class GroupHrvChart {
     visible.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p.avg)) : ctx.moveTo(x(p.t), y(p.avg))));
     ctx.stroke();
     const last = visible[visible.length - 1];
-    canvas.setAttribute("aria-label", `Group HRV: average ${last.avg} ms, range ${last.min}–${last.max} ms`);
+    this.canvas.setAttribute("aria-label", `Group HRV: average ${last.avg} ms, range ${last.min}–${last.max} ms`);
   }
 }

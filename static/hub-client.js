@@ -73,10 +73,16 @@ export const CLOSE_NAMES = /** @type {Record<number, string>} */ ({
   3507: "too_many_errors",
   3508: "rate_limited",
   3509: "too_many_connections",
+  3510: "disconnected",
   4000: "dropped_by_client",
 });
 
 const RFC_RECONNECT = new Set([1001, 1006, 1011, 1012, 1013]);
+/** Closes that say the hub is restarting (drain, 1012 service restart): it is back in seconds. */
+const RESTARTING = new Set([3000, 1012]);
+/** After a restart close, every attempt waits a uniform delay below RESTART_MAX_MS: a crowd
+ * comes back within a couple of seconds, spread, instead of on a grown backoff. */
+export const RESTART_MAX_MS = 2000;
 /** Codes the client itself uses to cut a connection it wants to replace. */
 const CLIENT_RECONNECT = 4000;
 
@@ -105,6 +111,15 @@ export function backoffDelay(attempt, options = {}, random = Math.random) {
   const cap = options.cap ?? 30000;
   const ceiling = Math.min(cap, base * 2 ** Math.min(attempt, 30));
   return Math.floor(random() * ceiling);
+}
+
+/**
+ * The wait before reconnecting to a hub that said it restarts (close 3000 or 1012).
+ * @param {() => number} [random]
+ * @returns {number} milliseconds in [0, RESTART_MAX_MS)
+ */
+export function restartDelay(random = Math.random) {
+  return Math.floor(random() * RESTART_MAX_MS);
 }
 
 /**
@@ -260,6 +275,9 @@ export class HubClient extends Emitter {
     /** @type {WebSocket | null} */
     this.ws = null;
     this.heartbeatTimer = null;
+    this.watchdogTimer = null;
+    /** The hub said it restarts: reconnect on the short restart schedule until welcomed. */
+    this.restarting = false;
     this.reconnectTimer = null;
     this.lastReceived = 0;
     this.openedAt = 0;
@@ -410,6 +428,7 @@ export class HubClient extends Emitter {
     const data = msg.data || {};
     this.welcome = data;
     this.welcomed = true;
+    this.restarting = false;
     const resume = data.resume;
     if (this.lastSeq === null) {
       // Fresh start: live from the session's head on.
@@ -538,18 +557,27 @@ export class HubClient extends Emitter {
 
   /** @param {number} ms */
   startHeartbeat(ms) {
-    clearInterval(this.heartbeatTimer);
+    this.stopHeartbeat();
     const interval = this.options.heartbeatMs || ms || 30000;
     this.lastReceived = Date.now();
     this.heartbeatTimer = setInterval(() => {
-      if (!this.ws || this.ws.readyState !== 1) return;
-      // Nothing heard for two intervals (not even a pong): the socket is dead without knowing it.
-      if (Date.now() - this.lastReceived > 2 * interval + 5000) {
-        this.reconnectNow("heartbeat_timeout");
-        return;
-      }
-      this.ws.send('{"type":"heartbeat"}');
+      if (this.ws && this.ws.readyState === 1) this.ws.send('{"type":"heartbeat"}');
     }, interval);
+    // Nothing heard for two intervals plus 5 s (not even a pong): the socket is dead without
+    // knowing it. Checked every second, so it is noticed then, not at the next heartbeat.
+    const deadAfter = 2 * interval + 5000;
+    this.watchdogTimer = setInterval(() => {
+      if (this.ws && this.ws.readyState === 1 && Date.now() - this.lastReceived > deadAfter) {
+        this.reconnectNow("heartbeat_timeout");
+      }
+    }, Math.min(1000, interval));
+  }
+
+  stopHeartbeat() {
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.watchdogTimer);
+    this.heartbeatTimer = null;
+    this.watchdogTimer = null;
   }
 
   /**
@@ -557,8 +585,7 @@ export class HubClient extends Emitter {
    * @param {string} reason
    */
   afterClose(code, reason) {
-    clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = null;
+    this.stopHeartbeat();
     // The backoff starts over only after a connection that lasted: a hub that accepts and
     // closes at once (slow consumer, restart loop) keeps the delays growing.
     if (this.welcomed && Date.now() - this.openedAt > 10000) this.attempt = 0;
@@ -575,7 +602,11 @@ export class HubClient extends Emitter {
       this.setState("closed", { reason: CLOSE_NAMES[code] || reason, code });
       return;
     }
-    const delay = this.forcedDelay ?? backoffDelay(this.attempt, this.options.backoff, this.random);
+    // Told the hub restarts: come back within a couple of seconds, spread with jitter, and
+    // keep to that schedule while it is down (refused connections, 1006) until welcomed.
+    if (RESTARTING.has(code)) this.restarting = true;
+    const wait = this.restarting ? restartDelay(this.random) : backoffDelay(this.attempt, this.options.backoff, this.random);
+    const delay = this.forcedDelay ?? wait;
     this.forcedDelay = null;
     this.attempt += 1;
     this.setState("resuming", { reason: CLOSE_NAMES[code] || reason, code, delay });
@@ -661,7 +692,7 @@ export class HubClient extends Emitter {
   close() {
     this.closedByApp = true;
     clearTimeout(this.reconnectTimer);
-    clearInterval(this.heartbeatTimer);
+    this.stopHeartbeat();
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;

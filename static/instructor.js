@@ -1,10 +1,13 @@
 // The instructor console: create or open a session, run its lifecycle, change the
-// technique, send prompts and announcements, and watch participants, answers and HRV.
-// Built for classes of a thousand: every participant's latest HRV is kept in a map and
-// the page redraws only what changed, a few times a second, not once per event.
+// technique, send prompts and announcements, hand out join links, and watch participants,
+// answers and HRV. Built for classes of a thousand: every participant's latest HRV is kept
+// in a map and the page redraws only what changed, a few times a second, not once per event.
+//
+// Who may use it: an instructor or admin token (?token=, #token= or pasted here). In open
+// dev mode without a token, the person chooses the instructor role explicitly first.
 import { connect } from "./hub-client.js";
 import { GroupHrvChart, HrvChart } from "./hrv-chart.js";
-import { $, api, appendFeed, bindConnection, clock, feedItem, h, mmss, pageToken, query, say, setDevName } from "./ui.js";
+import { $, api, appendFeed, bindConnection, clock, feedItem, h, mmss, pageToken, query, say, setDevName, toast } from "./ui.js";
 
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
 
@@ -22,6 +25,8 @@ const QUIET_TYPES = new Set(["hrv_update", "hrv_summary"]); // shown in the HRV 
 /** @typedef {{name: string, hrv: number | null, el: HTMLElement | null}} Person */
 
 const state = {
+  /** @type {{role: string, dev_mode: boolean, token: boolean, name: string} | null} who the hub says we are */
+  me: null,
   sessionId: "",
   status: "",
   /** @type {import("./hub-client.js").HubClient | null} */
@@ -40,7 +45,16 @@ const state = {
   group: null,
 };
 
-function init() {
+/**
+ * Feedback for an action: in the status line and as a toast (seen wherever the page is
+ * scrolled). @param {string} text @param {"notice" | "error"} [kind]
+ */
+function report(text, kind = "notice") {
+  say($("page-status"), text, kind);
+  toast(text, { kind });
+}
+
+async function init() {
   $("create-form").addEventListener("submit", createSession);
   $("open-form").addEventListener("submit", (/** @type {Event} */ ev) => {
     ev.preventDefault();
@@ -52,8 +66,68 @@ function init() {
   $("technique-form").addEventListener("submit", changeTechnique);
   $("prompt-form").addEventListener("submit", sendPrompt);
   $("announce-form").addEventListener("submit", announce);
+  $("invite-form").addEventListener("submit", createInvite);
+  $("token-form").addEventListener("submit", (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem("hub-token", $("token-input").value.trim());
+    location.reload();
+  });
+  $("as-instructor").addEventListener("click", () => {
+    sessionStorage.setItem("hub-dev-instructor", "1");
+    enter();
+  });
+  if (await admitted()) enter();
+}
+
+/** Whether this page may act as an instructor; if not, the gate says why and what to do. */
+async function admitted() {
+  try {
+    state.me = await api("GET", "/api/v2/whoami");
+  } catch (err) {
+    const e = /** @type {import("./ui.js").ApiFailure} */ (err);
+    if (e.status === 401) {
+      gate("This console needs an instructor token: paste one, or open the console link the hub printed when it started.", "token");
+    } else {
+      gate(`The hub cannot be reached (${e.message}). Reload the page once it is back.`, null);
+      toast("The hub cannot be reached.", { kind: "error", key: "connection" });
+    }
+    return false;
+  }
+  const me = /** @type {any} */ (state.me);
+  if (me.role !== "instructor" && me.role !== "admin") {
+    gate(`This token is for ${me.name} as ${me.role}; the console needs an instructor or admin token.`, "token");
+    return false;
+  }
+  // Open dev mode lets anyone in as anything: the instructor role is chosen, never assumed.
+  const chosen = query().get("as") === "instructor" || sessionStorage.getItem("hub-dev-instructor") === "1";
+  if (me.dev_mode && !me.token && !chosen) {
+    gate(
+      "This hub runs in open development mode (HUB_DEV=1): whoever opens this page can run any session. " +
+        "Continue only if you are the instructor; participants join from their own page or a join link.",
+      "dev",
+    );
+    return false;
+  }
+  return true;
+}
+
+/** @param {string} text @param {"token" | "dev" | null} offer */
+function gate(text, offer) {
+  $("gate").hidden = false;
+  $("gate-text").textContent = text;
+  $("token-form").hidden = offer !== "token";
+  $("dev-choice").hidden = offer !== "dev";
+  $("setup").hidden = true;
+  $("console").hidden = true;
+}
+
+function enter() {
+  $("gate").hidden = true;
+  // Announcing to every live session of the account is an admin's (an instructor gets 403).
+  $("a-all-label").hidden = state.me?.role !== "admin";
   const sessionId = query().get("session_id");
   if (sessionId) openConsole(sessionId);
+  else $("setup").hidden = false;
 }
 
 /** @param {Event} ev */
@@ -72,10 +146,10 @@ async function createSession(ev) {
   if ($("c-start").value) body.scheduled_start = new Date($("c-start").value).toISOString();
   try {
     const record = await api("POST", "/api/v2/sessions/create", body);
-    say($("page-status"), `Created session ${record.session_id}.`);
+    report(`Created session ${record.session_id}.`);
     openConsole(record.session_id, record);
   } catch (err) {
-    say($("page-status"), `Could not create the session — ${/** @type {Error} */ (err).message}`, "error");
+    report(`Could not create the session — ${/** @type {Error} */ (err).message}`, "error");
   }
 }
 
@@ -85,7 +159,7 @@ async function openConsole(sessionId, record) {
   try {
     record = record || (await api("GET", `/api/v2/session/${encodeURIComponent(sessionId)}`));
   } catch (err) {
-    say($("page-status"), `Cannot open ${sessionId} — ${/** @type {Error} */ (err).message}`, "error");
+    report(`Cannot open ${sessionId} — ${/** @type {Error} */ (err).message}`, "error");
     return;
   }
   state.sessionId = sessionId;
@@ -99,6 +173,8 @@ async function openConsole(sessionId, record) {
   const link = `${location.origin}/participant?session_id=${encodeURIComponent(sessionId)}`;
   $("participant-link").href = link;
   $("participant-link").textContent = link;
+  $("dev-link-line").hidden = !(state.me?.dev_mode && !state.me?.token);
+  loadInvites();
   setStatus(record.status);
   state.chart = new HrvChart($("hrv-chart"), $("hrv-legend"));
   state.group = new GroupHrvChart($("group-chart"));
@@ -122,7 +198,7 @@ async function openConsole(sessionId, record) {
   });
   client.on("event", onEvent);
   client.on("error", (/** @type {any} */ err) => {
-    if (err.code !== "resume_unavailable") say($("page-status"), `Refused — ${err.code}: ${err.hubMessage}`, "error");
+    if (err.code !== "resume_unavailable") report(`Refused — ${err.code}: ${err.hubMessage}`, "error");
   });
 }
 
@@ -133,6 +209,7 @@ function onEvent(msg) {
   switch (msg.type) {
     case "participant_joined":
       addPerson(d.participant_id, d.name);
+      refreshInvites();
       break;
     case "participant_left": {
       const gone = state.people.get(d.participant_id);
@@ -257,9 +334,9 @@ async function lifecycle(action) {
   try {
     const record = await api("POST", `/api/v2/session/${encodeURIComponent(state.sessionId)}/${action}`);
     setStatus(record.status);
-    say($("page-status"), `Session ${record.status.replace("_", " ")}.`);
+    report(`Session ${record.status.replace("_", " ")}.`);
   } catch (err) {
-    say($("page-status"), `Could not ${action} — ${/** @type {Error} */ (err).message}`, "error");
+    report(`Could not ${action} — ${/** @type {Error} */ (err).message}`, "error");
   }
 }
 
@@ -271,10 +348,10 @@ async function sendEvent(type, data, done) {
   if (!state.client) return false;
   try {
     const seq = await state.client.send(type, data);
-    say($("page-status"), `${done} (#${seq}).`);
+    report(`${done} (#${seq}).`);
     return true;
   } catch (err) {
-    say($("page-status"), `Not sent — ${/** @type {Error} */ (err).message}`, "error");
+    report(`Not sent — ${/** @type {Error} */ (err).message}`, "error");
     return false;
   }
 }
@@ -311,12 +388,98 @@ async function announce(ev) {
   try {
     const res = await api("POST", "/api/v2/live-announce", body);
     const n = res.sessions_notified.length;
-    say($("page-status"), `Announced to ${n} session${n === 1 ? "" : "s"} (${res.participant_count} participants).`);
+    report(`Announced to ${n} session${n === 1 ? "" : "s"} (${res.participant_count} participants).`);
     $("a-message").value = "";
     $("a-title").value = "";
   } catch (err) {
-    say($("page-status"), `Announcement not sent — ${/** @type {Error} */ (err).message}`, "error");
+    report(`Announcement not sent — ${/** @type {Error} */ (err).message}`, "error");
   }
+}
+
+// join links
+
+const INVITE_STATE = {
+  active: "admits",
+  revoked: "revoked",
+  expired: "expired",
+  used_up: "used up",
+  session_ended: "session ended",
+};
+
+let invitesTimer = 0;
+/** Joins move the links' counts: reload the list, at most once a second. */
+function refreshInvites() {
+  if (invitesTimer || !state.client?.welcome) return;
+  invitesTimer = window.setTimeout(() => {
+    invitesTimer = 0;
+    loadInvites();
+  }, 1000);
+}
+
+async function loadInvites() {
+  try {
+    const res = await api("GET", `/api/v2/session/${encodeURIComponent(state.sessionId)}/invites`);
+    $("invites").replaceChildren(...res.invites.map(inviteItem));
+  } catch (err) {
+    report(`Join links could not be listed — ${/** @type {Error} */ (err).message}`, "error");
+  }
+}
+
+/** @param {Event} ev */
+async function createInvite(ev) {
+  ev.preventDefault();
+  /** @type {Record<string, any>} */
+  const body = { role: $("i-role").value, expires_in: Number($("i-expires").value) };
+  if ($("i-max").value) body.max_uses = Number($("i-max").value);
+  try {
+    const invite = await api("POST", `/api/v2/session/${encodeURIComponent(state.sessionId)}/invites`, body);
+    $("invites").prepend(inviteItem(invite));
+    report(`Join link created: ${invite.url}`);
+    $("i-max").value = "";
+  } catch (err) {
+    report(`Join link not created — ${/** @type {Error} */ (err).message}`, "error");
+  }
+}
+
+/** @param {any} invite  an invite as the API answers it @returns {HTMLElement} */
+function inviteItem(invite) {
+  const uses = `${invite.uses}${invite.max_uses ? ` of ${invite.max_uses}` : ""} joined`;
+  const active = invite.state === "active";
+  const copy = h("button", { type: "button", class: "secondary" }, "Copy link");
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(invite.url);
+      toast("Link copied.");
+    } catch {
+      toast(`Copy this link: ${invite.url}`, { ms: 15000 });
+    }
+  });
+  const revoke = h("button", { type: "button", class: "danger" }, "Revoke");
+  revoke.addEventListener("click", async () => {
+    try {
+      const revoked = await api("DELETE", `/api/v2/session/${encodeURIComponent(state.sessionId)}/invites/${invite.code}`);
+      item.replaceWith(inviteItem(revoked));
+      report("Join link revoked: nobody new can join with it.");
+    } catch (err) {
+      report(`Join link not revoked — ${/** @type {Error} */ (err).message}`, "error");
+    }
+  });
+  const item = h(
+    "li",
+    { dataset: { code: invite.code, state: invite.state } },
+    h("a", { class: "mono invite-url", href: invite.url }, invite.url),
+    h(
+      "div",
+      { class: "invite-line small" },
+      h("span", { class: "state-tag", dataset: { state: invite.state } }, INVITE_STATE[/** @type {keyof typeof INVITE_STATE} */ (invite.state)] || invite.state),
+      h("span", {}, `as ${invite.role}`),
+      h("span", {}, uses),
+      h("span", { class: "muted" }, active ? `until ${new Date(invite.expires_at).toLocaleString([], { hour12: false })}` : ""),
+      active ? copy : null,
+      active ? revoke : null,
+    ),
+  );
+  return item;
 }
 
 init();

@@ -1,7 +1,9 @@
-// Small helpers the three pages share: DOM building (text only, never innerHTML),
-// the HTTP API, the connection badge and banner, and how an event reads in a feed.
+// Small helpers the pages share: DOM building (text only, never innerHTML), the HTTP
+// API, the page's token, the connection badge, banner and toasts, and how an event reads
+// in a feed.
 
 import { devUserId } from "./hub-client.js";
+import { currentToken } from "./seat.js";
 
 /** @typedef {import("./hub-client.js").HubMessage} HubMessage */
 /** @typedef {import("./hub-client.js").HubClient} HubClient */
@@ -36,8 +38,26 @@ export const $ = (id) => document.getElementById(id);
 /** @returns {URLSearchParams} */
 export const query = () => new URLSearchParams(location.search);
 
-/** The page's token, if any (?token=...); dev mode needs none. */
+/** Developer tools (raw events, seq numbers, links between pages) only with ?debug=1. */
+export const DEBUG = query().get("debug") === "1";
+if (DEBUG) document.documentElement.dataset.debug = "1";
+
+// A token in the fragment (#token=…, as the hub's start banner prints it) is kept for
+// this tab and taken out of the address bar, where it would be shared with the link.
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get("token")) {
+  sessionStorage.setItem("hub-token", /** @type {string} */ (fragment.get("token")));
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+/**
+ * The page's token, if any: ?token=…, the one kept for this tab, or the seat's of a join
+ * link (?invite=CODE); dev mode needs none.
+ * @returns {string | null}
+ */
 export function pageToken() {
+  const invite = query().get("invite");
+  if (invite) return currentToken(invite);
   return query().get("token") || sessionStorage.getItem("hub-token") || null;
 }
 
@@ -171,8 +191,29 @@ export function bindConnection(client, badge, banner, extra) {
       const text = CLOSED_TEXT[change.reason || ""] || `Disconnected (${change.reason || "closed"}, code ${change.code}).`;
       banner.append(h("span", { "data-testid": "closed-reason" }, text));
     }
+    announce(change);
     if (extra) extra(change);
   });
+
+  /** A toast for every change of connection the person should know of. @param {StateChange} change */
+  function announce(change) {
+    if (change.state === "resuming" && change.previous === "connecting") {
+      toast("The hub cannot be reached yet. Retrying…", { kind: "warn", key: "connection", ms: 0 });
+    } else if (change.state === "resuming" && change.previous === "open") {
+      const why = change.reason && change.reason !== "connecting" ? ` (${change.reason.replace(/_/g, " ")})` : "";
+      toast(`Connection lost${why}. Reconnecting…`, {
+        kind: "warn",
+        key: "connection",
+        ms: 0,
+        action: { label: "Retry now", run: () => client.reconnectNow() },
+      });
+    } else if (change.state === "open" && change.previous === "resuming" && change.attempt > 0) {
+      toast("Reconnected. You are live again.", { key: "connection" });
+    } else if (change.state === "closed" && change.reason !== "closed_by_app") {
+      const text = CLOSED_TEXT[change.reason || ""] || `Disconnected (${change.reason || "closed"}, code ${change.code}).`;
+      toast(text, { kind: change.reason === "session_ended" ? "notice" : "error", key: "connection", ms: change.reason === "session_ended" ? 0 : undefined });
+    }
+  }
 }
 
 /**
@@ -234,7 +275,7 @@ export function feedItem(msg) {
   return h(
     "li",
     { dataset: { seq: String(msg.seq), type: msg.type } },
-    h("span", { class: "meta" }, `#${msg.seq} · ${clock(msg.ts)}${msg.actor ? ` · ${msg.actor.name}` : ""}`),
+    h("span", { class: "meta" }, `${DEBUG ? `#${msg.seq} · ` : ""}${clock(msg.ts)}${msg.actor ? ` · ${msg.actor.name}` : ""}`),
     h("span", { class: "text" }, describe(msg)),
   );
 }
@@ -262,4 +303,47 @@ export function appendFeed(list, item, max = 300) {
 export function say(el, text, kind = "notice") {
   el.className = kind;
   el.textContent = text;
+}
+
+/** @returns {HTMLElement} the page's toast stack (created on first use) */
+function toastRegion() {
+  let region = document.getElementById("toasts");
+  if (!region) {
+    region = h("div", { id: "toasts", class: "toasts", role: "status", "aria-live": "polite" });
+    document.body.append(region);
+  }
+  return region;
+}
+
+/**
+ * Feedback where the person is looking, whatever they scrolled to: a toast at the edge of
+ * the viewport. A toast with a `key` replaces the previous one of that key (the connection
+ * has one toast, not one per attempt). Errors stay until dismissed or replaced.
+ * @param {string} text
+ * @param {{kind?: "notice" | "error" | "warn", key?: string, action?: {label: string, run: () => void}, ms?: number}} [opts]
+ * @returns {HTMLElement}
+ */
+export function toast(text, opts = {}) {
+  const kind = opts.kind || "notice";
+  const region = toastRegion();
+  if (opts.key) region.querySelector(`[data-key="${opts.key}"]`)?.remove();
+  const close = h("button", { type: "button", class: "toast-close", "aria-label": "Dismiss" }, "×");
+  const item = h(
+    "div",
+    { class: `toast ${kind}`, dataset: { key: opts.key || "", kind }, role: kind === "error" ? "alert" : null },
+    h("span", { class: "toast-text" }, text),
+    opts.action ? h("button", { type: "button", class: "secondary", onclick: opts.action.run }, opts.action.label) : null,
+    close,
+  );
+  close.addEventListener("click", () => item.remove());
+  region.append(item);
+  while (region.children.length > 4) region.firstElementChild?.remove();
+  const ms = opts.ms ?? (kind === "error" ? 0 : 6000);
+  if (ms) setTimeout(() => item.remove(), ms);
+  return item;
+}
+
+/** Clear a keyed toast (the connection's, once it is live again). @param {string} key */
+export function clearToast(key) {
+  document.getElementById("toasts")?.querySelector(`[data-key="${key}"]`)?.remove();
 }

@@ -21,6 +21,7 @@ from hub.store import (
 
 from .migrate import apply_migrations
 from .session_rows import SESSION_COLUMNS, session_from_row
+from .statements import ensure_account, insert_returning
 
 log = logging.getLogger("hub.storage")
 
@@ -45,6 +46,7 @@ _SESSION_FIELDS = (
     "created_by",
     "audience",
 )
+_INSERT_SESSION = insert_returning("hub_sessions", ("account_id", *_SESSION_FIELDS), SESSION_COLUMNS)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -115,15 +117,8 @@ class PgStore:
             fields.get(name) if fields.get(name) is not None else defaults.get(name)
             for name in _SESSION_FIELDS
         ]
-        columns = ", ".join(_SESSION_FIELDS)
-        placeholders = ", ".join(f"${i + 2}" for i in range(len(_SESSION_FIELDS)))
         try:
-            row = await self.pool.fetchrow(
-                f"INSERT INTO hub_sessions (account_id, {columns}) VALUES ($1, {placeholders})"
-                f" RETURNING {SESSION_COLUMNS}",
-                account_id,
-                *values,
-            )
+            row = await self.pool.fetchrow(_INSERT_SESSION, account_id, *values)
         except asyncpg.UniqueViolationError:
             session_id = fields.get("session_id")
             raise SessionExists(f"session '{session_id}' already exists") from None
@@ -132,10 +127,7 @@ class PgStore:
             # Any other reference (a parent session, say) is the caller's error to see.
             if exc.constraint_name != "hub_sessions_account_id_fkey" or _registering:
                 raise
-            await self.pool.execute(
-                "INSERT INTO hub_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                account_id,
-            )
+            await ensure_account(self.pool, account_id)
             return await self.create_session(account_id, fields, _registering=True)
         return session_from_row(row)
 
@@ -281,13 +273,28 @@ class PgStore:
         return {row["id"]: row["head_seq"] for row in rows}
 
     async def trim_log(self, session_pk: int, before_seq: int) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE hub_sessions SET retained_from = GREATEST(retained_from, $2) WHERE id = $1",
-                session_pk,
-                before_seq,
-            )
-            status = await conn.execute(
-                "DELETE FROM hub_events WHERE session_pk = $1 AND seq < $2", session_pk, before_seq
-            )
-        return int(status.split()[-1])
+        await self.pool.execute(
+            "UPDATE hub_sessions SET retained_from = GREATEST(retained_from, $2) WHERE id = $1",
+            session_pk,
+            before_seq,
+        )
+        return await delete_log(self.pool, session_pk, before_seq)
+
+
+async def delete_log(pool: asyncpg.Pool, session_pk: int, before_seq: int, batch: int = 5000) -> int:
+    """Delete a session's events below `before_seq`, `batch` seqs per statement, each its own
+    short transaction: row locks on a few thousand rows of a session nobody writes to any
+    more, so appenders to other sessions never wait, and vacuum can reclaim each batch
+    while the next runs. (Readers must already know: `retained_from` moved first.)"""
+    deleted = 0
+    low = await pool.fetchval(
+        "SELECT min(seq) FROM hub_events WHERE session_pk = $1 AND seq < $2", session_pk, before_seq
+    )
+    while low is not None and low < before_seq:
+        high = min(low + batch, before_seq)
+        status = await pool.execute(
+            "DELETE FROM hub_events WHERE session_pk = $1 AND seq >= $2 AND seq < $3", session_pk, low, high
+        )
+        deleted += int(status.split()[-1])
+        low = high
+    return deleted

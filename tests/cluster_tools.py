@@ -12,13 +12,24 @@ import websockets
 from tests.support import HubProcess, LiveClient, api
 
 
-async def start_nodes(factory: Any, redis_url: str, prefix: str, count: int, **env: str) -> list[HubProcess]:
+@dataclass(frozen=True)
+class SharedRedis:
+    """What hub processes share: one Redis server, or a Redis Cluster (`HUB_REDIS_CLUSTER=1`)."""
+
+    url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+async def start_nodes(
+    factory: Any, redis: str | SharedRedis, prefix: str, count: int, **env: str
+) -> list[HubProcess]:
     """`count` hub processes sharing the test's database and Redis key prefix, started
     in parallel; node i is named `<prefix>n<i>` (its subscriber is `hub-sub-<that>`)."""
+    shared = redis if isinstance(redis, SharedRedis) else SharedRedis(redis)
 
     def one(i: int) -> HubProcess:
-        merged = {"REDIS_URL": redis_url, "HUB_REDIS_PREFIX": prefix, "HUB_NODE_ID": f"{prefix}n{i}"}
-        return factory(**{**merged, **env})  # type: ignore[no-any-return]
+        merged = {"REDIS_URL": shared.url, "HUB_REDIS_PREFIX": prefix, "HUB_NODE_ID": f"{prefix}n{i}"}
+        return factory(**{**merged, **shared.env, **env})  # type: ignore[no-any-return]
 
     return list(await asyncio.gather(*(asyncio.to_thread(one, i) for i in range(count))))
 

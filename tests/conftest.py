@@ -8,6 +8,8 @@ down the fixture tries to start it; under CI=true a missing service fails the ru
 from __future__ import annotations
 
 import os
+import random
+import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +18,8 @@ import asyncpg
 import pytest
 import redis
 
+from tests.cluster_tools import SharedRedis
+from tests.redis_cluster_tools import RedisClusterServers
 from tests.support import HubProcess, admin_dsn, database_dsn, start_hub
 
 BASE_DSN = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -79,6 +83,38 @@ def redis_base() -> str:
         except Exception as exc:
             _service_missing("Redis", exc)
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A real 3-master/3-replica Redis Cluster on free local ports, started once per run
+    by the first test that asks for it. A test that kills a node restarts it."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        _service_missing("Redis Cluster", FileNotFoundError("redis-server/redis-cli not on PATH"))
+    servers = RedisClusterServers()
+    try:
+        servers.start()
+    except Exception as exc:
+        servers.stop()
+        _service_missing("Redis Cluster", exc)
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterServers) -> str:
+    """Any node of the cluster (the hub must find the others itself); healthy again if a
+    previous test left a failover or a migration behind."""
+    redis_cluster.wait_healthy()
+    return redis_cluster.url(random.choice(sorted(redis_cluster.masters())))
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def shared_redis(request: pytest.FixtureRequest) -> SharedRedis:
+    """For multi-process tests that must hold on a Redis Cluster as on one Redis."""
+    if request.param == "redis":
+        return SharedRedis(request.getfixturevalue("redis_base"))
+    return SharedRedis(request.getfixturevalue("redis_cluster_url"), {"HUB_REDIS_CLUSTER": "1"})
 
 
 @pytest.fixture

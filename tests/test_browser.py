@@ -115,7 +115,7 @@ async def instructor_client(hub: HubProcess, session_id: str) -> LiveClient:
 
 async def test_instructor_changes_technique_participant_sees_it(pages: Pages) -> None:
     session_id = await create_session(pages.hub, title="Morning Mindfulness")
-    instructor = await pages.open(f"/instructor?session_id={session_id}")
+    instructor = await pages.open(f"/instructor?session_id={session_id}&as=instructor")
     participant = await pages.open(f"/participant?session_id={session_id}&name=Ana", PHONE)
     await live(instructor)
     await live(participant)
@@ -155,7 +155,7 @@ async def test_announcement_reaches_two_participants(pages: Pages) -> None:
     ana = await pages.open(f"/participant?session_id={first}&name=Ana", PHONE)
     ben = await pages.open(f"/participant?session_id={first}&name=Ben", DESKTOP)
     cleo = await pages.open(f"/participant?session_id={second}&name=Cleo", PHONE)
-    instructor = await pages.open(f"/instructor?session_id={first}")
+    instructor = await pages.open(f"/instructor?session_id={first}&as=instructor")
     for page in (ana, ben, cleo, instructor):
         await live(page)
 
@@ -275,7 +275,7 @@ async def test_dashboard_lists_session_with_count(pages: Pages) -> None:
 
 async def test_participant_cannot_send_instructor_event(pages: Pages) -> None:
     session_id = await create_session(pages.hub)
-    participant = await pages.open(f"/participant?session_id={session_id}&name=Ana", PHONE)
+    participant = await pages.open(f"/participant?session_id={session_id}&name=Ana&debug=1", PHONE)
     await live(participant)
     await participant.get_by_text("Advanced: send a raw event").click()
     await participant.get_by_label("Event type").fill("technique_changed")
@@ -293,7 +293,7 @@ async def test_participant_cannot_send_instructor_event(pages: Pages) -> None:
 
 async def test_session_end_and_pages_load(pages: Pages) -> None:
     """The instructor creates, starts and ends a session from the console; the participant sees the end."""
-    instructor = await pages.open("/instructor", PHONE)
+    instructor = await pages.open("/instructor?as=instructor", PHONE)
     await instructor.get_by_label("Title", exact=True).fill("Box Breathing Basics")
     await instructor.get_by_label("Session id (optional)").fill("box-basics-1")
     await instructor.get_by_label("Max participants").fill("12")
@@ -382,7 +382,7 @@ async def test_a_class_of_a_thousand(pages: Pages) -> None:
     session_id = await create_session(hub, title="Thousand Breaths", max_participants=1000)
     bots = Bots()
     await bots.join(hub, session_id, 999)
-    instructor = await pages.open(f"/instructor?session_id={session_id}")
+    instructor = await pages.open(f"/instructor?session_id={session_id}&as=instructor")
     participant = await pages.open(f"/participant?session_id={session_id}&name=Ana", PHONE)
     dashboard = await pages.open("/dashboard")
     await live(instructor)
@@ -424,3 +424,28 @@ async def test_a_class_of_a_thousand(pages: Pages) -> None:
     await pages.shot(participant, "thousand-participant-desktop")
     await pages.shot(dashboard, "thousand-dashboard-phone")
     await bots.close()
+
+
+async def test_dashboard_shows_each_webhooks_state_and_failures(browser: Any, hub_factory: Any) -> None:
+    from tests.support import free_port
+
+    hub = hub_factory(HUB_WEBHOOK_ALLOW_PRIVATE="1", HUB_WEBHOOK_RETRY_BASE="0.2")
+    pages = Pages(browser, hub, "dashboard_webhooks")
+    try:
+        nobody = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: every attempt fails
+        created = await api(hub, "POST", "/api/v2/webhooks", {"url": nobody, "events": ["*"]})
+        assert created.status_code == 201
+        await create_session(hub, title="Webhook Watch")
+        dashboard = await pages.open("/dashboard")
+        row = dashboard.locator(f"tr[data-webhook-id='{created.json()['id']}']")
+        await expect(row).to_contain_text(nobody)
+        await expect(row).to_have_attribute("data-state", re.compile("retrying|failing"), timeout=15_000)
+        await expect(row.locator("td[data-label='Last error']")).to_contain_text("ClientConnectorError")
+        await row.get_by_role("button", name=re.compile("Recent failures")).click()
+        await expect(dashboard.locator("#webhook-failures li[data-status=retrying]").first).to_contain_text(
+            "session_started seq 1"
+        )
+        await pages.shot(dashboard, "webhooks")
+    finally:
+        await pages.close()
+    assert not pages.errors, pages.errors

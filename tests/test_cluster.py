@@ -25,9 +25,9 @@ pytestmark = pytest.mark.timeout(90)
 
 
 async def test_events_from_every_process_reach_everyone_in_one_order_once(
-    hub_factory, redis_base, redis_prefix
+    hub_factory, shared_redis, redis_prefix
 ):
-    nodes = await start_nodes(hub_factory, redis_base, redis_prefix, 3, HUB_HRV_SUMMARY_INTERVAL="0")
+    nodes = await start_nodes(hub_factory, shared_redis, redis_prefix, 3, HUB_HRV_SUMMARY_INTERVAL="0")
     session_id = await create_session(nodes[0], max_participants=50, audience=EVERYONE_SEES_ALL)
     instructor = await LiveClient.connect(nodes[0].ws_url(session_id, "instructor", name="Sarah"))
     participants = [
@@ -53,8 +53,10 @@ async def test_events_from_every_process_reach_everyone_in_one_order_once(
     await asyncio.gather(*(c.close() for c in everyone))
 
 
-async def test_presence_agrees_on_every_process_and_grace_hides_a_hop(hub_factory, redis_base, redis_prefix):
-    nodes = await start_nodes(hub_factory, redis_base, redis_prefix, 3, HUB_PRESENCE_GRACE="1")
+async def test_presence_agrees_on_every_process_and_grace_hides_a_hop(
+    hub_factory, shared_redis, redis_prefix
+):
+    nodes = await start_nodes(hub_factory, shared_redis, redis_prefix, 3, HUB_PRESENCE_GRACE="1")
     session_id = await create_session(nodes[0])
     watcher = await LiveClient.connect(nodes[0].ws_url(session_id, "observer"))
 
@@ -220,9 +222,9 @@ async def test_a_drained_member_moves_to_another_process_without_leaving(
 
 
 async def test_members_of_a_room_served_only_by_a_dead_process_are_reaped_elsewhere(
-    hub_factory, redis_base, redis_prefix
+    hub_factory, shared_redis, redis_prefix
 ):
-    survivor, doomed = await start_nodes(hub_factory, redis_base, redis_prefix, 2, HUB_PRESENCE_TTL="3")
+    survivor, doomed = await start_nodes(hub_factory, shared_redis, redis_prefix, 2, HUB_PRESENCE_TTL="3")
     session_id = await create_session(survivor, audience=EVERYONE_SEES_ALL)
     ghosts = [
         await LiveClient.connect(doomed.ws_url(session_id, "participant", name=f"g{i}")) for i in range(2)

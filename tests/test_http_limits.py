@@ -176,17 +176,22 @@ async def test_a_dashboard_follows_the_replay_cursor_cheaply(hub):
             seqs.extend(m["seq"] for m in replay["messages"])
             since = replay["next_since"]
         assert seqs == list(range(1, 2502))  # session_started, then the fill
+        # The whole log at once, with its metrics: 1 + 13 units (the pages cost 3 x 6).
+        whole = await client.get(
+            f"/api/v2/session/{session_id}/content?include_replay=true&include_metrics=true"
+        )
+        assert whole.status_code == 200, whole.text
+        assert (
+            whole.json()["replay"]["message_count"] == 2501 and whole.json()["replay"]["next_since"] is None
+        )
         # Polling for what is new reads nothing old, and the metrics of a log whose head
-        # has not moved are not folded again: many polls fit in the budget (one full read
-        # of this log costs 1 + 13 units, the budget is 60).
+        # has not moved are not folded again: a unit a poll, 20 polls within the budget (60).
         poll = f"{path}&replay_since={seqs[-1]}&include_metrics=true"
         polls = [await client.get(poll) for _ in range(20)]
         assert {r.status_code for r in polls} == {200}, polls[-1].text
         empty = {"message_count": 0, "messages": [], "next_since": None}
         assert all(r.json()["replay"] == empty for r in polls)
         assert {r.json()["metrics"]["message_count"] for r in polls} == {2501}
-        whole = (await client.get(f"/api/v2/session/{session_id}/content?include_replay=true")).json()
-        assert whole["replay"]["message_count"] == 2501 and whole["replay"]["next_since"] is None
 
 
 async def test_the_openapi_document_lists_429_where_it_applies(hub):

@@ -66,7 +66,11 @@ def test_the_table_gives_what_the_http_actions_rely_on():
     }
     assert lifecycle.action_targets() == ("in_progress", "paused", "completed", "cancelled")
     for status in lifecycle.TERMINAL_STATUSES:
-        assert all(lifecycle.next_status(status, t, {}) is None for t in DURABLE_TYPES)
+        # ... but the summary the hub writes after a session completed (hub/end_summary.py)
+        others = DURABLE_TYPES - {"session_summary"}
+        assert all(lifecycle.next_status(status, t, {}) is None for t in others)
+    assert lifecycle.next_status("completed", "session_summary", {}) == "completed"
+    assert all(lifecycle.next_status(s, "session_summary", {}) is None for s in lifecycle.OPEN_STATUSES)
     # One row per (type, ending, status), as the append function keys them; '*' is its wildcard.
     keys = [(t, ends_as, status) for t, ends_as, status, _ in lifecycle.rule_rows()]
     assert len(keys) == len(set(keys)) and all(ends_as != "*" for _, ends_as, _ in keys)

@@ -21,19 +21,22 @@ from hub.presence_redis import RedisPresence
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def processes(request: Any) -> AsyncIterator[Callable[..., Any]]:
     made: list[Any] = []
     shared = MemoryPresence()
+    cluster = request.param == "redis-cluster"
+    url = (
+        request.getfixturevalue("redis_cluster_url" if cluster else "redis_base")
+        if request.param != "memory"
+        else ""
+    )
 
     def make(node: str = "n", ttl: float = 15.0) -> Any:
         if request.param == "memory":
             return shared
         presence = RedisPresence(
-            request.getfixturevalue("redis_base"),
-            prefix=request.getfixturevalue("redis_prefix"),
-            node_id=node,
-            ttl=ttl,
+            url, prefix=request.getfixturevalue("redis_prefix"), node_id=node, ttl=ttl, cluster=cluster
         )
         made.append(presence)
         return presence
@@ -81,7 +84,7 @@ async def test_racing_joins_and_leaves_yield_one_true_each(processes):
 
 
 # Only where processes can die apart from each other: one process never outlives itself.
-@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
 async def test_entries_of_a_process_that_stops_refreshing_are_reaped_once(processes):
     dead, live, other = processes("dead", ttl=0.6), processes("live", ttl=0.6), processes("o", ttl=0.6)
     await dead.add("1", "bob", "c1", info("bob"))
@@ -144,7 +147,7 @@ async def test_many_calls_at_once_wait_for_their_turn(processes):
 
 
 # A process that dies or stalls: only where processes can die apart from each other.
-@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
 async def test_a_departure_whose_writer_died_is_reaped_again(processes):
     dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
     await dead.add("1", "bob", "c1", info("bob"))
@@ -162,7 +165,7 @@ async def test_a_departure_whose_writer_died_is_reaped_again(processes):
     assert list(await live.members("1")) == ["amy"]
 
 
-@pytest.mark.parametrize("processes", ["redis"], indirect=True)
+@pytest.mark.parametrize("processes", ["redis", "redis-cluster"], indirect=True)
 async def test_a_stalled_process_gets_its_reaped_members_back(processes):
     stalled, other = processes("stalled", ttl=0.6), processes("other", ttl=0.6)
     await stalled.add("1", "bob", "c1", info("bob"))

@@ -224,17 +224,47 @@ async def test_the_http_side_runs_a_session(shared: HubProcess):
         ended = await api.end_session("api-1", message="Thank you")
         assert ended["status"] == "completed"
         content = await api.content("api-1", include_replay=True)
-        types = [m["type"] for m in content["replay"]["messages"]]
+        # A completed session also gets its summary appended, soon after (hub/end_summary.py).
+        types = [m["type"] for m in content["replay"]["messages"] if m["type"] != "session_summary"]
         lifecycle = ["session_started", "session_paused", "session_resumed"]
         assert types == [*lifecycle, "announcement", "session_ended"]
         page = await api.events("api-1", since=3)
-        assert [e["seq"] for e in page["events"]] == [4, 5]
+        assert [e["seq"] for e in page["events"] if e["type"] != "session_summary"] == [4, 5]
         with pytest.raises(HubAPIError) as conflict:
             await api.start_session("api-1")
         assert conflict.value.status == 409 and conflict.value.code == "conflict"
         with pytest.raises(HubAPIError) as missing:
             await api.get_session("nope")
         assert missing.value.status == 404 and missing.value.code == "not_found"
+
+
+async def test_a_backend_publishes_once_per_id_and_members_receive_it(shared: HubProcess):
+    hub = shared
+    async with HubAPI(hub.base_url) as api:
+        await api.create_session("Agent session", "Coach", session_id="api-publish")
+        async with HubClient(hub.base_url, session_id="api-publish", role="observer") as watcher:
+            first = await api.publish("api-publish", "prompt", {"text": "How do you feel?"}, id="p-1")
+            again = await api.publish("api-publish", "prompt", {"text": "How do you feel?"}, id="p-1")
+            assert first["duplicate"] is False and again == {**first, "duplicate": True}
+            batch = await api.publish_many(
+                "api-publish",
+                [
+                    {"type": "announcement", "data": {"message": "Welcome"}, "id": "a-1"},
+                    {"type": "prompt", "data": {"text": "Breathe in"}, "id": "p-2"},
+                ],
+            )
+            seqs = [item["seq"] for item in batch]
+            received = []
+            async for event in watcher.events():
+                received.append((event.type, event.seq))
+                if len(received) == 3:
+                    break
+            assert [t for t, _ in received] == ["prompt", "announcement", "prompt"]
+            assert received[0][1] == first["seq"]
+            assert [s for _, s in received[1:]] == seqs
+        with pytest.raises(HubAPIError) as bad:
+            await api.publish("api-publish", "teleport", {})
+        assert bad.value.status == 422
 
 
 def test_backoff_is_exponential_with_full_jitter():

@@ -118,7 +118,8 @@ async def test_summaries_progress_metrics_and_rebuild(api: Api):
         for kind in ("interactions", "summaries", "notes", "feedback")
     }
     rebuilt = await api.ok("POST", f"{S}/story/records/rebuild")
-    assert rebuilt["projected_seq"] == session["head_seq"] + 1  # + session_ended
+    # + session_ended, and the session_summary once it is written (hub/end_summary.py)
+    assert session["head_seq"] + 1 <= rebuilt["projected_seq"] <= session["head_seq"] + 2
     after = {
         kind: (await api.ok("GET", f"{S}/story/{kind}"))
         for kind in ("interactions", "summaries", "notes", "feedback")

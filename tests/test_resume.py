@@ -89,7 +89,9 @@ async def test_ended_session_replays_then_closes_with_session_ended(hub):
     assert watcher.events()[-1]["type"] == "session_ended"
     late = await LiveClient.connect(hub.ws_url(session_id, "participant", name="Late", since=0))
     assert await late.wait_closed() == 3506
-    assert late.seqs() == list(range(1, ended.json()["head_seq"] + 1))
+    head = ended.json()["head_seq"]
+    assert late.seqs()[:head] == list(range(1, head + 1))
+    assert late.seqs()[head:] in ([], [head + 1]), "then at most the session's summary"
     await instructor.close()
 
 

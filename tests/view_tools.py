@@ -27,6 +27,7 @@ EVERYONE_TYPES = frozenset(
         "prompt",
         "announcement",
         "session_update",
+        "session_summary",
     }
 )
 STAFF_TYPES = frozenset(

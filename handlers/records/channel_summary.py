@@ -15,10 +15,11 @@ from typing import Annotated, Any, Literal
 from annotated_types import Interval, Len, MaxLen
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
+from starlette.requests import Request
 from starlette.routing import Route
 
 from hub.records.channel_summary import CHANNELS, QUALITY_TABLE, quality, render
-from hub.validation import Conditional, Problem
+from hub.validation import WORKSHOP_MINIMUM, Conditional, Problem, required_for_live, workshop_minimum
 from hub.values import AwareDatetime, Finite, SessionId
 
 from ..api import operation
@@ -59,7 +60,9 @@ class SummaryData(Conditional):
     content: Annotated[str, MaxLen(10_000)] | None = None
     session_id: SessionId
     session_duration: Annotated[int, Interval(ge=1, le=7200)] = Field(description="seconds (max 2 hours)")
-    participant_count: Annotated[int, Interval(ge=1, le=1000)] = Field(description="at least 5 for workshops")
+    participant_count: Annotated[int, Interval(ge=1, le=1000)] = Field(
+        description=f"at least {WORKSHOP_MINIMUM} for workshops"
+    )
     breathing_techniques: Annotated[list[Annotated[str, BeforeValidator(not_blank), Len(1, 200)]], Len(1, 10)]
     average_hrv_improvement: Annotated[Finite, Interval(ge=-100, le=200)] | None = Field(
         None,
@@ -79,17 +82,9 @@ class SummaryData(Conditional):
 
     @classmethod
     def conditions(cls, data: dict[str, Any]) -> list[Problem]:
-        found = []
         session_type = data.get("session_type", "live")
-        instructor = data.get("instructor_name")
-        if session_type == "live" and not (isinstance(instructor, str) and instructor.strip()):
-            message = "is required for live sessions"
-            found.append({"field": "instructor_name", "rule": "required_for_live", "message": message})
-        count = data.get("participant_count")
-        if session_type == "workshop" and type(count) is int and 1 <= count < 5:
-            message = "must be at least 5 for workshops"
-            found.append({"field": "participant_count", "rule": "workshop_minimum", "message": message})
-        return found
+        found = required_for_live("instructor_name", session_type, data.get("instructor_name"))
+        return found + workshop_minimum("participant_count", session_type, data.get("participant_count"))
 
 
 class SummaryRequest(SummaryData):
@@ -160,10 +155,11 @@ class ChannelSummary(BaseModel):
     ChannelSummary,
     touches_store=False,
 )
-async def session_summary(body: SummaryRequest) -> dict[str, Any]:
+async def session_summary(request: Request, body: SummaryRequest) -> dict[str, Any]:
     data = body.session_data()
     score, action = quality(data.get("average_hrv_improvement"))
-    content = render(data, body.channels)
+    # The operator's templates (HUB_TEMPLATES_DIR), as for the summary of a completed session.
+    content = render(data, body.channels, request.app.state.channel_renderer)
     response: dict[str, Any] = {
         "status": "published" if body.publish_immediately else "preview",
         "content_id": str(uuid.uuid4()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -82,5 +83,10 @@ def row_json(row: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
     return {key: jsonable(value) for key, value in dict(row).items() if key not in drop}
 
 
-def listing(name: str, items: list[Any], cursor: int | None) -> dict[str, Any]:
+def listing(
+    name: str, found: tuple[Sequence[Any], int | None], render: Callable[[Any], dict[str, Any]] = row_json
+) -> dict[str, Any]:
+    """A page the store found (rows and the next cursor) as a list response."""
+    rows, cursor = found
+    items = [render(row) for row in rows]
     return {"count": len(items), name: items, "next_cursor": cursor}

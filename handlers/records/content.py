@@ -170,15 +170,13 @@ class Unlinked(BaseModel):
 @operation("Interactions in sequence (type = prompt|response, time)", Interactions, expensive=True)
 async def interactions(request: Request, record: SessionRecord, query: InteractionsQuery) -> dict[str, Any]:
     await ensure_projected(request, record)
-    rows, cursor = await records_of(request).content.interactions(record.pk, query.page())
-    return listing("interactions", [row_json(r) for r in rows], cursor)
+    return listing("interactions", await records_of(request).content.interactions(record.pk, query.page()))
 
 
 @operation("Notes (type = note_type, status = important|followup)", Notes, expensive=True)
 async def list_notes(request: Request, record: SessionRecord, query: NotesQuery) -> dict[str, Any]:
     await ensure_projected(request, record)
-    rows, cursor = await records_of(request).content.notes(record.pk, query.page())
-    return listing("notes", [row_json(r) for r in rows], cursor)
+    return listing("notes", await records_of(request).content.notes(record.pk, query.page()))
 
 
 @operation("Add a note", NoteRow, status=201, roles=WRITERS)
@@ -192,8 +190,7 @@ async def add_note(
 
 @operation("Artifacts (status = provisional|approved, type = artifact_type)", Artifacts, expensive=True)
 async def list_artifacts(request: Request, record: SessionRecord, query: ArtifactsQuery) -> dict[str, Any]:
-    rows, cursor = await records_of(request).catalog.artifacts(record.pk, query.page())
-    return listing("artifacts", [row_json(r) for r in rows], cursor)
+    return listing("artifacts", await records_of(request).catalog.artifacts(record.pk, query.page()))
 
 
 @operation("Add a provisional artifact", ArtifactRow, status=201, roles=WRITERS)
@@ -218,8 +215,8 @@ async def approve_artifact(
 @operation("Feedback (type = like|dislike|regenerate)", FeedbackList, expensive=True)
 async def list_feedback(request: Request, record: SessionRecord, query: FeedbackQuery) -> dict[str, Any]:
     await ensure_projected(request, record)
-    rows, cursor = await records_of(request).content.feedback(record.pk, query.page(), query.message_seq)
-    return listing("feedback", [row_json(r) for r in rows], cursor)
+    found = await records_of(request).content.feedback(record.pk, query.page(), query.message_seq)
+    return listing("feedback", found)
 
 
 @operation(
@@ -262,8 +259,7 @@ async def list_session_topics(
     request: Request, record: SessionRecord, query: SessionTopicsQuery
 ) -> dict[str, Any]:
     await ensure_projected(request, record)  # prompts_completed counts projected prompts
-    rows, cursor = await records_of(request).catalog.session_topics(record.pk, query.page())
-    return listing("topics", [row_json(r) for r in rows], cursor)
+    return listing("topics", await records_of(request).catalog.session_topics(record.pk, query.page()))
 
 
 @operation("Link a topic (created on first use)", SessionTopic, status=201, roles=WRITERS)
@@ -283,10 +279,8 @@ async def unlink_topic(request: Request, record: SessionRecord, topic_id: RowId)
 
 @operation("The account's topics (type = topic_type)", Topics, expensive=True)
 async def list_topics(request: Request, principal: Principal, query: TopicsQuery) -> dict[str, Any]:
-    rows, cursor = await records_of(request).catalog.topics(
-        principal.account_id, query.page(), principal.sessions
-    )
-    return listing("topics", [row_json(r) for r in rows], cursor)
+    found = await records_of(request).catalog.topics(principal.account_id, query.page(), principal.sessions)
+    return listing("topics", found)
 
 
 @operation("Sessions linked to a topic (status, type = session_type)", TopicSessions, expensive=True)
@@ -294,10 +288,8 @@ async def topic_sessions(
     request: Request, principal: Principal, topic_id: RowId, query: TopicSessionsQuery
 ) -> dict[str, Any]:
     catalog = records_of(request).catalog
-    rows, cursor = await catalog.topic_sessions(
-        principal.account_id, topic_id, query.page(), principal.sessions
-    )
-    return listing("sessions", [row_json(r, drop=("id",)) for r in rows], cursor)
+    found = await catalog.topic_sessions(principal.account_id, topic_id, query.page(), principal.sessions)
+    return listing("sessions", found, lambda row: row_json(row, drop=("id",)))
 
 
 _S = "/api/v2/session/{session_id}"

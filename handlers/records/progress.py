@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.routing import Route
 
+from hub.event_data import SessionSummary
 from hub.lifecycle import TERMINAL_STATUSES
 from hub.records.projector import facts
 from hub.records.summaries import indicator_checks, render
@@ -18,6 +19,7 @@ from hub.store import SessionRecord
 from ..api import hub_of, operation
 from ..log_reads import session_metrics
 from ..session_models import Metrics
+from ..sessions import archives_of
 from .common import PageQuery, ensure_projected, listing, records_of, row_json, type_filter
 from .rows import Summaries, SummaryRow
 
@@ -36,6 +38,9 @@ class CurrentSummary(BaseModel):
     session_id: str
     latest: SummaryRow | None = Field(description="the latest stored summary")
     current: Rendered = Field(description="rendered now from the log and the record")
+    channels: SessionSummary | None = Field(
+        None, description="the multi-channel summary written when the session completed (null before)"
+    )
 
 
 class IndicatorCheck(BaseModel):
@@ -78,8 +83,7 @@ def _elapsed(record: Any, now: datetime) -> int | None:
 @operation("Stored summaries (type = periodic|final, time)", Summaries, expensive=True)
 async def list_summaries(request: Request, record: SessionRecord, query: SummariesQuery) -> dict[str, Any]:
     await ensure_projected(request, record)
-    rows, cursor = await records_of(request).content.summaries(record.pk, query.page())
-    return listing("summaries", [row_json(r) for r in rows], cursor)
+    return listing("summaries", await records_of(request).content.summaries(record.pk, query.page()))
 
 
 @operation("Latest stored summary and one rendered now", CurrentSummary, expensive=True)
@@ -96,6 +100,8 @@ async def current_summary(request: Request, record: SessionRecord) -> dict[str, 
         "session_id": record.session_id,
         "latest": row_json(latest) if latest else None,
         "current": {"summary_text": text, "next_plan_text": plan, "outline": outline},
+        # The multi-channel summary written when the session completed (hub/end_summary.py).
+        "channels": await request.app.state.summaries.latest(record.pk),
     }
 
 
@@ -133,7 +139,11 @@ async def progress(request: Request, record: SessionRecord) -> dict[str, Any]:
 
 @operation("Metrics derived from the log", SessionMetrics, expensive=True)
 async def metrics(request: Request, record: SessionRecord) -> dict[str, Any]:
-    return {"session_id": record.session_id, "metrics": await session_metrics(hub_of(request), record)}
+    archived = await archives_of(request).metrics(record)  # a trimmed log's, kept
+    return {
+        "session_id": record.session_id,
+        "metrics": archived or await session_metrics(hub_of(request), record),
+    }
 
 
 _S = "/api/v2/session/{session_id}"

@@ -24,7 +24,7 @@ from ..auth import can_open
 from ..session_fields import SessionOut, SessionType, Title, session_json
 from ..session_models import Status
 from ..sessions import WRITERS, participant_count
-from .common import AnyType, PageQuery, listing, records_of, row_json, type_filter
+from .common import AnyType, PageQuery, listing, records_of, type_filter
 from .fields import RECORD_FIELDS, RecordFields, check_parent
 from .rows import Children, Transitions
 
@@ -148,10 +148,8 @@ async def children(
     request: Request, principal: Principal, record: SessionRecord, query: ChildrenQuery
 ) -> dict[str, Any]:
     sessions = records_of(request).sessions
-    kids, cursor = await sessions.children(
-        principal.account_id, record.session_id, query.page(), principal.sessions
-    )
-    return listing("sessions", [session_json(k) for k in kids], cursor)
+    found = await sessions.children(principal.account_id, record.session_id, query.page(), principal.sessions)
+    return listing("sessions", found, session_json)
 
 
 @operation("Walk to the root: parent, grandparent, ..., root", Ancestors, expensive=True)
@@ -171,12 +169,16 @@ async def ancestors(request: Request, principal: Principal, record: SessionRecor
 
 @operation("State transitions (type = trigger_type, time)", Transitions)
 async def transitions(request: Request, record: SessionRecord, query: TransitionsQuery) -> dict[str, Any]:
-    rows, cursor = await records_of(request).sessions.transitions(record.pk, query.page())
-    return listing("transitions", [row_json(r) for r in rows], cursor)
+    return listing("transitions", await records_of(request).sessions.transitions(record.pk, query.page()))
 
 
 @operation("Rebuild the log-derived records from the log", Rebuilt, roles=WRITERS)
 async def rebuild(request: Request, record: SessionRecord) -> dict[str, Any]:
+    if record.retained_from > 1:  # a rebuild from what is left would drop the records
+        raise Conflict(
+            "the session's log was archived by retention; restore it first (python -m hub archive restore)",
+            {"retained_from": record.retained_from},
+        )
     projected = await records_of(request).rebuild(record.pk)
     return {"session_id": record.session_id, "projected_seq": projected}
 

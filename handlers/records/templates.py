@@ -95,8 +95,8 @@ async def create_template(request: Request, principal: Principal, body: Template
 
 @operation("Templates (status = active|inactive, type = session_type)", Templates)
 async def list_templates(request: Request, principal: Principal, query: TemplatesQuery) -> dict[str, Any]:
-    rows, cursor = await records_of(request).catalog.templates(principal.account_id, query.page())
-    return listing("templates", [_template_json(r) for r in rows], cursor)
+    found = await records_of(request).catalog.templates(principal.account_id, query.page())
+    return listing("templates", found, _template_json)
 
 
 async def _template(request: Request, account_id: str, template_id: int) -> Any:

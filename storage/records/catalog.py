@@ -9,6 +9,7 @@ import asyncpg
 
 from hub.records.store import Conflict, NotFound, Only, Page, Row, Rows
 
+from ..statements import ensure_account, insert_returning
 from .paging import Where, as_row, fetch_page
 
 _ARTIFACT_COLUMNS = (
@@ -22,6 +23,9 @@ _TEMPLATE_COLUMNS = (
     " is_active, created_by, created_at, updated_at"
 )
 _TEMPLATE_FIELDS = _TEMPLATE_COLUMNS.replace("id, ", "", 1).split(", ")[:12]
+_INSERT_TEMPLATE = insert_returning(
+    "hub_session_templates", ("account_id", "created_by", *_TEMPLATE_FIELDS), _TEMPLATE_COLUMNS
+)
 # Topic links answer prompts_completed from the log-derived interactions: never stale.
 _LINK_SELECT = (
     "SELECT st.topic_id, t.name, t.topic_type, st.is_primary_focus, st.coverage_level, st.notes,"
@@ -30,10 +34,6 @@ _LINK_SELECT = (
     "   AND i.interaction_type = 'prompt' AND i.topic = t.name) AS prompts_completed"
     " FROM hub_session_topics st JOIN hub_topics t ON t.id = st.topic_id"
 )
-
-
-async def _ensure_account(conn: asyncpg.Connection | asyncpg.Pool, account_id: str) -> None:
-    await conn.execute("INSERT INTO hub_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING", account_id)
 
 
 class PgCatalogStore:
@@ -59,11 +59,7 @@ class PgCatalogStore:
 
     async def artifacts(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("artifact_type = {0}", page.type)
-        if page.status == "approved":
-            where.add("is_approved")
-        elif page.status == "provisional":
-            where.add("is_provisional")
-        where.page("id", "created_at", page)
+        where.flag(page.status, {"approved": "is_approved", "provisional": "is_provisional"})
         return await fetch_page(
             self.pool, f"SELECT {_ARTIFACT_COLUMNS} FROM hub_artifacts", where, "id", page
         )
@@ -93,7 +89,7 @@ class PgCatalogStore:
     # templates
 
     async def add_template(self, account_id: str, fields: dict[str, Any], user_id: str) -> Row:
-        await _ensure_account(self.pool, account_id)
+        await ensure_account(self.pool, account_id)
         values = [fields.get(name) for name in _TEMPLATE_FIELDS]
         values[_TEMPLATE_FIELDS.index("suggested_for_event_types")] = (
             fields.get("suggested_for_event_types") or []
@@ -101,15 +97,8 @@ class PgCatalogStore:
         values[_TEMPLATE_FIELDS.index("defaults")] = fields.get("defaults") or {}
         values[_TEMPLATE_FIELDS.index("session_type")] = fields.get("session_type") or "live"
         values[_TEMPLATE_FIELDS.index("is_active")] = fields.get("is_active", True) is not False
-        placeholders = ", ".join(f"${i + 3}" for i in range(len(values)))
         try:
-            row = await self.pool.fetchrow(
-                f"INSERT INTO hub_session_templates (account_id, created_by, {', '.join(_TEMPLATE_FIELDS)})"
-                f" VALUES ($1, $2, {placeholders}) RETURNING {_TEMPLATE_COLUMNS}",
-                account_id,
-                user_id,
-                *values,
-            )
+            row = await self.pool.fetchrow(_INSERT_TEMPLATE, account_id, user_id, *values)
         except asyncpg.UniqueViolationError:
             raise Conflict(f"template '{fields.get('template_name')}' already exists") from None
         return as_row(row)
@@ -118,7 +107,6 @@ class PgCatalogStore:
         where = Where().add("account_id = {0}", account_id).add_if("session_type = {0}", page.type)
         if page.status in ("active", "inactive"):
             where.add("is_active = {0}", page.status == "active")
-        where.page("id", "created_at", page)
         return await fetch_page(
             self.pool, f"SELECT {_TEMPLATE_COLUMNS} FROM hub_session_templates", where, "id", page
         )
@@ -137,7 +125,7 @@ class PgCatalogStore:
 
     async def link_topic(self, account_id: str, session_pk: int, name: str, fields: dict[str, Any]) -> Row:
         async with self.pool.acquire() as conn, conn.transaction():
-            await _ensure_account(conn, account_id)
+            await ensure_account(conn, account_id)
             topic_id = await conn.fetchval(
                 "INSERT INTO hub_topics (account_id, name, topic_type, description) VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (account_id, name) DO UPDATE SET"
@@ -185,14 +173,12 @@ class PgCatalogStore:
 
     async def session_topics(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("st.session_pk = {0}", session_pk).add_if("st.coverage_level = {0}", page.type)
-        where.page("st.topic_id", "st.created_at", page)
-        return await fetch_page(self.pool, _LINK_SELECT, where, "st.topic_id", page)
+        return await fetch_page(self.pool, _LINK_SELECT, where, "st.topic_id", page, "st.created_at")
 
     async def topics(self, account_id: str, page: Page, only: Only = None) -> Rows:
         where = Where()
         only_ids = where.bind(None if only is None else list(only))
         where.add("t.account_id = {0}", account_id).add_if("t.topic_type = {0}", page.type)
-        where.page("t.id", "t.created_at", page)
         return await fetch_page(
             self.pool,
             "SELECT t.id, t.name, t.topic_type, t.description, t.created_at,"
@@ -202,13 +188,13 @@ class PgCatalogStore:
             where,
             "t.id",
             page,
+            "t.created_at",
         )
 
     async def topic_sessions(self, account_id: str, topic_id: int, page: Page, only: Only = None) -> Rows:
         where = Where().add("s.account_id = {0}", account_id).add("st.topic_id = {0}", topic_id)
         where.add_if("s.session_id = ANY({0}::text[])", None if only is None else list(only))
         where.add_if("s.status = {0}", page.status).add_if("s.session_type = {0}", page.type)
-        where.page("s.id", "s.created_at", page)
         return await fetch_page(
             self.pool,
             "SELECT s.id, s.session_id, s.title, s.session_type, s.status, st.is_primary_focus,"
@@ -216,4 +202,5 @@ class PgCatalogStore:
             where,
             "s.id",
             page,
+            "s.created_at",
         )

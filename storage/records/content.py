@@ -32,13 +32,13 @@ class PgContentStore:
 
     async def interactions(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("interaction_type = {0}", page.type)
-        where.page("interaction_sequence", "ts", page)
         return await fetch_page(
             self.pool,
             f"SELECT {_INTERACTION_COLUMNS} FROM hub_interactions",
             where,
             "interaction_sequence",
             page,
+            "ts",
         )
 
     async def add_note(self, session_pk: int, fields: dict[str, Any], user_id: str, role: str) -> Row:
@@ -59,11 +59,7 @@ class PgContentStore:
 
     async def notes(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("note_type = {0}", page.type)
-        if page.status == "important":
-            where.add("is_important")
-        elif page.status == "followup":
-            where.add("requires_followup")
-        where.page("id", "created_at", page)
+        where.flag(page.status, {"important": "is_important", "followup": "requires_followup"})
         return await fetch_page(self.pool, f"SELECT {_NOTE_COLUMNS} FROM hub_notes", where, "id", page)
 
     async def add_feedback(
@@ -90,12 +86,10 @@ class PgContentStore:
     async def feedback(self, session_pk: int, page: Page, message_seq: int | None = None) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("feedback_type = {0}", page.type)
         where.add_if("message_seq = {0}", message_seq)
-        where.page("id", "created_at", page)
         return await fetch_page(self.pool, f"SELECT {_FEEDBACK_COLUMNS} FROM hub_feedback", where, "id", page)
 
     async def summaries(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("kind = {0}", page.type)
-        where.page("seq", "created_at", page)
         return await fetch_page(
             self.pool, f"SELECT {_SUMMARY_COLUMNS} FROM hub_summaries", where, "seq", page
         )

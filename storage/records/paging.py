@@ -40,6 +40,14 @@ class Where:
             self.add(sql, value)
         return self
 
+    def flag(self, status: str | None, columns: dict[str, str]) -> Where:
+        """A `status` filter that names a boolean column (`important`: `is_important`);
+        a status the list does not know filters nothing."""
+        column = columns.get(status) if status is not None else None
+        if column is not None:
+            self.add(column)
+        return self
+
     def page(self, key: str, time_column: str, page: Page) -> Where:
         self.add_if(f"{key} > {{0}}", page.cursor)
         self.add_if(f"{time_column} >= {{0}}", page.after)
@@ -57,9 +65,16 @@ class Where:
 
 
 async def fetch_page(
-    conn: asyncpg.Pool | asyncpg.Connection, select: str, where: Where, key: str, page: Page
+    conn: asyncpg.Pool | asyncpg.Connection,
+    select: str,
+    where: Where,
+    key: str,
+    page: Page,
+    time_column: str = "created_at",
 ) -> Rows:
-    """Rows of one page in key order, and the cursor of the next page (or None)."""
+    """Rows of one page in key order, and the cursor of the next page (or None); the
+    cursor and the `after`/`before` window filter on the same key and time the page reads."""
+    where.page(key, time_column, page)
     limit = where.limit(page)
     found = await conn.fetch(f"{select} WHERE {where.sql} ORDER BY {key} {limit}", *where.args)
     more = len(found) > page.limit

@@ -121,7 +121,6 @@ class PgSessionFieldsStore:
         where = Where().add("account_id = {0}", account_id).add("parent_session_id = {0}", session_id)
         where.add_if("session_id = ANY({0}::text[])", None if only is None else list(only))
         where.add_if("status = {0}", page.status).add_if("session_type = {0}", page.type)
-        where.page("id", "created_at", page)
         rows, cursor = await fetch_page(
             self.pool, f"SELECT {SESSION_COLUMNS} FROM hub_sessions", where, "id", page
         )
@@ -129,7 +128,6 @@ class PgSessionFieldsStore:
 
     async def transitions(self, session_pk: int, page: Page) -> Rows:
         where = Where().add("session_pk = {0}", session_pk).add_if("trigger_type = {0}", page.type)
-        where.page("id", "created_at", page)
         return await fetch_page(
             self.pool,
             "SELECT id, trigger_type, trigger_id, transition_data, previous_values, new_values, created_at"

@@ -106,6 +106,24 @@ class HubAPI:
             body["session_id"] = session_id
         return await self._request("POST", "/api/v2/live-announce", json=body)
 
+    async def publish(self, session_id: str, type: str, data: JSON, id: str | None = None) -> JSON:
+        """Server-side publish: `{"seq", "duplicate"}` once the event is durable. The same
+        `id` again answers the first seq with `duplicate: true` and stores nothing."""
+        body: JSON = {"type": type, "data": data}
+        if id is not None:
+            body["id"] = id
+        return await self._request("POST", f"{_session(session_id)}/events", json=body)
+
+    async def publish_many(self, session_id: str, events: list[JSON]) -> Any:
+        """A batch of `{"type", "data", "id"?}` events, stored in order: a list with one
+        answer each (`{"seq", "duplicate"}`, or `{"seq": None, "error"}` for a refused one)."""
+        answer = await self._request("POST", f"{_session(session_id)}/events", json={"events": events})
+        return answer["body"]
+
+    async def disconnect(self, session_id: str, user_id: str) -> JSON:
+        """Close a user's connections to the session with a do-not-reconnect code."""
+        return await self._request("POST", f"{_session(session_id)}/disconnect", json={"user_id": user_id})
+
     # plumbing
 
     async def _lifecycle(self, session_id: str, action: str, **text: str | None) -> JSON:

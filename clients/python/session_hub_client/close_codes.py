@@ -31,6 +31,7 @@ CLOSE_NAMES: dict[int, str] = {
     3507: "too_many_errors",
     3508: "rate_limited",
     3509: "too_many_connections",
+    3510: "disconnected",
     4000: "dropped_by_client",
 }
 
