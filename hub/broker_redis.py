@@ -112,7 +112,38 @@ class RedisPublisher:
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
-class RedisBroker:
+class RedisBrokerCommon:
+    """What both Redis brokers (one server, a cluster) do alike: publish through a
+    `RedisPublisher`, keep callbacks, the last error and the subscribed channels."""
+
+    prefix: str
+    _publisher: RedisPublisher
+    _handlers: dict[str, MessageHandler]
+    _resubscribed: list[ResubscribedCallback]
+    _reconnected: list[ReconnectedCallback]
+    _error: str | None
+
+    async def publish(self, channel: str, seq: int, payload: bytes) -> None:
+        await self._publisher.publish(channel, seq, payload)
+
+    async def publish_many(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
+        await self._publisher.publish_many(messages)
+
+    def on_resubscribed(self, callback: ResubscribedCallback) -> None:
+        self._resubscribed.append(callback)
+
+    def on_reconnected(self, callback: ReconnectedCallback) -> None:
+        self._reconnected.append(callback)
+
+    def last_error(self) -> str | None:
+        return self._error
+
+    def channels(self) -> list[str]:
+        """Channels (without prefix) this process is subscribed to."""
+        return [name[len(self.prefix) :] for name in self._handlers]
+
+
+class RedisBroker(RedisBrokerCommon):
     def __init__(
         self,
         url: str,
@@ -199,29 +230,10 @@ class RedisBroker:
             except (OSError, ConnectionError):
                 pass  # the connection is going away; its subscriptions go with it
 
-    async def publish(self, channel: str, seq: int, payload: bytes) -> None:
-        await self._publisher.publish(channel, seq, payload)
-
-    async def publish_many(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
-        await self._publisher.publish_many(messages)
-
-    def on_resubscribed(self, callback: ResubscribedCallback) -> None:
-        self._resubscribed.append(callback)
-
-    def on_reconnected(self, callback: ReconnectedCallback) -> None:
-        self._reconnected.append(callback)
-
     def healthy(self) -> bool:
         link = self._link
         task_alive = self._task is not None and not self._task.done()
         return task_alive and link is not None and link.connected
-
-    def last_error(self) -> str | None:
-        return self._error
-
-    def channels(self) -> list[str]:
-        """Channels (without prefix) this process is subscribed to."""
-        return [name[len(self.prefix) :] for name in self._handlers]
 
     # the listener
 

@@ -29,14 +29,13 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from .broker import MessageHandler, ReconnectedCallback, ResubscribedCallback
-from .broker_redis import RedisPublisher, dispatch_message
+from .broker_redis import RedisBrokerCommon, RedisPublisher, dispatch_message
 from .redis_cluster import SlotMap, SlotMoved, fetch_slot_map, key_slot, redirect_slot
 from .redis_link import RedisAddress, RedisReplyError, SubscriberLink
 
@@ -65,7 +64,7 @@ class _Shard:
             self.link = None
 
 
-class RedisClusterBroker:
+class RedisClusterBroker(RedisBrokerCommon):
     def __init__(
         self,
         url: str,
@@ -179,28 +178,9 @@ class RedisClusterBroker:
                 except (OSError, ConnectionError):
                     pass  # the connection is going away; its subscriptions go with it
 
-    async def publish(self, channel: str, seq: int, payload: bytes) -> None:
-        await self._publisher.publish(channel, seq, payload)
-
-    async def publish_many(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
-        await self._publisher.publish_many(messages)
-
-    def on_resubscribed(self, callback: ResubscribedCallback) -> None:
-        self._resubscribed.append(callback)
-
-    def on_reconnected(self, callback: ReconnectedCallback) -> None:
-        self._reconnected.append(callback)
-
     def healthy(self) -> bool:
         manager_alive = self._task is not None and not self._task.done()
         return manager_alive and self._slots is not None and self._settled
-
-    def last_error(self) -> str | None:
-        return self._error
-
-    def channels(self) -> list[str]:
-        """Channels (without prefix) this process is subscribed to."""
-        return [name[len(self.prefix) :] for name in self._handlers]
 
     # the manager
 
