@@ -242,8 +242,19 @@ def http(method: str, url: str, body: Any = None) -> Any:
         url, data=None if body is None else json.dumps(body).encode(), method=method
     )
     request.add_header("content-type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        raw = response.read()
+    for _ in range(60):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+            break
+        except urllib.error.HTTPError as error:
+            # Reading a 30,000-event log is "expensive" for the hub's HTTP rate limit:
+            # wait as told, as any client of the API would.
+            if error.code != 429:
+                raise
+            time.sleep(float(error.headers.get("retry-after") or 1))
+    else:
+        raise RuntimeError(f"{method} {url}: still rate limited after a minute")
     return json.loads(raw) if raw.startswith((b"{", b"[")) else raw.decode()
 
 
