@@ -283,12 +283,19 @@ def http(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("content-type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read(), exc.code
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            raw, status = exc.read(), exc.code
+            # Setting up hundreds of sessions meets the hub's HTTP rate limit: wait as
+            # told (Retry-After), as any client of the API would.
+            if status == 429:
+                time.sleep(float(exc.headers.get("retry-after") or 0.5))
+                continue
+        break
     try:
         return status, json.loads(raw or b"null")
     except ValueError:
