@@ -140,7 +140,10 @@ async def start_hub(n: int, env: dict[str, str], logdir: Path, cpus: set[int] | 
 async def new_session(port: int, capacity: int) -> str:
     session_id = f"storm-{secrets.token_hex(4)}"
     base = f"http://{HOST}:{port}/api/v2"
-    body = {"session_id": session_id, "title": "Storm", "instructor": "Bench", "max_participants": capacity}
+    # Observers do not count against max_participants; participants beyond 1000 (the
+    # session cap) need --sessions.
+    seats = min(capacity, 1000)
+    body = {"session_id": session_id, "title": "Storm", "instructor": "Bench", "max_participants": seats}
     status, resp = await asyncio.to_thread(fanout.http, "POST", f"{base}/sessions/create", body)
     if status != 201:
         raise RuntimeError(f"create session: HTTP {status} {resp}")
