@@ -25,6 +25,7 @@ from .presence_count import LIST_CAP
 from .replay import LogReader
 from .room import Room
 from .rooms import Rooms
+from .session_reads import SessionReads
 from .session_state import SessionState
 from .store import SessionRecord, SessionStore
 
@@ -64,6 +65,7 @@ class Membership:
         self.attendance = attendance
         self.metrics = metrics
         self.session_state = session_state
+        self.session_reads = SessionReads(sessions)
         self._leaving: dict[tuple[int, str, str], asyncio.TimerHandle] = {}
 
     async def stop(self) -> None:
@@ -73,9 +75,16 @@ class Membership:
 
     # join
 
+    async def find_session(self, account_id: str, session_id: str) -> SessionRecord | None:
+        """The session a join asks for (admission's read, shared by joins that ask together)."""
+        return await self.session_reads.by_id(account_id, session_id)
+
     async def join(self, conn: Connection, session: SessionRecord, since: int | None) -> Room | None:
         """Bring `conn` into the session's room and answer the room; None: it was refused
-        and is closing."""
+        and is closing, or its client has gone already."""
+        if conn.gone():
+            self.metrics.joins_abandoned.inc()
+            return None  # a client that left before its welcome costs nothing more
         room_key = str(session.pk)
         key = member_key(conn)
         is_participant = conn.role == "participant"
@@ -87,6 +96,7 @@ class Membership:
             # presence, so racing joins on several processes never pass it together.
             # A reconnect within the grace finds its old entry still present: no new join.
             limit = session.max_participants if is_participant else None
+            conn.present = True  # from here, leaving unregisters it
             admission = await self.presence.join(room_key, key, conn.conn_id, info, limit)
             if not admission.admitted:
                 details = {"max_participants": session.max_participants}
@@ -100,7 +110,16 @@ class Membership:
         self.metrics.connections.inc()
 
         roster = await self.presence.roster(room_key, LIST_CAP)
-        fresh = await self.sessions.get_session_by_pk(session.pk) or session
+        # Read after joining the room: a change the room delivered before is in it.
+        fresh = await self.session_reads.by_pk(session.pk) or session
+        if conn.gone():
+            self.metrics.joins_abandoned.inc()
+            # Gone while joining: no welcome, no replay. Its join is written all the
+            # same, so that the participant_left its leave writes has its pair.
+            if admission is not None and admission.first:
+                self.attendance.spawn(self.attendance.joined(fresh, info, admission.participant_count))
+            await conn.stop()  # nothing more is held or written for it
+            return room
         room_head, room_cursor = room.position()  # together: the replay starts from them
         head = max(fresh.head_seq, room_head)
         resume = self._resume_info(since, head, fresh.retained_from)
@@ -195,6 +214,8 @@ class Membership:
             self.metrics.connections.dec()
             self.rooms.schedule_release(room)
         await conn.stop()
+        if not conn.present:
+            return  # never registered in the presence: nothing to unregister
         key = member_key(conn)
         if conn.close_code == CloseCode.SERVER_SHUTDOWN:
             # Drained: the client reconnects to another process. Its entry stays until the

@@ -53,7 +53,9 @@ class Shared:
         self._running: dict[Hashable, asyncio.Future[Any]] = {}
         self.reads = 0  # reads made (the rest were shared)
 
-    async def get(self, key: Hashable, read: Callable[[], Awaitable[Any]], weigh: Callable[[Any], int]) -> Any:
+    async def get(
+        self, key: Hashable, read: Callable[[], Awaitable[Any]], weigh: Callable[[Any], int]
+    ) -> Any:
         now = time.monotonic()
         done = self._done.get(key)
         if done is not None:
