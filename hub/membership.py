@@ -25,7 +25,7 @@ from .presence_count import LIST_CAP
 from .replay import LogReader
 from .room import Room
 from .rooms import Rooms
-from .session_reads import SessionReads
+from .session_reads import Batched, SessionReads
 from .session_state import SessionState
 from .store import SessionRecord, SessionStore
 
@@ -66,6 +66,8 @@ class Membership:
         self.metrics = metrics
         self.session_state = session_state
         self.session_reads = SessionReads(sessions)
+        self._rosters = Batched()  # joins of one room read its roster together
+        self._listed: tuple[Roster | None, list[dict[str, Any]], list[dict[str, Any]]] = (None, [], [])
         self._leaving: dict[tuple[int, str, str], asyncio.TimerHandle] = {}
 
     async def stop(self) -> None:
@@ -109,7 +111,9 @@ class Membership:
         room.add(conn)
         self.metrics.connections.inc()
 
-        roster = await self.presence.roster(room_key, LIST_CAP)
+        # After registering: a read that started after this join's, shared with the joins
+        # of the same room asking meanwhile (a storm's welcomes cost one read, not one each).
+        roster: Roster = await self._rosters.get(room_key, lambda: self.presence.roster(room_key, LIST_CAP))
         # Read after joining the room: a change the room delivered before is in it.
         fresh = await self.session_reads.by_pk(session.pk) or session
         if conn.gone():
@@ -177,19 +181,14 @@ class Membership:
         resume: dict[str, Any],
         state: dict[str, Any],
     ) -> str:
+        participants, instructors = self._listed_of(roster)
         data = {
             "role": conn.role,
             "participant_count": roster.participant_count,
             # Bounded however large the class: the first LIST_CAP to join (the count is
             # exact), so a 1000-person welcome stays a few KiB.
-            "participants": [
-                {"participant_id": p["participant_id"], "name": p["name"]} for p in roster.participants
-            ],
-            "instructors": [
-                {"participant_id": p["participant_id"], "name": p["name"]}
-                for p in roster.staff
-                if p.get("role") == "instructor"
-            ],
+            "participants": participants,
+            "instructors": instructors,
             "status": session.status,
             "current_technique": session.current_technique,
             "head_seq": head,
@@ -204,6 +203,20 @@ class Membership:
             **state,  # the open prompt and the latest announcement (hub/session_state.py)
         }
         return envelope("welcome", session.session_id, data, actor=conn.principal.actor).decode()
+
+    def _listed_of(self, roster: Roster) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The welcome's lists of a roster, made once for the joins that share it."""
+        if self._listed[0] is not roster:
+            participants = [
+                {"participant_id": p["participant_id"], "name": p["name"]} for p in roster.participants
+            ]
+            instructors = [
+                {"participant_id": p["participant_id"], "name": p["name"]}
+                for p in roster.staff
+                if p.get("role") == "instructor"
+            ]
+            self._listed = (roster, participants, instructors)
+        return self._listed[1], self._listed[2]
 
     # leave
 
