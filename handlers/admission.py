@@ -58,6 +58,7 @@ async def admit(
     hub: Hub, principal: Principal, with_token: bool, session_id: str, role: str, name: str | None
 ) -> SessionRecord:
     """The session `principal` may join acting in `role` (it takes that role), or a HubError."""
+    hub.membership.ensure_join_capacity()  # before any read: a refused burst costs nothing
     if not role_allowed(principal, role):
         raise Forbidden(f"the token's role '{principal.role}' may not connect as '{role}'")
     if name and with_token and not principal.name_from_token:  # a named token keeps its name

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
 
     # transport: sockets before and after the WebSocket handshake (handlers/uvicorn_*.py)
     max_connections: int = _env("HUB_MAX_CONNECTIONS", 4096, ge=16, le=1_000_000)
+    # joins between admission and welcome (session reads, presence, replay) per process;
+    # beyond it a join is refused at once with `unavailable` (hub/membership.py)
+    max_joins_in_flight: int = _env("HUB_MAX_JOINS_IN_FLIGHT", 2048, ge=1, le=1_000_000)
     request_timeout: Seconds = _env("HUB_REQUEST_TIMEOUT", 10.0, gt=0, le=300)
     keepalive_timeout: Seconds = _env("HUB_KEEPALIVE_TIMEOUT", 5.0, gt=0, le=300)
     close_grace: Seconds = _env("HUB_CLOSE_GRACE", 2.0, gt=0, le=60)

@@ -15,7 +15,7 @@ from .attendance import Attendance
 from .close_codes import CloseCode
 from .config import Settings
 from .connection import Connection
-from .errors import ErrorCode, HubError, SessionFull
+from .errors import ErrorCode, HubError, SessionFull, Unavailable
 from .events import envelope, error_message, iso
 from .events import now_iso as iso_now
 from .lifecycle import TERMINAL_STATUSES
@@ -69,6 +69,9 @@ class Membership:
         self._rosters = Batched()  # joins of one room read its roster together
         self._listed: tuple[Roster | None, list[dict[str, Any]], list[dict[str, Any]]] = (None, [], [])
         self._leaving: dict[tuple[int, str, str], asyncio.TimerHandle] = {}
+        # Joins between the presence registration and the welcome's replay; bounded, so a
+        # burst that outruns the database is refused at once instead of queueing.
+        self.joining = 0
 
     async def stop(self) -> None:
         for handle in self._leaving.values():
@@ -81,12 +84,32 @@ class Membership:
         """The session a join asks for (admission's read, shared by joins that ask together)."""
         return await self.session_reads.by_id(account_id, session_id)
 
+    def ensure_join_capacity(self) -> None:
+        """Unavailable (retryable) while HUB_MAX_JOINS_IN_FLIGHT joins are in flight here:
+        admission asks first, so a refused burst costs no read."""
+        limit = self.settings.max_joins_in_flight
+        if self.joining >= limit:
+            message = f"too many joins in flight on this process (HUB_MAX_JOINS_IN_FLIGHT {limit}); try again"
+            raise Unavailable(message, {"max_joins_in_flight": limit})
+
     async def join(self, conn: Connection, session: SessionRecord, since: int | None) -> Room | None:
         """Bring `conn` into the session's room and answer the room; None: it was refused
         and is closing, or its client has gone already."""
         if conn.gone():
             self.metrics.joins_abandoned.inc()
             return None  # a client that left before its welcome costs nothing more
+        try:
+            self.ensure_join_capacity()
+        except Unavailable as busy:
+            self._refuse(conn, busy)
+            return None
+        self.joining += 1
+        try:
+            return await self._join(conn, session, since)
+        finally:
+            self.joining -= 1
+
+    async def _join(self, conn: Connection, session: SessionRecord, since: int | None) -> Room | None:
         room_key = str(session.pk)
         key = member_key(conn)
         is_participant = conn.role == "participant"

@@ -121,3 +121,42 @@ async def test_many_members_resuming_from_one_since_each_get_every_event_once(hu
             previous = event["seq"]
     for client in [*clients, instructor]:
         await client.close()
+
+
+async def test_joins_beyond_the_bound_in_flight_are_refused_as_unavailable_and_the_hub_recovers(
+    hub_factory, database
+):
+    hub = hub_factory(HUB_MAX_JOINS_IN_FLIGHT="3")
+    session_id = await create_session(hub)
+    instructor = await LiveClient.connect(hub.ws_url(session_id, "instructor", name="ins"))
+    await instructor.send_event("announcement", {"message": "hello"})
+    await instructor.next_of("ack")
+    url = hub.ws_url(session_id, "observer", name="burst", since=0)
+    # Hold every read of the log: the joins that get in wait in their replay.
+    blocker = await asyncpg.connect(database)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("LOCK TABLE hub_events IN ACCESS EXCLUSIVE MODE")
+        stuck = [await LiveClient.connect(url, expect_welcome=False) for _ in range(3)]
+        await asyncio.sleep(0.5)  # all three are in flight
+        burst = await asyncio.gather(*(LiveClient.connect(url, expect_welcome=False) for _ in range(6)))
+        refusals = [await client.next_of("error", "welcome") for client in burst]
+        # Refused at once with the typed, retryable answer; nothing queues for them.
+        assert {r["type"] for r in refusals} == {"error"}, refusals
+        assert {r["data"]["code"] for r in refusals} == {"unavailable"}
+        assert all(r["data"]["details"] == {"max_joins_in_flight": 3} for r in refusals)
+        await transaction.commit()
+    finally:
+        await blocker.close()
+
+    for client in stuck:  # those in flight finish their join: welcome, then the missed event
+        assert (await client.next_of("announcement", timeout=10))["data"]["message"] == "hello"
+        assert client.close_code is None
+    for client in stuck + burst:
+        await client.close()
+    # Recovered by itself: a burst within the bound is welcomed.
+    again = await asyncio.gather(*(LiveClient.connect(url) for _ in range(3)))
+    assert all(c.welcome["type"] == "welcome" for c in again)
+    for client in again + [instructor]:
+        await client.close()
