@@ -158,5 +158,5 @@ async def test_joins_beyond_the_bound_in_flight_are_refused_as_unavailable_and_t
     # Recovered by itself: a burst within the bound is welcomed.
     again = await asyncio.gather(*(LiveClient.connect(url) for _ in range(3)))
     assert all(c.welcome["type"] == "welcome" for c in again)
-    for client in again + [instructor]:
+    for client in [*again, instructor]:
         await client.close()
