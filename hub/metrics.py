@@ -86,12 +86,12 @@ class HubMetrics:
             "hub_background_task_failures_total", "Background task crashes", ["task"], registry=r
         )
 
-    def event_in(self, event_type: str) -> None:
-        """Count one event accepted into the log (once per event: the hot path)."""
+    def event_in(self, event_type: str, count: int = 1) -> None:
+        """Count events accepted into the log (once per type and commit batch: the hot path)."""
         child = self._events_in_by_type.get(event_type)
         if child is None:
             child = self._events_in_by_type[event_type] = self.events_in.labels(event_type)
-        child.inc()
+        child.inc(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

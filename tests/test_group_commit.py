@@ -15,7 +15,7 @@ async def test_a_burst_shares_round_trips_and_gets_gap_free_seqs(database):
     delivered: list[int] = []
     committer = GroupCommitter(
         store,
-        lambda pending, result: delivered.append(result.seq or 0),
+        lambda batch, results: delivered.extend(r.seq or 0 for r in results),
         observer=lambda size, seconds, ok: batches.append(size),
     )
     committer.start()
