@@ -189,7 +189,8 @@ class PgStore:
         writer = await self._take_writer()
         try:
             rows = await writer.fetch(
-                "SELECT * FROM hub_append_events($1, $2, $3, $4, $5)",
+                "SELECT out_seq, out_ts, out_data, out_duplicate, out_error, out_status"
+                " FROM hub_append_events($1, $2, $3, $4, $5)",
                 [item.session_pk for item in items],
                 [item.type for item in items],
                 [item.actor for item in items],
@@ -206,16 +207,12 @@ class PgStore:
             await self._drop_writer(writer)  # cancelled mid-query: its state is unknown
             raise
         self._idle_writers.append(writer)
+        # `out_data` is NULL where the event was stored with the item's own data.
         return [
             AppendResult(
-                seq=row["out_seq"],
-                ts=row["out_ts"],
-                data=row["out_data"],
-                duplicate=row["out_duplicate"],
-                error=row["out_error"],
-                status=row["out_status"],
+                row[0], row[1], (item.data or {}) if row[2] is None else row[2], row[3], row[4], row[5]
             )
-            for row in rows
+            for item, row in zip(items, rows, strict=True)
         ]
 
     async def read_events(

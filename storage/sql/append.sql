@@ -45,6 +45,7 @@ DECLARE
     l_status text[];
     l_head bigint[];
     v_open text[];  -- statuses in which content events are accepted whatever their data
+    v_batch_ts timestamptz;  -- the time of every event of the set-based part
 BEGIN
     SELECT array_agg(id), array_agg(status), array_agg(head_seq) INTO l_id, l_status, l_head
       FROM (SELECT id, status, head_seq FROM hub_sessions WHERE id = ANY (p_session)
@@ -129,6 +130,7 @@ BEGIN
         END LOOP;
     END IF;
 
+    v_batch_ts := clock_timestamp();
     RETURN QUERY
     WITH item AS (
         SELECT u.ord::integer AS ord, u.pk, u.etype, u.actor, coalesce(u.data, '{}'::jsonb) AS data, u.dedupe
@@ -151,7 +153,7 @@ BEGIN
          WHERE it.pk <> ALL (v_stepwise)
     ),
     fresh AS (
-        SELECT j.ord, j.pk, j.etype, j.actor, j.data, j.dedupe, clock_timestamp() AS ts,
+        SELECT j.ord, j.pk, j.etype, j.actor, j.data, j.dedupe, v_batch_ts AS ts,
                j.head_seq + row_number() OVER (PARTITION BY j.pk ORDER BY j.ord) AS seq
           FROM judged j
          WHERE j.found AND j.allowed AND j.old_seq IS NULL AND j.first_ord = j.ord
@@ -173,7 +175,9 @@ BEGIN
     SELECT CASE WHEN j.ord IS NULL THEN r_seq[it.ord] ELSE coalesce(j.old_seq, f.seq) END,
            CASE WHEN j.ord IS NULL THEN r_ts[it.ord] ELSE coalesce(j.old_ts, f.ts) END,
            CASE WHEN j.ord IS NULL THEN r_data[it.ord]
-                WHEN j.old_seq IS NOT NULL THEN j.old_data ELSE f.data END,
+                WHEN j.old_seq IS NOT NULL THEN j.old_data
+                WHEN f.ord = j.ord THEN NULL  -- stored as given
+                ELSE f.data END,
            CASE WHEN j.ord IS NULL THEN r_duplicate[it.ord]
                 ELSE j.old_seq IS NOT NULL OR (f.ord IS NOT NULL AND f.ord <> j.ord) END,
            CASE WHEN j.ord IS NULL THEN r_error[it.ord]
