@@ -18,6 +18,7 @@ class HubMetrics:
         self.events_in = Counter("hub_events_in_total", "Events accepted into the log", ["type"], registry=r)
         self._events_in_by_type: dict[str, Any] = {}  # labels() costs a lock and a tuple per call
         self.events_out = Counter("hub_events_out_total", "Event frames queued to members", registry=r)
+        self._events_out_pending = 0  # added to `events_out` when rendered (the hot path)
         self.frames_refused = Counter(
             "hub_frames_refused_total", "Client frames answered with error", ["code"], registry=r
         )
@@ -93,5 +94,12 @@ class HubMetrics:
             child = self._events_in_by_type[event_type] = self.events_in.labels(event_type)
         child.inc(count)
 
+    def events_delivered(self, count: int) -> None:
+        """Count event frames queued to members: once per delivered event, so a plain
+        addition here; the counter (a lock per call) catches up when the metrics are read."""
+        self._events_out_pending += count
+
     def render(self) -> bytes:
+        pending, self._events_out_pending = self._events_out_pending, 0
+        self.events_out.inc(pending)
         return generate_latest(self.registry)

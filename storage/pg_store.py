@@ -190,10 +190,10 @@ class PgStore:
         try:
             rows = await writer.fetch(
                 "SELECT out_seq, out_ts, out_data, out_duplicate, out_error, out_status"
-                " FROM hub_append_events($1, $2, $3, $4, $5)",
+                " FROM hub_append_events($1::bigint[], $2::text[], $3::jsonb, $4::jsonb, $5::text[])",
                 [item.session_pk for item in items],
                 [item.type for item in items],
-                [item.actor for item in items],
+                [item.actor for item in items],  # one JSON array each (storage/sql/append.sql)
                 [item.data for item in items],
                 [item.dedupe_key for item in items],
             )

@@ -14,13 +14,22 @@
 -- key repeated inside the batch answered with its first occurrence's seq, one head
 -- update per session. A session with a lifecycle event in the batch is appended item by
 -- item, in order, since each item may change what the next one is allowed to do.
+--
+-- Actors and data arrive as one JSON array each (one value per item, null for none) rather
+-- than as jsonb[]: the caller encodes the whole batch in one call, where an array of jsonb
+-- costs it an encoder call and several type checks per item. (The jsonb[] form of earlier
+-- versions may remain beside it; the caller names the types, so the two never mix.)
 CREATE OR REPLACE FUNCTION hub_append_events(
-    p_session bigint[], p_type text[], p_actor jsonb[], p_data jsonb[], p_dedupe text[]
+    p_session bigint[], p_type text[], p_actors jsonb, p_datas jsonb, p_dedupe text[]
 ) RETURNS TABLE (
     out_seq bigint, out_ts timestamptz, out_data jsonb,
     out_duplicate boolean, out_error text, out_status text
 ) LANGUAGE plpgsql AS $$
 DECLARE
+    p_actor jsonb[] := ARRAY(SELECT nullif(e.v, 'null') FROM jsonb_array_elements(p_actors)
+                                 WITH ORDINALITY AS e(v, o) ORDER BY e.o);
+    p_data jsonb[] := ARRAY(SELECT nullif(e.v, 'null') FROM jsonb_array_elements(p_datas)
+                                WITH ORDINALITY AS e(v, o) ORDER BY e.o);
     i integer;
     n integer := coalesce(array_length(p_session, 1), 0);
     s record;
