@@ -188,9 +188,13 @@ class PgStore:
     async def _append(self, items: Sequence[AppendRequest]) -> list[AppendResult]:
         writer = await self._take_writer()
         try:
-            rows = await writer.fetch(
-                "SELECT out_seq, out_ts, out_data, out_duplicate, out_error, out_status"
-                " FROM hub_append_events($1::bigint[], $2::text[], $3::jsonb, $4::jsonb, $5::text[])",
+            # One row of arrays rather than a row per item: far less to decode per event.
+            row = await writer.fetchrow(
+                "SELECT array_agg(r.out_seq ORDER BY r.n), array_agg(r.out_ts ORDER BY r.n),"
+                " array_agg(r.out_data ORDER BY r.n), array_agg(r.out_duplicate ORDER BY r.n),"
+                " array_agg(r.out_error ORDER BY r.n), array_agg(r.out_status ORDER BY r.n)"
+                " FROM hub_append_events($1::bigint[], $2::text[], $3::jsonb, $4::jsonb, $5::text[])"
+                " WITH ORDINALITY AS r(out_seq, out_ts, out_data, out_duplicate, out_error, out_status, n)",
                 [item.session_pk for item in items],
                 [item.type for item in items],
                 [item.actor for item in items],  # one JSON array each (storage/sql/append.sql)
@@ -209,10 +213,8 @@ class PgStore:
         self._idle_writers.append(writer)
         # `out_data` is NULL where the event was stored with the item's own data.
         return [
-            AppendResult(
-                row[0], row[1], (item.data or {}) if row[2] is None else row[2], row[3], row[4], row[5]
-            )
-            for item, row in zip(items, rows, strict=True)
+            AppendResult(seq, ts, (item.data or {}) if data is None else data, duplicate, error, status)
+            for item, seq, ts, data, duplicate, error, status in zip(items, *row, strict=True)
         ]
 
     async def read_events(
