@@ -4,9 +4,9 @@
 
 For every server in the same run: start it (pinned to CPU 0), read its RSS, open
 --connections idle WebSockets from one Node process (bench/load/subscribers.js, on the
-other CPUs, 64 connecting at a time) and wait for every `welcome`; the time that takes is
-the welcome time. After --settle seconds the RSS is read again: (RSS after − RSS before)
-/ connections is the memory one idle connection holds. The peers:
+other CPUs, --connect-concurrency (64) connecting at a time) and wait for every
+`welcome`; the time that takes is the welcome time. After --settle seconds the RSS is
+read again: (RSS after − RSS before) / connections is the memory one idle connection holds. The peers:
 
 - **websockets**: a bare `websockets` server that sends `welcome` and then only reads
   (bench/peers/ws_broadcast.py);
@@ -77,6 +77,7 @@ async def measure(name: str, args: argparse.Namespace, logdir: Path, connections
         before = rss_kb(server.pid)
         gen = ["--kind", "ws", "--url", url, "--subscribers", str(connections), "--events", "1"]
         gen += ["--setup-timeout-s", str(args.setup_timeout), "--max-seconds", str(args.setup_timeout + 120)]
+        gen += ["--connect-concurrency", str(args.connect_concurrency)]
         gen += ["--heartbeat-s", "20"] if name == "hub" else []
         proc = await asyncio.create_subprocess_exec(
             ensure_node_deps(),
@@ -178,6 +179,9 @@ def main() -> None:
     parser.add_argument("--servers", default="hub,websockets,starlette")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds before each RSS reading")
     parser.add_argument("--setup-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--connect-concurrency", type=int, default=64, help="connections the load generator opens at once"
+    )
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--embedded", action="store_true")
     parser.add_argument(

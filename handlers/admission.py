@@ -66,7 +66,7 @@ async def admit(
     # Another account's session, or one outside the token's list, is simply not there.
     session = None
     if can_open(principal, session_id):
-        session = await hub.store.get_session(principal.account_id, session_id)
+        session = await hub.membership.find_session(principal.account_id, session_id)
     if session is None:
         raise NotFound(f"session '{session_id}' not found")
     return session

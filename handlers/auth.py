@@ -172,18 +172,27 @@ def check_origin(conn: HTTPConnection, allowed: list[str]) -> None:
     Clients that are not browsers send no Origin and are judged by their token alone.
     The hub's own pages (same scheme, host and port) are always allowed.
     """
-    origin = conn.headers.get("origin")
+    origin = header(conn, b"origin")
     if not allowed or origin is None or origin in allowed or "*" in allowed:
         return
-    host = conn.headers.get("host")
+    host = header(conn, b"host")
     if host and origin.split("://", 1)[-1] == host:
         return
     raise Forbidden(f"origin '{origin[:200]}' is not allowed (HUB_ALLOWED_ORIGINS)")
 
 
+def header(conn: HTTPConnection, name: bytes) -> str | None:
+    """One request header by its lower-case name. Read from the ASGI scope directly:
+    Starlette's `Headers.get` scans the same list but pays a KeyError for every header
+    a request lacks, and the connect path asks for several (a join storm's hot path)."""
+    for key, value in conn.scope.get("headers") or ():
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 def bearer_token(conn: HTTPConnection) -> str | None:
-    header = conn.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = (header(conn, b"authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
@@ -191,7 +200,7 @@ def bearer_token(conn: HTTPConnection) -> str | None:
 
 def websocket_token(conn: HTTPConnection) -> tuple[str | None, str | None]:
     """(token, subprotocol to echo) from `?token=` or a `bearer.<token>` subprotocol."""
-    for proto in conn.headers.get("sec-websocket-protocol", "").split(","):
+    for proto in (header(conn, b"sec-websocket-protocol") or "").split(","):
         proto = proto.strip()
         if proto.startswith("bearer."):
             return proto[len("bearer.") :], proto

@@ -84,6 +84,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
         self._headers_done = False
+        self._messages = 0  # requests read whole on this socket
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -98,10 +99,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if not self._headers_done:
-            self._header_bytes += len(data)
-            if self._header_bytes > MAX_HEADER_BYTES:
-                self.drop("headers_too_large", b"431 Request Header Fields Too Large")
+            room = MAX_HEADER_BYTES - self._header_bytes
+            if len(data) > room:
+                # One read may hold the end of the headers and the start of a large body:
+                # the headers are too large only if they have not ended within the cap.
+                self._header_bytes = MAX_HEADER_BYTES
+                completed = self._messages
+                if room > 0:
+                    super().data_received(data[:room])
+                if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                    return  # answered already, or upgraded to a WebSocket
+                if not self._headers_done and self._messages == completed:
+                    self.drop("headers_too_large", b"431 Request Header Fields Too Large")
+                    return
+                self.data_received(data[room:])  # a body, or a pipelined request's own budget
                 return
+            self._header_bytes += len(data)
         super().data_received(data)
 
     def on_headers_complete(self) -> None:
@@ -109,6 +122,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._messages += 1
         self._request_arrived()
         self._headers_done, self._header_bytes = False, 0
         super().on_message_complete()

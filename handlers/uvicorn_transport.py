@@ -258,6 +258,11 @@ class FastTransport:
     def write_frames(self, frames: list[bytes]) -> None:
         self._protocol.transport.write(b"".join(frames))
 
+    def gone(self) -> bool:
+        """The peer closed or the socket is lost (or is being closed)."""
+        protocol = self._protocol
+        return protocol.disconnected or protocol.close_sent or protocol.transport.is_closing()
+
     async def send(self, message: WireMessage) -> None:
         await self._protocol.send({"type": "websocket.send", "text": message.text})
 

@@ -93,6 +93,9 @@ async def live_updates(websocket: WebSocket) -> None:
             on_closed=lambda code: count_close(hub, code),
             bucket=Bucket(settings.rate_limit_per_second, settings.rate_limit_burst),
         )
+        if conn.gone():  # left while it was being admitted: nothing more to do for it
+            hub.metrics.joins_abandoned.inc()
+            return
         await claim_slot(hub, conn)
         release_handshake(websocket)
     except Exception as exc:

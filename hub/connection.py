@@ -95,10 +95,18 @@ class Connection:
     _drained: Flag = field(default_factory=Flag, init=False)
     _writer: asyncio.Task[None] | None = field(default=None, init=False)  # only while needed
     _started: bool = field(default=False, init=False)
+    present: bool = field(default=False, init=False)  # registered in the presence (hub.membership)
 
     @property
     def role(self) -> str:
         return self.principal.role
+
+    def gone(self) -> bool:
+        """Whether the client is known to have gone (closed, or its socket lost): joining
+        it further would be work for nobody. Transports that cannot tell (plain ASGI)
+        have no `gone` and say no."""
+        check = getattr(self.transport, "gone", None)
+        return self.closed or (check is not None and bool(check()))
 
     def start(self) -> None:
         """The member has joined: from now on queued frames and closes get written."""
@@ -146,6 +154,8 @@ class Connection:
 
     def push_event(self, seq: int, payload: WireMessage) -> None:
         """Deliver a log event exactly once, in seq order (the room guarantees the order)."""
+        if self.closed:
+            return
         if self.replaying:
             if len(self.held) >= self.queue_size:
                 self.close_soon(CloseCode.SLOW_CONSUMER)
@@ -203,6 +213,7 @@ class Connection:
             log.debug("writer stopped", extra={"conn": self.conn_id, "error": repr(exc)})
             self.closed = True
             self._queue = None
+            self._drained.set()  # a replay waiting for room stops (it sees `closed`)
             return
         code = CloseCode(self.close_code or CloseCode.NORMAL)
         try:

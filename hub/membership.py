@@ -25,6 +25,7 @@ from .presence_count import LIST_CAP
 from .replay import LogReader
 from .room import Room
 from .rooms import Rooms
+from .session_reads import Batched, SessionReads
 from .session_state import SessionState
 from .store import SessionRecord, SessionStore
 
@@ -64,6 +65,9 @@ class Membership:
         self.attendance = attendance
         self.metrics = metrics
         self.session_state = session_state
+        self.session_reads = SessionReads(sessions)
+        self._rosters = Batched()  # joins of one room read its roster together
+        self._listed: tuple[Roster | None, list[dict[str, Any]], list[dict[str, Any]]] = (None, [], [])
         self._leaving: dict[tuple[int, str, str], asyncio.TimerHandle] = {}
 
     async def stop(self) -> None:
@@ -73,9 +77,16 @@ class Membership:
 
     # join
 
+    async def find_session(self, account_id: str, session_id: str) -> SessionRecord | None:
+        """The session a join asks for (admission's read, shared by joins that ask together)."""
+        return await self.session_reads.by_id(account_id, session_id)
+
     async def join(self, conn: Connection, session: SessionRecord, since: int | None) -> Room | None:
         """Bring `conn` into the session's room and answer the room; None: it was refused
-        and is closing."""
+        and is closing, or its client has gone already."""
+        if conn.gone():
+            self.metrics.joins_abandoned.inc()
+            return None  # a client that left before its welcome costs nothing more
         room_key = str(session.pk)
         key = member_key(conn)
         is_participant = conn.role == "participant"
@@ -87,6 +98,7 @@ class Membership:
             # presence, so racing joins on several processes never pass it together.
             # A reconnect within the grace finds its old entry still present: no new join.
             limit = session.max_participants if is_participant else None
+            conn.present = True  # from here, leaving unregisters it
             admission = await self.presence.join(room_key, key, conn.conn_id, info, limit)
             if not admission.admitted:
                 details = {"max_participants": session.max_participants}
@@ -99,8 +111,19 @@ class Membership:
         room.add(conn)
         self.metrics.connections.inc()
 
-        roster = await self.presence.roster(room_key, LIST_CAP)
-        fresh = await self.sessions.get_session_by_pk(session.pk) or session
+        # After registering: a read that started after this join's, shared with the joins
+        # of the same room asking meanwhile (a storm's welcomes cost one read, not one each).
+        roster: Roster = await self._rosters.get(room_key, lambda: self.presence.roster(room_key, LIST_CAP))
+        # Read after joining the room: a change the room delivered before is in it.
+        fresh = await self.session_reads.by_pk(session.pk) or session
+        if conn.gone():
+            self.metrics.joins_abandoned.inc()
+            # Gone while joining: no welcome, no replay. Its join is written all the
+            # same, so that the participant_left its leave writes has its pair.
+            if admission is not None and admission.first:
+                self.attendance.spawn(self.attendance.joined(fresh, info, admission.participant_count))
+            await conn.stop()  # nothing more is held or written for it
+            return room
         room_head, room_cursor = room.position()  # together: the replay starts from them
         head = max(fresh.head_seq, room_head)
         resume = self._resume_info(since, head, fresh.retained_from)
@@ -158,19 +181,14 @@ class Membership:
         resume: dict[str, Any],
         state: dict[str, Any],
     ) -> str:
+        participants, instructors = self._listed_of(roster)
         data = {
             "role": conn.role,
             "participant_count": roster.participant_count,
             # Bounded however large the class: the first LIST_CAP to join (the count is
             # exact), so a 1000-person welcome stays a few KiB.
-            "participants": [
-                {"participant_id": p["participant_id"], "name": p["name"]} for p in roster.participants
-            ],
-            "instructors": [
-                {"participant_id": p["participant_id"], "name": p["name"]}
-                for p in roster.staff
-                if p.get("role") == "instructor"
-            ],
+            "participants": participants,
+            "instructors": instructors,
             "status": session.status,
             "current_technique": session.current_technique,
             "head_seq": head,
@@ -186,6 +204,20 @@ class Membership:
         }
         return envelope("welcome", session.session_id, data, actor=conn.principal.actor).decode()
 
+    def _listed_of(self, roster: Roster) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The welcome's lists of a roster, made once for the joins that share it."""
+        if self._listed[0] is not roster:
+            participants = [
+                {"participant_id": p["participant_id"], "name": p["name"]} for p in roster.participants
+            ]
+            instructors = [
+                {"participant_id": p["participant_id"], "name": p["name"]}
+                for p in roster.staff
+                if p.get("role") == "instructor"
+            ]
+            self._listed = (roster, participants, instructors)
+        return self._listed[1], self._listed[2]
+
     # leave
 
     async def leave(self, conn: Connection, session: SessionRecord) -> None:
@@ -195,6 +227,8 @@ class Membership:
             self.metrics.connections.dec()
             self.rooms.schedule_release(room)
         await conn.stop()
+        if not conn.present:
+            return  # never registered in the presence: nothing to unregister
         key = member_key(conn)
         if conn.close_code == CloseCode.SERVER_SHUTDOWN:
             # Drained: the client reconnects to another process. Its entry stays until the

@@ -83,6 +83,9 @@ class HubMetrics:
         self.slow_consumers = Counter(
             "hub_slow_consumer_closes_total", "Connections closed as slow consumers", registry=r
         )
+        self.joins_abandoned = Counter(
+            "hub_joins_abandoned_total", "Joins given up: the client left before its welcome", registry=r
+        )
         self.background_failures = Counter(
             "hub_background_task_failures_total", "Background task crashes", ["task"], registry=r
         )

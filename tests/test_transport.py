@@ -9,6 +9,7 @@ session sends events and a probe opens fresh connections to /healthz.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import sys
@@ -192,6 +193,36 @@ async def test_request_headers_beyond_the_cap_answer_431(guarded):
     answer = await asyncio.wait_for(reader.read(200), 5)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 431"), answer
+
+
+async def test_small_headers_and_a_large_body_in_one_read_are_not_taken_for_large_headers(guarded):
+    """A client that writes its headers and a body beyond the header cap at once (one read
+    on the hub's side) gets the API's answer (here 401: no token), not 431; and a pipelined
+    second request after a body gets its own header budget."""
+    body = b'{"title": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    head = (
+        b"POST /api/v2/sessions/create HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        + b"content-length: %d\r\n\r\n" % len(body)
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", guarded.port)
+    writer.write(head + body)
+    answer = await asyncio.wait_for(reader.read(200), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 401"), answer
+    pad = b"y" * 60_000
+    first = b"POST /healthz HTTP/1.1\r\nHost: x\r\ncontent-length: %d\r\n\r\n" % len(pad) + pad
+    second = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"z" * 30_000 + b"\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", guarded.port)
+    writer.write(first + second)
+    answers = b""
+    with contextlib.suppress(TimeoutError):
+        while answers.count(b"HTTP/1.1 ") < 2:
+            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            if not chunk:
+                break
+            answers += chunk
+    writer.close()
+    assert b"431" not in answers.split(b"\r\n\r\n")[0] and answers.count(b"HTTP/1.1 ") == 2, answers[:300]
 
 
 def test_the_socket_cap_fits_in_the_file_limit():

@@ -1,0 +1,91 @@
+"""Reads of a session's row, batched for join storms.
+
+Every join reads the session twice: admission (does it exist, may this caller open it)
+and the welcome (status, head and state as they are once the member is in the room). A
+thousand members reconnecting at once would make that two thousand reads of one row,
+each paying a pool round trip. Here the joins that ask for the same row together share
+one read, and the answer is never older than the ask: a join that asks while a read is
+in flight waits for the next read, which starts once that one ends. So a join that is
+already in its room still sees every change that its room did not deliver to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from .store import SessionRecord, SessionStore
+
+
+class _Key:
+    __slots__ = ("read", "running", "waiting")
+
+    def __init__(self, read: Callable[[], Awaitable[Any]]):
+        self.read = read
+        self.running: asyncio.Future[Any] | None = None
+        self.waiting: asyncio.Future[Any] | None = None  # the next read's answer
+
+
+class Batched:
+    """At most one read per key in flight, one more queued; every ask is answered by a
+    read that started after it."""
+
+    def __init__(self) -> None:
+        self._keys: dict[Hashable, _Key] = {}
+        self.reads = 0
+
+    async def get(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+        slot = self._keys.get(key)
+        if slot is None:
+            slot = self._keys[key] = _Key(read)
+            self._start(key, slot, None)
+        elif slot.waiting is None:
+            slot.waiting = asyncio.get_running_loop().create_future()
+        answer = slot.waiting if slot.waiting is not None else slot.running
+        assert answer is not None
+        return await asyncio.shield(answer)
+
+    def _start(self, key: Hashable, slot: _Key, answer: asyncio.Future[Any] | None) -> None:
+        self.reads += 1
+        task = asyncio.ensure_future(slot.read())
+        slot.running = task
+        task.add_done_callback(lambda done: self._finished(key, slot, done, answer))
+
+    def _finished(
+        self, key: Hashable, slot: _Key, done: asyncio.Future[Any], answer: asyncio.Future[Any] | None
+    ) -> None:
+        if answer is not None and not answer.done():
+            if done.cancelled():
+                answer.cancel()
+            elif done.exception() is not None:
+                answer.set_exception(done.exception())  # type: ignore[arg-type]
+            else:
+                answer.set_result(done.result())
+        elif not done.cancelled():
+            done.exception()  # retrieved: the waiters (if any are left) have it
+        waiting, slot.waiting = slot.waiting, None
+        if waiting is None:
+            self._keys.pop(key, None)
+            return
+        self._start(key, slot, waiting)
+
+
+class SessionReads:
+    """The session reads of joins (`SessionStore`'s), batched as above."""
+
+    def __init__(self, sessions: SessionStore):
+        self.sessions = sessions
+        self.batched = Batched()
+
+    async def by_id(self, account_id: str, session_id: str) -> SessionRecord | None:
+        found: SessionRecord | None = await self.batched.get(
+            ("id", account_id, session_id), lambda: self.sessions.get_session(account_id, session_id)
+        )
+        return found
+
+    async def by_pk(self, pk: int) -> SessionRecord | None:
+        found: SessionRecord | None = await self.batched.get(
+            ("pk", pk), lambda: self.sessions.get_session_by_pk(pk)
+        )
+        return found
