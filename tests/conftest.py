@@ -201,6 +201,8 @@ def hub_factory(database: str) -> Iterator[object]:
         return process
 
     yield factory
+    for process in started:  # all drain at once: a drain can wait seconds for its clients
+        process.stop_soon()
     for process in started:
         process.stop()
 

@@ -60,6 +60,7 @@ class HubProcess:
         OUTPUT.mkdir(exist_ok=True)
         self.log_path = OUTPUT / f"hub-{self.port}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._stopping = False
 
     @property
     def base_url(self) -> str:
@@ -72,6 +73,7 @@ class HubProcess:
     def start(self, timeout: float = 30.0) -> HubProcess:
         env = {**os.environ, **self.env}
         log = open(self.log_path, "ab")  # the child process writes to it until it stops
+        self._stopping = False
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -127,9 +129,15 @@ class HubProcess:
             self.proc.wait(timeout)
         return self.proc.returncode
 
+    def stop_soon(self) -> None:
+        """SIGTERM without waiting: several processes drain at once, then stop() waits."""
+        if self.proc and self.proc.poll() is None and not self._stopping:
+            self.proc.send_signal(signal.SIGTERM)
+            self._stopping = True
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.stop_soon()  # once: a second SIGTERM would cut the drain short
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
