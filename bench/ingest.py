@@ -1,16 +1,19 @@
 """Ingest benchmark: durable acks a second through a real hub process, beside the ceiling.
 
     .venv/bin/python bench/ingest.py [--sessions 200] [--window 8] [--seconds 5] [--runs 3]
+    .venv/bin/python bench/ingest.py --rate 10000 [--window 64]     (latency at a set rate)
     .venv/bin/python bench/ingest.py --mode frames [--frames 100000]
 
 `e2e` (default): a fresh database on the local PostgreSQL, one hub (`python -m hub serve`,
 pinned to CPU 0), N started sessions and one instructor per session over a real WebSocket
 (bench/load/instructors.js, one Node process on the other CPU), each keeping W
-announcements un-acked at all times. Prints acks/s, ack p50/p99, the CPU the hub and the
-database's backends used per second, and, in the same run, the ceiling: the same rows
-(same columns, same jsonb, same primary key and dedupe index) inserted by asyncpg straight
-into an equivalent table with `executemany` in batches of the size the hub commits, from
-the same number of concurrent writers; then the ratio hub/ceiling. Medians of --runs.
+announcements un-acked at all times (or, with --rate R, sending R a second in all
+whatever the acks do: open loop, the ack latency at that rate). Prints acks/s, ack
+p50/p99, the CPU the hub and the database's backends used per second, and, in the same
+run, the ceiling: the same rows (same columns, same jsonb, same primary key and dedupe
+index) inserted by asyncpg straight into an equivalent table with `executemany` in
+batches of the size the hub commits, from the same number of concurrent writers; then
+the ratio hub/ceiling. Medians of --runs.
 
 `frames`: times `hub.events.parse_client_frame` (decode, type, role, data validation)
 plus the storability check the inbound path runs after it, in microseconds per frame.
@@ -99,7 +102,13 @@ async def drive_writers(
         f"ws://{fanout.HOST}:{server.port}/ws/live-updates?session_id={sid}&role=instructor&name=w{i}"
         for i, sid in enumerate(sessions)
     ]
-    plan = {"urls": urls, "window": args.window, "seconds": args.seconds, "warmup_s": args.warmup}
+    plan = {
+        "urls": urls,
+        "window": args.window,
+        "seconds": args.seconds,
+        "warmup_s": args.warmup,
+        "rate": args.rate,
+    }
     proc = await asyncio.create_subprocess_exec(
         node,
         str(fanout.BENCH / "load" / "instructors.js"),
@@ -209,6 +218,7 @@ async def e2e(args: argparse.Namespace) -> int:
             f"  | ceiling executemany {result['executemany']:,.0f}/s copy {result['copy']:,.0f}/s"
             f"  hub/executemany {result['ratio_executemany']:.2f}  hub/copy {result['ratio_copy']:.2f}"
             f"  errors {result['errors']} refused {result['refused']} owed {result['owed']}"
+            f" skipped {result.get('skipped', 0)}"
             f"  client cpu {result['cpu_share']:.2f}",
             flush=True,
         )
@@ -235,7 +245,7 @@ async def e2e(args: argparse.Namespace) -> int:
     )
     if args.json:
         await asyncio.to_thread(Path(args.json).write_text, json.dumps(results, indent=2))
-    bad = any(r["refused"] or r["owed"] or r["closes"] for r in results)
+    bad = any(r["refused"] or r["owed"] or r["closes"] or r.get("skipped") for r in results)
     return 1 if bad else 0
 
 
@@ -246,6 +256,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100_000, help="frames: frames per run")
     parser.add_argument("--sessions", type=int, default=200, help="e2e: sessions, one instructor each")
     parser.add_argument("--window", type=int, default=8, help="e2e: un-acked events per instructor")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="e2e: open loop, this many events a second in all (--window then caps each writer's un-acked)",
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="e2e: timed seconds")
     parser.add_argument("--warmup", type=float, default=1.0, help="e2e: seconds before timing")
     parser.add_argument("--ceiling-batch", type=int, default=512, help="e2e: ceiling rows per commit")

@@ -1,12 +1,24 @@
 """Group commit: events arriving together share one round trip to PostgreSQL.
 
-One writer task takes everything queued (up to `batch_max`), appends it with a single
-`append_batch` call, and only then reports each result, in order, to the listener (which
-acks and fans out) and to the waiting caller. While a batch is in flight new events
-queue up, so batching grows with load instead of adding latency when idle.
+Each *lane* has one writer task that takes everything queued on it (up to `batch_max`),
+appends it with a single `append_batch` call, and only then reports the batch's results,
+in order, to the listener (which acks and fans out) and to whoever waits for each event.
+While a batch is in flight new events queue up, so batching grows with load instead of
+adding latency when idle.
 
-The queue is bounded: when it is full `submit` raises `CommitOverloaded` at once rather
-than letting memory grow; the caller answers `unavailable` and the client resends.
+A session's events always take the same lane (`session_pk % lanes`), so they are stored,
+acked and delivered in the order they were submitted; different sessions' batches are
+in flight at once on separate connections, so the hub keeps working while PostgreSQL
+writes (a single writer would leave the process idle for every round trip).
+
+An event is waited for in one of two ways: a future (`PendingAppend.waited`, the
+default: HTTP and the hub's own events await it) or, on the hot path of client frames,
+`on_done(pending, result, error)` called synchronously once the batch is settled, which
+spares an asyncio future and a loop callback per event.
+
+The queues are bounded (together): when they are full `submit` raises `CommitOverloaded`
+at once rather than letting memory grow; the caller answers `unavailable` and the client
+resends.
 """
 
 from __future__ import annotations
@@ -15,8 +27,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import Unavailable
@@ -33,17 +44,56 @@ class CommitFailed(Unavailable):
     """The batch holding this event could not be written; nothing was acknowledged."""
 
 
-@dataclass
+# on_done(pending, result, error): exactly one of result and error is set
+DoneCallback = Callable[["PendingAppend", AppendResult | None, BaseException | None], None]
+
+
 class PendingAppend:
-    request: AppendRequest
-    session_id: str  # the public id, for the envelope (the request carries the pk)
-    origin: Any = None  # the sending connection, or None for events the hub writes itself
-    client_id: str | None = None
-    future: asyncio.Future[AppendResult] = field(default_factory=lambda: asyncio.Future())
+    """One event waiting for its commit. `waited=False` with `on_done`: no future."""
+
+    __slots__ = ("client_id", "future", "on_done", "origin", "request", "session_id")
+
+    def __init__(
+        self,
+        request: AppendRequest,
+        session_id: str,  # the public id, for the envelope (the request carries the pk)
+        origin: Any = None,  # the sending connection, or None for events the hub writes itself
+        client_id: str | None = None,
+        on_done: DoneCallback | None = None,
+    ):
+        self.request = request
+        self.session_id = session_id
+        self.origin = origin
+        self.client_id = client_id
+        self.on_done = on_done
+        self.future: asyncio.Future[AppendResult] | None = (
+            asyncio.get_running_loop().create_future() if on_done is None else None
+        )
+
+    def settle(self, result: AppendResult | None, error: BaseException | None) -> None:
+        if self.on_done is not None:
+            self.on_done(self, result, error)
+            return
+        future = self.future
+        if future is None or future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
 
 
-CommitListener = Callable[[PendingAppend, AppendResult], None]
+# listener(batch, results): once per stored batch, results in the batch's order
+CommitListener = Callable[[Sequence[PendingAppend], Sequence[AppendResult]], None]
 BatchObserver = Callable[[int, float, bool], None]  # (size, seconds, ok)
+
+
+class _Lane:
+    __slots__ = ("queue", "wakeup")
+
+    def __init__(self) -> None:
+        self.queue: deque[PendingAppend] = deque()
+        self.wakeup = asyncio.Event()
 
 
 class GroupCommitter:
@@ -54,14 +104,15 @@ class GroupCommitter:
         batch_max: int = 512,
         queue_max: int = 10_000,
         observer: BatchObserver | None = None,
+        lanes: int = 1,
     ):
         self._store = log_store
         self._listener = listener
         self._observer = observer
         self._batch_max = batch_max
         self._queue_max = queue_max
-        self._queue: deque[PendingAppend] = deque()
-        self._wakeup = asyncio.Event()
+        self._lanes = [_Lane() for _ in range(max(1, lanes))]
+        self._queued = 0  # over every lane
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.last_error: str | None = None
@@ -74,16 +125,27 @@ class GroupCommitter:
         return self._task
 
     def depth(self) -> int:
-        return len(self._queue)
+        return self._queued
 
     def submit(self, pending: PendingAppend) -> asyncio.Future[AppendResult]:
+        """Queue an event and return the future of its result."""
+        future = pending.future
+        if future is None:
+            raise ValueError("a pending settled through on_done is queued with enqueue()")
+        self.enqueue(pending)
+        return future
+
+    def enqueue(self, pending: PendingAppend) -> None:
+        """Queue an event; its outcome goes to the future or to `on_done`."""
         if self._closing:
             raise CommitOverloaded("the hub is shutting down")
-        if len(self._queue) >= self._queue_max:
+        if self._queued >= self._queue_max:
             raise CommitOverloaded("too many events waiting to be stored")
-        self._queue.append(pending)
-        self._wakeup.set()
-        return pending.future
+        lanes = self._lanes
+        lane = lanes[pending.request.session_pk % len(lanes)]
+        lane.queue.append(pending)
+        self._queued += 1
+        lane.wakeup.set()
 
     async def append(
         self,
@@ -102,8 +164,9 @@ class GroupCommitter:
         """Refuse new events and wait until everything accepted is written."""
         self._closing = True
         deadline = time.monotonic() + timeout
-        while self._queue and time.monotonic() < deadline:
-            self._wakeup.set()
+        while self._queued and time.monotonic() < deadline:
+            for lane in self._lanes:
+                lane.wakeup.set()
             await asyncio.sleep(0.01)
 
     async def close(self) -> None:
@@ -114,17 +177,24 @@ class GroupCommitter:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
-        for pending in self._queue:
-            if not pending.future.done():
-                pending.future.set_exception(CommitFailed("the hub stopped"))
-        self._queue.clear()
+        for lane in self._lanes:
+            left, lane.queue = list(lane.queue), deque()
+            self._fail(left, "the hub stopped")
+        self._queued = 0
 
     async def _run(self) -> None:
+        # One task per lane under this one (what the supervisor watches): cancelling it
+        # cancels every lane; a lane that fails takes the others down with it.
+        await asyncio.gather(*(self._run_lane(lane) for lane in self._lanes))
+
+    async def _run_lane(self, lane: _Lane) -> None:
+        queue = lane.queue
         while True:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._batch_max))]
+            if not queue:
+                lane.wakeup.clear()
+                await lane.wakeup.wait()
+            batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
+            self._queued -= len(batch)
             await self._write(batch)
 
     async def _write(self, batch: list[PendingAppend]) -> None:
@@ -151,13 +221,15 @@ class GroupCommitter:
         self.last_error = None
         if self._observer:
             self._observer(len(batch), time.perf_counter() - started, True)
+        try:
+            self._listener(batch, results)
+        except Exception:  # a bad listener call must not strand the waiting callers
+            log.exception("commit listener failed")
         for pending, result in zip(batch, results, strict=True):
             try:
-                self._listener(pending, result)
-            except Exception:  # one bad listener call must not strand the rest of the batch
-                log.exception("commit listener failed")
-            if not pending.future.done():
-                pending.future.set_result(result)
+                pending.settle(result, None)
+            except Exception:  # nor one bad callback its neighbours
+                log.exception("commit callback failed")
 
     def _report_failure(self, batch: list[PendingAppend], started: float, exc: Exception) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
@@ -168,5 +240,7 @@ class GroupCommitter:
     @staticmethod
     def _fail(batch: list[PendingAppend], reason: str) -> None:
         for pending in batch:
-            if not pending.future.done():
-                pending.future.set_exception(CommitFailed(reason))
+            try:
+                pending.settle(None, CommitFailed(reason))
+            except Exception:
+                log.exception("commit callback failed")

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
 
     # storage
     commit_batch_max: int = _env("HUB_COMMIT_BATCH", 512, ge=1, le=100_000)
+    # group-commit batches in flight at once, each on its own connection (a session's
+    # events always share one): the hub works on while PostgreSQL writes
+    commit_lanes: int = _env("HUB_COMMIT_LANES", 2, ge=1, le=32)
     commit_queue_max: int = _env("HUB_COMMIT_QUEUE", 10_000, ge=1, le=_BIG)
     db_pool_min: int = _env("HUB_DB_POOL_MIN", 2, ge=1, le=1000)
     db_pool_max: int = _env("HUB_DB_POOL_MAX", 10, ge=1, le=1000)

@@ -10,7 +10,6 @@ never counted, so an outage cannot end connections with a do-not-reconnect code.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -67,7 +66,7 @@ class Inbound:
                 details = {"limit": refused.scope, "retry_after": round(refused.retry_after, 3)}
                 client_id = _client_id_of(raw)
                 self._reply_error(
-                    conn, room, ErrorCode.RATE_LIMITED, message, client_id, details, counted=False
+                    conn, room.session_id, ErrorCode.RATE_LIMITED, message, client_id, details, counted=False
                 )
             return
         if conn.strikes and self.limits.rested(conn.bucket, principal.account_id, principal.user_id):
@@ -87,52 +86,53 @@ class Inbound:
                 error.client_id = event.client_id if event is not None else None
                 raise error
         except HubError as exc:
-            self._reply_error(conn, room, exc.code, exc.message, exc.client_id, exc.details)
+            self._reply_error(conn, room.session_id, exc.code, exc.message, exc.client_id, exc.details)
             return
         if event is None:
             data = {"server_time": iso_now()}
             conn.offer(envelope("pong", room.session_id, data).decode())
             return
         request = client_append(room.session_pk, event, conn.principal)
-        pending = PendingAppend(request, room.session_id, origin=conn, client_id=event.client_id)
+        pending = PendingAppend(
+            request, room.session_id, origin=conn, client_id=event.client_id, on_done=self._after_commit
+        )
         try:
-            future = self.committer.submit(pending)
+            self.committer.enqueue(pending)
         except CommitOverloaded as exc:
             # The hub's fault, not the client's: never counted towards HUB_MAX_ERRORS (a
             # database outage must not end connections with a do-not-reconnect code).
-            self._reply_error(conn, room, exc.code, exc.message, event.client_id, counted=False)
-            return
-        future.add_done_callback(lambda f: self._after_commit(conn, room, event.client_id, f))
+            self._reply_error(conn, room.session_id, exc.code, exc.message, event.client_id, counted=False)
 
     def _after_commit(
-        self, conn: Connection, room: Room, client_id: str | None, future: asyncio.Future[AppendResult]
+        self, pending: PendingAppend, result: AppendResult | None, exc: BaseException | None
     ) -> None:
-        if future.cancelled():
+        """The outcome of a frame's event, called by the committer (the ack is the commit
+        listener's): only refusals are answered here."""
+        if result is not None and result.error is None:
             return
-        exc = future.exception()
+        conn, session_id, client_id = pending.origin, pending.session_id, pending.client_id
         if isinstance(exc, CommitFailed):
             message = "the event could not be stored; send it again"
-            self._reply_error(conn, room, ErrorCode.UNAVAILABLE, message, client_id, counted=False)
+            self._reply_error(conn, session_id, ErrorCode.UNAVAILABLE, message, client_id, counted=False)
             return
-        if exc is not None:
+        if exc is not None or result is None:
             # A fault in the hub, not a dependency: say so and close with 1011 rather than
             # let the client retry into the same fault.
             log.error("unexpected commit failure", exc_info=exc)
             message = "internal error; the fault is logged on the hub"
-            self._reply_error(conn, room, ErrorCode.INTERNAL, message, client_id, counted=False)
+            self._reply_error(conn, session_id, ErrorCode.INTERNAL, message, client_id, counted=False)
             conn.close_soon(CloseCode.UNEXPECTED_CONDITION)
             return
-        result = future.result()
-        if result.error is not None:
-            message = _ERROR_TEXT.get(result.error, result.error)
-            if result.error == ErrorCode.CONFLICT:
-                message = f"the session is {result.status}; this event is not allowed now"
-            self._reply_error(conn, room, result.error, message, client_id, {"status": result.status})
+        assert result.error is not None
+        message = _ERROR_TEXT.get(result.error, result.error)
+        if result.error == ErrorCode.CONFLICT:
+            message = f"the session is {result.status}; this event is not allowed now"
+        self._reply_error(conn, session_id, result.error, message, client_id, {"status": result.status})
 
     def _reply_error(
         self,
         conn: Connection,
-        room: Room,
+        session_id: str,
         code: str,
         message: str,
         client_id: Any = None,
@@ -141,7 +141,7 @@ class Inbound:
     ) -> None:
         self.metrics.frames_refused.labels(code).inc()
         conn.errors += 1 if counted else 0
-        conn.offer(error_message(room.session_id, code, message, client_id, details).decode())
+        conn.offer(error_message(session_id, code, message, client_id, details).decode())
         if conn.errors >= self.settings.max_errors_per_connection:
             self.metrics.closes.labels("too_many_errors").inc()
             conn.close_soon(CloseCode.TOO_MANY_ERRORS)

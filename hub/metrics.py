@@ -18,6 +18,7 @@ class HubMetrics:
         self.events_in = Counter("hub_events_in_total", "Events accepted into the log", ["type"], registry=r)
         self._events_in_by_type: dict[str, Any] = {}  # labels() costs a lock and a tuple per call
         self.events_out = Counter("hub_events_out_total", "Event frames queued to members", registry=r)
+        self._events_out_pending = 0  # added to `events_out` when rendered (the hot path)
         self.frames_refused = Counter(
             "hub_frames_refused_total", "Client frames answered with error", ["code"], registry=r
         )
@@ -89,12 +90,19 @@ class HubMetrics:
             "hub_background_task_failures_total", "Background task crashes", ["task"], registry=r
         )
 
-    def event_in(self, event_type: str) -> None:
-        """Count one event accepted into the log (once per event: the hot path)."""
+    def event_in(self, event_type: str, count: int = 1) -> None:
+        """Count events accepted into the log (once per type and commit batch: the hot path)."""
         child = self._events_in_by_type.get(event_type)
         if child is None:
             child = self._events_in_by_type[event_type] = self.events_in.labels(event_type)
-        child.inc()
+        child.inc(count)
+
+    def events_delivered(self, count: int) -> None:
+        """Count event frames queued to members: once per delivered event, so a plain
+        addition here; the counter (a lock per call) catches up when the metrics are read."""
+        self._events_out_pending += count
 
     def render(self) -> bytes:
+        pending, self._events_out_pending = self._events_out_pending, 0
+        self.events_out.inc(pending)
         return generate_latest(self.registry)

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .attendance import Attendance
@@ -25,7 +25,7 @@ from .close_codes import CloseCode
 from .committer import GroupCommitter, PendingAppend
 from .config import Settings
 from .connection import Connection
-from .events import envelope, iso
+from .events import envelope, iso, now_iso
 from .hrv_summaries import GroupHrvWriter
 from .inbound import Inbound
 from .membership import Membership
@@ -64,6 +64,7 @@ class Hub:
             batch_max=settings.commit_batch_max,
             queue_max=settings.commit_queue_max,
             observer=self._observe_batch,
+            lanes=settings.commit_lanes,
         )
         self.supervisor = Supervisor(self.metrics)
         self.tokens = TokenLifetime(
@@ -96,7 +97,8 @@ class Hub:
             store, presence, self.attendance, self.node_id, settings.restart_grace
         )
         self.inbound = Inbound(settings, self.committer, self.metrics, self.tokens)
-        # Told of every event this process stores (session pk, type); must not block or raise.
+        # Told of the events this process stores, once per (session pk, type) and commit
+        # batch; must not block or raise.
         self.commit_observers: list[Callable[[int, str], None]] = []
         # Session records projected from the log (hub/records/worker.py); attached by the app.
         self.records: RecordsWorker | None = None
@@ -190,36 +192,50 @@ class Hub:
         request = AppendRequest(room.session_pk, event_type, data, None, dedupe_key)
         return await self.committer.submit(PendingAppend(request, room.session_id))
 
-    def _on_committed(self, pending: PendingAppend, result: AppendResult) -> None:
-        if result.error is not None or result.seq is None or result.ts is None:
-            return
-        request = pending.request
-        room = self.rooms.get(request.session_pk)
-        session_id = pending.session_id
-        payload = envelope(
-            request.type,
-            session_id,
-            result.data if result.data is not None else request.data,
-            seq=result.seq,
-            ts=iso(result.ts),
-            actor=request.actor,
-        )
-        text = payload.decode()
-        conn = pending.origin
-        if isinstance(conn, Connection):
-            # A resent id gets exactly the first ack again (the contract's idempotency).
-            ack = {"id": pending.client_id, "seq": result.seq}
-            conn.offer(envelope("ack", session_id, ack).decode())
-        if not result.duplicate:
-            self.metrics.event_in(request.type)
-            if self.records is not None and request.type in PROJECTED_TYPES:
-                self.records.notify(request.session_pk)
+    def _on_committed(self, batch: Sequence[PendingAppend], results: Sequence[AppendResult]) -> None:
+        """A stored batch, in order: ack each sender, deliver to this process's room and
+        queue for the broker; then tell the counters and observers once per batch."""
+        acked_at = now_iso()  # the acks of a batch go out together: one timestamp for all
+        stored: dict[tuple[int, str], int] = {}  # (session pk, type) -> new events
+        last_ts: Any = None
+        ts_text = ""
+        for pending, result in zip(batch, results, strict=True):
+            if result.error is not None or result.seq is None or result.ts is None:
+                continue
+            try:
+                request = pending.request
+                session_id = pending.session_id
+                if result.ts != last_ts:  # a batch's events usually share their commit time
+                    last_ts, ts_text = result.ts, iso(result.ts)
+                payload = envelope(
+                    request.type,
+                    session_id,
+                    result.data if result.data is not None else request.data,
+                    seq=result.seq,
+                    ts=ts_text,
+                    actor=request.actor,
+                )
+                conn = pending.origin
+                if isinstance(conn, Connection):
+                    # A resent id gets exactly the first ack again (the contract's idempotency).
+                    ack = {"id": pending.client_id, "seq": result.seq}
+                    conn.offer(envelope("ack", session_id, ack, ts=acked_at).decode())
+                if not result.duplicate:
+                    key = (request.session_pk, request.type)
+                    stored[key] = stored.get(key, 0) + 1
+                room = self.rooms.get(request.session_pk)
+                if room is not None:
+                    room.deliver(result.seq, payload.decode())
+                # Duplicates are published again: the first attempt may have died before publishing.
+                self._enqueue_publish(session_channel(request.session_pk), result.seq, payload)
+            except Exception:  # one bad event must not strand the rest of its batch
+                log.exception("commit delivery failed")
+        for (session_pk, event_type), count in stored.items():
+            self.metrics.event_in(event_type, count)
+            if self.records is not None and event_type in PROJECTED_TYPES:
+                self.records.notify(session_pk)
             for observer in self.commit_observers:
-                observer(request.session_pk, request.type)
-        if room is not None:
-            room.deliver(result.seq, text)
-        # Duplicates are published again: the first attempt may have died before publishing.
-        self._enqueue_publish(session_channel(request.session_pk), result.seq, payload)
+                observer(session_pk, event_type)
 
     def _enqueue_publish(self, channel: str, seq: int, payload: bytes) -> None:
         if len(self._outbox) >= self._outbox_max:

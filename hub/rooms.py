@@ -141,7 +141,7 @@ class Rooms:
                 room.request_repair()
 
     def _after_delivery(self, room: Room, seq: int, event_type: str, payload: str, deliveries: int) -> None:
-        self.metrics.events_out.inc(deliveries)
+        self.metrics.events_delivered(deliveries)
         self.group_hrv.observe(room, seq, event_type, payload)
         self.digests.observe(room, event_type)
         self.session_state.observe(room, seq, event_type, payload)

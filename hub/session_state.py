@@ -18,7 +18,6 @@ The welcome carries them as `open_prompt` and `latest_announcement`, each
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -34,16 +33,33 @@ TRACKED = frozenset(FIELDS.values())
 _LOOK_BACK = 50  # events of a type read back to find the latest one participants may see
 
 
-@dataclass(frozen=True)
 class Latest:
-    seq: int
-    item: dict[str, Any]  # {"seq", "ts", "actor", "data"}
+    """The latest event of a (view, type): kept as the delivered envelope and decoded
+    only when a welcome asks for it (a room delivering a stream of announcements must
+    not pay a decode per event for the rare joiner)."""
+
+    __slots__ = ("_item", "_payload", "seq")
+
+    def __init__(self, seq: int, payload: str | None = None, item: dict[str, Any] | None = None):
+        self.seq = seq
+        self._payload = payload
+        self._item = item
+
+    @property
+    def item(self) -> dict[str, Any]:  # {"seq", "ts", "actor", "data"}
+        if self._item is None:
+            message = orjson.loads(self._payload or "{}")
+            self._item = _item(self.seq, message.get("ts"), message.get("actor"), message.get("data"))
+            self._payload = None
+        return self._item
 
 
-@dataclass
 class _RoomState:
-    loaded: bool = False
-    latest: dict[tuple[str, str], Latest] = field(default_factory=dict)  # (view, type) -> latest
+    __slots__ = ("latest", "loaded")
+
+    def __init__(self) -> None:
+        self.loaded = False
+        self.latest: dict[tuple[str, str], Latest] = {}  # (view, type) -> latest
 
     def keep(self, view: str, event_type: str, latest: Latest) -> None:
         known = self.latest.get((view, event_type))
@@ -51,8 +67,8 @@ class _RoomState:
             self.latest[(view, event_type)] = latest
 
 
-def _item(seq: int, ts: str, actor: Any, data: Any) -> Latest:
-    return Latest(seq, {"seq": seq, "ts": ts, "actor": actor, "data": data})
+def _item(seq: int, ts: Any, actor: Any, data: Any) -> dict[str, Any]:
+    return {"seq": seq, "ts": ts, "actor": actor, "data": data}
 
 
 class SessionState:
@@ -64,9 +80,10 @@ class SessionState:
         """Called for every event a room delivers, in seq order."""
         if event_type not in TRACKED:
             return
-        message = orjson.loads(payload)
-        latest = _item(seq, message.get("ts"), message.get("actor"), message.get("data"))
-        state = self._rooms.setdefault(room.session_pk, _RoomState())
+        latest = Latest(seq, payload)
+        state = self._rooms.get(room.session_pk)
+        if state is None:
+            state = self._rooms[room.session_pk] = _RoomState()
         state.keep(STAFF, event_type, latest)
         # The room's cursor has stepped over this event; only a session_update changes
         # the policy, so it is the policy the event was written under.
@@ -79,7 +96,9 @@ class SessionState:
 
     async def for_member(self, session: SessionRecord, role: str) -> dict[str, Any]:
         """The welcome's `open_prompt` and `latest_announcement` for a member in `role`."""
-        state = self._rooms.setdefault(session.pk, _RoomState())
+        state = self._rooms.get(session.pk)
+        if state is None:
+            state = self._rooms[session.pk] = _RoomState()
         if not state.loaded:
             await self._load(session, state)
         view = view_of(role)
@@ -103,7 +122,7 @@ class SessionState:
 
 
 def _stored(event: StoredEvent) -> Latest:
-    return _item(event.seq, iso(event.ts), event.actor, event.data)
+    return Latest(event.seq, item=_item(event.seq, iso(event.ts), event.actor, event.data))
 
 
 async def _audience_at(log: EventLog, session: SessionRecord, event: StoredEvent) -> str:

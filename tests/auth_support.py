@@ -142,6 +142,24 @@ def make_session(hub: HubProcess, account: str, session_id: str, start: bool = T
             assert started.status_code == 200, started.text
 
 
+def settle(dsn: str, quiet: float = 1.0, timeout: float = 20.0) -> None:
+    """Wait until the database has not changed for `quiet` seconds: the background work a
+    fixture's setup started (the records projector following the sessions it created)
+    is done before the tests compare snapshots around refused requests."""
+
+    async def wait() -> None:
+        deadline = time.monotonic() + timeout
+        last, since = await snapshot(dsn), time.monotonic()
+        while time.monotonic() - since < quiet:
+            assert time.monotonic() < deadline, "the database kept changing"
+            await asyncio.sleep(0.1)
+            now = await snapshot(dsn)
+            if now != last:
+                last, since = now, time.monotonic()
+
+    asyncio.run(wait())
+
+
 async def snapshot(dsn: str) -> dict[str, Any]:
     """What a refused request must not change: the rows of every table (also the tables
     later features add) and the state of every session."""

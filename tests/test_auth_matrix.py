@@ -26,6 +26,7 @@ from tests.auth_support import (
     auth,
     bad_tokens,
     make_session,
+    settle,
     snapshot,
     token,
     token_hub,
@@ -41,6 +42,7 @@ def shared(pg_base: str) -> Iterator[tuple[HubProcess, str]]:
         make_session(hub, "acme", LIVE)
         make_session(hub, "acme", OTHER)
         make_session(hub, "globex", LIVE, title="globex's own")
+        settle(dsn)
         yield hub, dsn
 
 

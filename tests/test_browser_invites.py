@@ -22,7 +22,7 @@ from tests.test_browser import DESKTOP, PHONE, SHOTS, Pages, expect, live
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 browser = shared.browser  # one browser for this module
 
-TOKEN_TTL = 20  # seconds a seat's token lives: the test outlives two of them
+TOKEN_TTL = 8  # seconds a seat's token lives: the test outlives two of them (several renewals)
 # Refusals logged by the browser and by hub-client.js themselves (a revoked seat's renewal).
 EXPECTED = ("status of 401", "status of 410", "getToken failed SeatRefused")
 
@@ -33,7 +33,7 @@ async def studio(browser: Any, hub_factory: Any, request: pytest.FixtureRequest)
         HUB_DEV="0",
         HUB_SECRET=SECRET,
         HUB_INVITE_TOKEN_TTL=str(TOKEN_TTL),
-        HUB_TOKEN_WARNING="12",  # the in-band renewal starts 12 s before expiry
+        HUB_TOKEN_WARNING="5",  # the in-band renewal starts 5 s before expiry
     )
     opened = Pages(browser, hub, request.node.name.removeprefix("test_"))
     yield opened

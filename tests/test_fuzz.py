@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.events import SENDABLE_BY_ROLE
-from tests.auth_support import DURABLE_TYPES, auth, make_session, snapshot, token, token_hub
+from tests.auth_support import DURABLE_TYPES, auth, make_session, settle, snapshot, token, token_hub
 from tests.support import EVERYONE_SEES_ALL, HubProcess, LiveClient, api
 
 FUZZ = settings(
@@ -123,6 +123,7 @@ def fuzz_hub(pg_base: str) -> Iterator[tuple[HubProcess, str]]:
     }
     with token_hub(pg_base, **env) as (hub, dsn):
         make_session(hub, "acme", ROOM, audience=EVERYONE_SEES_ALL)
+        settle(dsn)
         yield hub, dsn
 
 

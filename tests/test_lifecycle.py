@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from tests.support import LiveClient, api, create_session
 
 # (path of actions taken first, action under test, expected status code, status afterwards)
@@ -46,6 +49,10 @@ async def _check_transition(hub, before, action, status_code, status_after):
     session_id = await create_session(hub, start=False)
     for step in before:
         assert (await api(hub, "POST", f"/api/v2/session/{session_id}/{step}")).status_code == 200
+    if "end" in before:
+        # The summary a completed session gets is appended after the end, in the background:
+        # once it is there, the head can only move by the action under test.
+        await _wait_for_summary(hub, session_id)
     head_before = (await api(hub, "GET", f"/api/v2/session/{session_id}")).json()["head_seq"]
     response = await api(hub, "POST", f"/api/v2/session/{session_id}/{action}")
     assert response.status_code == status_code, (before, action, response.text)
@@ -64,6 +71,16 @@ async def _check_transition(hub, before, action, status_code, status_after):
         error = response.json()["error"]
         assert error["code"] == "conflict" and error["details"]["status"] == status_after
         assert record["head_seq"] == head_before, "a refused transition stored nothing"
+
+
+async def _wait_for_summary(hub, session_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        log = (await api(hub, "GET", f"/api/v2/session/{session_id}/events")).json()["events"]
+        if any(e["type"] == "session_summary" for e in log):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no session_summary after the end")
 
 
 async def test_instructor_controls_the_session_over_websocket(hub):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from tests.support import EVERYONE_SEES_ALL, LiveClient, api, create_session
 
@@ -96,7 +97,13 @@ async def test_fifty_clients_see_one_gap_free_order(hub):
     for i in range(30):
         await instructor.send_event("announcement", {"message": f"m{i}"})
     await asyncio.gather(*(c.send_event("hrv_update", {"hrv": 40 + i}) for i, c in enumerate(clients)))
-    head = (await api(hub, "GET", f"/api/v2/session/{session_id}")).json()["head_seq"]
+    # Sent without waiting for the acks: the head reaches every one of them soon after.
+    deadline = time.monotonic() + 10
+    while True:
+        head = (await api(hub, "GET", f"/api/v2/session/{session_id}")).json()["head_seq"]
+        if head >= 1 + 50 + 30 + 50 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert head >= 1 + 50 + 30 + 50
     await asyncio.gather(*(c.wait_for_seq(head) for c in clients))
     reference = None

@@ -8,6 +8,11 @@
 // warm-up: counted, not timed. Prints {"event":"result", ...}: acks in the timed window,
 // its length, ack latency percentiles, errors by code, refused ids, its own CPU share.
 //
+// With "rate": R in the plan the load is open-loop instead: R announcements a second in
+// all, spread evenly over the connections by one ticker, whatever the acks do (W then only
+// caps what one connection may have un-acked; a send it had to skip counts as `skipped`).
+// That is the latency at a given rate, rather than the most a window lets through.
+//
 // Node and `ws` for the same reason as subscribers.js: one Python client could not send
 // and parse 20,000 frames a second without becoming the bottleneck itself.
 'use strict';
@@ -22,7 +27,7 @@ const emit = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 const BUCKET_MS = 0.05;
 const BUCKETS = 200000; // 10 s
 const hist = new Uint32Array(BUCKETS + 1);
-const st = { acked: 0, timed: 0, errors: {}, refused: 0, sent: 0, closes: 0 };
+const st = { acked: 0, timed: 0, errors: {}, refused: 0, sent: 0, closes: 0, skipped: 0 };
 let plan = null;
 let timedFrom = 0;
 let timedTo = 0;
@@ -83,7 +88,9 @@ function onMessage(w, raw) {
       hist[Math.min(BUCKETS, Math.floor((t - sent) / BUCKET_MS))]++;
     }
   }
-  if (now() < stopAt) send(w);
+  if (plan.rate) {
+    if (now() >= stopAt && w.sentAt.size === 0) w.done = true;
+  } else if (now() < stopAt) send(w);
   else if (w.sentAt.size === 0) w.done = true;
 }
 
@@ -117,7 +124,28 @@ function go() {
   timedFrom = wallAtGo + plan.warmup_s * 1000;
   timedTo = timedFrom + plan.seconds * 1000;
   stopAt = timedTo;
-  for (const w of writers) for (let k = 0; k < plan.window; k++) send(w);
+  if (plan.rate) {
+    let due = 0;
+    let next = 0;
+    const ticker = setInterval(() => {
+      const t = now();
+      if (t >= stopAt) {
+        clearInterval(ticker);
+        for (const w of writers) if (w.sentAt.size === 0) w.done = true;
+        return;
+      }
+      const owed = Math.floor(((t - wallAtGo) / 1000) * plan.rate) - due;
+      for (let k = 0; k < owed; k++) {
+        const w = writers[next];
+        next = (next + 1) % writers.length;
+        if (w.sentAt.size >= plan.window) st.skipped++;
+        else send(w);
+      }
+      due += owed;
+    }, 1);
+  } else {
+    for (const w of writers) for (let k = 0; k < plan.window; k++) send(w);
+  }
   const check = setInterval(() => {
     const t = now();
     if ((t > stopAt && writers.every((w) => w.done || w.sentAt.size === 0)) || t > stopAt + 10000) {
@@ -137,6 +165,7 @@ function go() {
         errors: st.errors,
         refused: st.refused,
         closes: st.closes,
+        skipped: st.skipped,
         cpu_share: (cpu.user + cpu.system) / 1000 / (t - wallAtGo),
       });
       for (const w of writers) w.ws.terminate();

@@ -267,6 +267,7 @@ async def link_topic(
     request: Request, principal: Principal, record: SessionRecord, body: TopicLink
 ) -> dict[str, Any]:
     fields = body.model_dump(exclude={"name"})
+    await ensure_projected(request, record)  # the answer's prompts_completed counts projected prompts
     row = await records_of(request).catalog.link_topic(principal.account_id, record.pk, body.name, fields)
     return row_json(row)
 

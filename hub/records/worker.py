@@ -8,12 +8,19 @@ sweep finds every session whose log is ahead of its projection (including sessio
 written by other hub processes that died before projecting) and catches it up. The
 store serialises catch-ups of one session across processes and writes idempotently
 by (session, seq), so running the same catch-up twice is harmless.
+
+Catch-ups start at most once per `linger` (0.2 s): a commit after a quiet spell is
+projected at once, while under a stream of commits the worker waits out the rest of the
+linger so that the commits of those moments join one catch-up (a busy session costs one
+catch-up per linger, not one per commit batch). The HTTP readers call `ensure` first
+(read-your-writes), so they never see the delay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from .store import ProjectionStore
 
@@ -21,10 +28,18 @@ log = logging.getLogger("hub.records")
 
 
 class RecordsWorker:
-    def __init__(self, store: ProjectionStore, queue_max: int = 10_000, sweep_interval: float = 5.0):
+    def __init__(
+        self,
+        store: ProjectionStore,
+        queue_max: int = 10_000,
+        sweep_interval: float = 5.0,
+        linger: float = 0.2,
+    ):
         self.store = store
         self.queue_max = queue_max
         self.sweep_interval = sweep_interval
+        self.linger = linger
+        self._last_drain = -linger
         self._dirty: dict[int, None] = {}  # insertion-ordered set
         self._overflowed = False
         self._wake = asyncio.Event()
@@ -52,6 +67,10 @@ class RecordsWorker:
             except TimeoutError:
                 await self._sweep()
                 continue
+            pause = self._last_drain + self.linger - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            self._last_drain = time.monotonic()
             self._wake.clear()
             if self._overflowed:
                 self._overflowed = False
@@ -60,9 +79,10 @@ class RecordsWorker:
 
     async def _drain(self) -> None:
         failed: list[int] = []
-        while self._dirty:
-            session_pk = next(iter(self._dirty))
-            del self._dirty[session_pk]
+        # The sessions dirty now; those dirtied meanwhile wait for the next round (a linger
+        # later), or a busy session would be caught up again after every commit.
+        dirty, self._dirty = self._dirty, {}
+        for session_pk in dirty:
             try:
                 await self.store.catch_up(session_pk)
             except Exception:

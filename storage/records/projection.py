@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from hub.records.projector import (
+    PROJECTED_TYPES,
     FeedbackRow,
     InteractionRow,
     NoteRow,
@@ -28,6 +29,7 @@ from hub.records.summaries import SummaryContext, render
 from hub.store import StoredEvent
 
 _PAGE = 500
+_TYPES = sorted(PROJECTED_TYPES)
 
 
 class PgProjectionStore:
@@ -100,12 +102,19 @@ class PgProjectionStore:
             return 0
         seq = int(locked["projected_seq"])
         state = ProjectionState.from_json(locked["state"])
+        # Every event up to the head is committed (the head moves in the same transaction).
+        # Only the projected types are read: the others leave the projection as it is, and
+        # a class streaming HRV or announcements would otherwise be read back whole.
+        head = int(await conn.fetchval("SELECT head_seq FROM hub_sessions WHERE id = $1", session_pk) or 0)
+        after = seq
         while True:
             rows = await conn.fetch(
                 "SELECT seq, type, ts, actor, data FROM hub_events WHERE session_pk = $1 AND seq > $2"
-                " ORDER BY seq LIMIT $3",
+                " AND seq <= $3 AND type = ANY($4::text[]) ORDER BY seq LIMIT $5",
                 session_pk,
-                seq,
+                after,
+                head,
+                _TYPES,
                 _PAGE,
             )
             for row in rows:
@@ -114,9 +123,10 @@ class PgProjectionStore:
                 )
                 for write in apply(state, event):
                     await self._write(conn, session_pk, write)
-                seq = event.seq
+                after = event.seq
             if len(rows) < _PAGE:
                 break
+        seq = max(seq, head)
         await conn.execute(
             "UPDATE hub_projections SET projected_seq = $2, state = $3, updated_at = now()"
             " WHERE session_pk = $1",

@@ -14,13 +14,22 @@
 -- key repeated inside the batch answered with its first occurrence's seq, one head
 -- update per session. A session with a lifecycle event in the batch is appended item by
 -- item, in order, since each item may change what the next one is allowed to do.
+--
+-- Actors and data arrive as one JSON array each (one value per item, null for none) rather
+-- than as jsonb[]: the caller encodes the whole batch in one call, where an array of jsonb
+-- costs it an encoder call and several type checks per item. (The jsonb[] form of earlier
+-- versions may remain beside it; the caller names the types, so the two never mix.)
 CREATE OR REPLACE FUNCTION hub_append_events(
-    p_session bigint[], p_type text[], p_actor jsonb[], p_data jsonb[], p_dedupe text[]
+    p_session bigint[], p_type text[], p_actors jsonb, p_datas jsonb, p_dedupe text[]
 ) RETURNS TABLE (
     out_seq bigint, out_ts timestamptz, out_data jsonb,
     out_duplicate boolean, out_error text, out_status text
 ) LANGUAGE plpgsql AS $$
 DECLARE
+    p_actor jsonb[] := ARRAY(SELECT nullif(e.v, 'null') FROM jsonb_array_elements(p_actors)
+                                 WITH ORDINALITY AS e(v, o) ORDER BY e.o);
+    p_data jsonb[] := ARRAY(SELECT nullif(e.v, 'null') FROM jsonb_array_elements(p_datas)
+                                WITH ORDINALITY AS e(v, o) ORDER BY e.o);
     i integer;
     n integer := coalesce(array_length(p_session, 1), 0);
     s record;
@@ -45,6 +54,7 @@ DECLARE
     l_status text[];
     l_head bigint[];
     v_open text[];  -- statuses in which content events are accepted whatever their data
+    v_batch_ts timestamptz;  -- the time of every event of the set-based part
 BEGIN
     SELECT array_agg(id), array_agg(status), array_agg(head_seq) INTO l_id, l_status, l_head
       FROM (SELECT id, status, head_seq FROM hub_sessions WHERE id = ANY (p_session)
@@ -129,6 +139,7 @@ BEGIN
         END LOOP;
     END IF;
 
+    v_batch_ts := clock_timestamp();
     RETURN QUERY
     WITH item AS (
         SELECT u.ord::integer AS ord, u.pk, u.etype, u.actor, coalesce(u.data, '{}'::jsonb) AS data, u.dedupe
@@ -151,7 +162,7 @@ BEGIN
          WHERE it.pk <> ALL (v_stepwise)
     ),
     fresh AS (
-        SELECT j.ord, j.pk, j.etype, j.actor, j.data, j.dedupe, clock_timestamp() AS ts,
+        SELECT j.ord, j.pk, j.etype, j.actor, j.data, j.dedupe, v_batch_ts AS ts,
                j.head_seq + row_number() OVER (PARTITION BY j.pk ORDER BY j.ord) AS seq
           FROM judged j
          WHERE j.found AND j.allowed AND j.old_seq IS NULL AND j.first_ord = j.ord
@@ -173,7 +184,9 @@ BEGIN
     SELECT CASE WHEN j.ord IS NULL THEN r_seq[it.ord] ELSE coalesce(j.old_seq, f.seq) END,
            CASE WHEN j.ord IS NULL THEN r_ts[it.ord] ELSE coalesce(j.old_ts, f.ts) END,
            CASE WHEN j.ord IS NULL THEN r_data[it.ord]
-                WHEN j.old_seq IS NOT NULL THEN j.old_data ELSE f.data END,
+                WHEN j.old_seq IS NOT NULL THEN j.old_data
+                WHEN f.ord = j.ord THEN NULL  -- stored as given
+                ELSE f.data END,
            CASE WHEN j.ord IS NULL THEN r_duplicate[it.ord]
                 ELSE j.old_seq IS NOT NULL OR (f.ord IS NOT NULL AND f.ord <> j.ord) END,
            CASE WHEN j.ord IS NULL THEN r_error[it.ord]
