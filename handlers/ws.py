@@ -7,6 +7,7 @@ close code (a refused handshake only shows an HTTP 403 to browsers).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated, Literal
 
 from annotated_types import Interval
@@ -25,6 +26,7 @@ from hub.errors import (
     classify,
 )
 from hub.events import error_message
+from hub.logs import Throttle
 from hub.node import Hub
 from hub.rate_limits import Bucket
 from hub.store import SessionRecord
@@ -37,6 +39,7 @@ from .query import QueryInt, query_model
 from .uvicorn_transport import open_transport, release_handshake
 
 log = logging.getLogger("hub.ws")
+_UNAVAILABLE_LOG = Throttle(1.0)  # refusals for a missing database or presence
 
 CONNECT_ROLES = ("participant", "instructor", "observer")
 
@@ -107,7 +110,15 @@ async def live_updates(websocket: WebSocket) -> None:
                 "connection not admitted: a fault in the hub", exc_info=exc, extra={"session": session_id}
             )
         elif error.code == ErrorCode.UNAVAILABLE and not isinstance(exc, ShuttingDown):
-            log.warning("connection not admitted: %s", exc, extra={"session": session_id})
+            held = _UNAVAILABLE_LOG.allow(time.monotonic())
+            if held is not None:  # a storm refuses thousands a second: one line a second
+                log.warning(
+                    "connection not admitted: %s (%d more since the last such line)",
+                    exc,
+                    held,
+                    extra={"session": session_id},
+                )
+        hub.metrics.connections_refused.labels(error.code.value).inc()
         await _refuse(websocket, session_id, error)
         return
 

@@ -87,3 +87,23 @@ def configure(log_format: str = "auto", level: str = "INFO", stream: TextIO | No
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel("WARNING")
     logging.getLogger("uvicorn.error").setLevel("WARNING")  # one line per socket drowns the rest
+
+
+class Throttle:
+    """At most one log line a `interval` for a message that a storm repeats thousands of
+    times a second (refused joins during a reconnect storm): `allow()` says whether to log
+    now and how many were held back since the last line."""
+
+    __slots__ = ("held", "interval", "last")
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
+        self.last = float("-inf")
+        self.held = 0
+
+    def allow(self, now: float) -> int | None:
+        if now - self.last < self.interval:
+            self.held += 1
+            return None
+        held, self.held, self.last = self.held, 0, now
+        return held

@@ -22,6 +22,12 @@ class HubMetrics:
         self.frames_refused = Counter(
             "hub_frames_refused_total", "Client frames answered with error", ["code"], registry=r
         )
+        self.connections_refused = Counter(
+            "hub_connections_refused_total",
+            "WebSocket connections refused before their welcome, by error code",
+            ["code"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "hub_rate_limited_total",
             "Frames and HTTP requests refused by a rate limit, by the limit that refused",

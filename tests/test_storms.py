@@ -146,6 +146,9 @@ async def test_joins_beyond_the_bound_in_flight_are_refused_as_unavailable_and_t
         assert {r["type"] for r in refusals} == {"error"}, refusals
         assert {r["data"]["code"] for r in refusals} == {"unavailable"}
         assert all(r["data"]["details"] == {"max_joins_in_flight": 3} for r in refusals)
+        # Counted by code, and logged at most once a second (not once per refusal).
+        assert await _metric(hub, 'hub_connections_refused_total{code="unavailable"}') == 6
+        assert hub.logs().count("connection not admitted") <= 2, hub.logs()[-2000:]
         await transaction.commit()
     finally:
         await blocker.close()
