@@ -45,15 +45,23 @@ export const STREAM_TYPES = [
   "session_summary",
 ];
 
-/** What a refused stream's HTTP status means, as the close code a socket would have got. */
-const STATUS_CLOSE = /** @type {Record<number, number>} */ ({
+/** What a refused stream's HTTP status means, as the close code a socket refused the same
+ * way would have got (hub/errors.py; tests/test_stream_client_types.py keeps them in step).
+ * A status not listed (a network failure, a proxy's 502) is retried as 1006. */
+export const STATUS_CLOSE = /** @type {Record<number, number>} */ ({
   204: 3506,
   400: 3500,
   401: 3501,
   403: 3503,
   404: 3504,
+  405: 3500,
   409: 3505,
+  410: 3503,
+  413: 1009,
+  422: 3500,
   429: 3509,
+  500: 1011,
+  503: 3004,
 });
 const CLIENT_RECONNECT = 4000;
 
