@@ -68,7 +68,6 @@ from redis.exceptions import RedisError
 
 from . import presence_redis_lua as lua
 from .presence import Admission, MemberChange, PresenceUnavailable, Roster, counts_as_participant
-from .presence_redis_batch import Batcher
 
 log = logging.getLogger("hub.presence")
 
@@ -136,9 +135,6 @@ class RedisPresence:
         self._reap = self._client.register_script(lua.REAP)
         self._claim = self._client.register_script(lua.CLAIM)
         self._refresh_slots = self._client.register_script(lua.REFRESH_SLOTS)
-        # Joins, leaves and slot claims issued together share one pipeline (a storm's
-        # round trips cost one each otherwise): hub.presence_redis_batch.
-        self._batch = Batcher(self._pipeline)
         # What this process registered: room -> field -> (member_key, info json, participant)
         self._mine: dict[str, dict[str, tuple[str, str, str]]] = {}
         # Departures this process writes (refreshed until settled): room -> member keys
@@ -179,17 +175,6 @@ class RedisPresence:
         finally:
             self._gate.release()
 
-    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        async def send() -> list[Any]:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                results: list[Any] = await pipe.execute(raise_on_error=False)
-                return results
-
-        results: list[Any] = await self._retry(send)
-        return results
-
     @staticmethod
     async def _call(call: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -209,7 +194,7 @@ class RedisPresence:
 
     async def _run(self, script: Any, room: str, *args: Any) -> Any:
         try:
-            return await self._batch.script(script, self._keys(room), [room, *args])
+            return await self._retry(script, keys=self._keys(room), args=[room, *args])
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
@@ -325,7 +310,7 @@ class RedisPresence:
         field = f"{self.node_id}{SEP}{conn_id}"
         args = [field, limit, self._life_ms, self._key_ttl_ms, self._lease_ms]
         try:
-            expires = int(await self._batch.script(self._claim, [key], args))
+            expires = int(await self._retry(self._claim, keys=[key], args=args))
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
         admitted = expires > 0
@@ -344,7 +329,7 @@ class RedisPresence:
             if not mine:
                 del self._my_slots[key]
         try:
-            await self._batch.command("ZREM", key, field)
+            await self._retry(self._client.zrem, key, field)
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
 
@@ -441,6 +426,5 @@ class RedisPresence:
         self._mine.clear()
         self._departures.clear()
         self._my_slots.clear()
-        await self._batch.close()
         await self._client.aclose()
         await self._upkeep.aclose()
