@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -18,6 +20,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
+import pytest
 import websockets
 
 from hub.audience import DEFAULT_AUDIENCE, FIXED_TYPES
@@ -31,6 +34,21 @@ OUTPUT = ROOT / "test-output"
 # One TLS context for every short-lived test client: httpx otherwise builds one per client
 # (loading the CA bundle, ~50 ms of CPU), and tests open thousands of them to plain-HTTP hubs.
 TLS = ssl.create_default_context()
+
+
+def run_js(script: str, why: str) -> Any:
+    """What `script` (an ES module body run from the repo root) prints as JSON: how tests
+    read the rules the browser clients keep. Without node: skipped, or failed under CI."""
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"node is missing: {why} needs it (CI=true)")
+        pytest.skip("node is missing")
+    result = subprocess.run(
+        [node, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def admin_dsn(dsn: str) -> str:

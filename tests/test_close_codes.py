@@ -6,28 +6,17 @@ Same names, and the same answer to "reconnect after this code?" for every code.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-
 import pytest
 import session_hub_client.close_codes as python_client
 
 from hub.close_codes import CloseCode, reason, should_reconnect
-from tests.support import ROOT
+from tests.support import run_js
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EVERY_CODE = range(1000, 5000)  # 4000–4999 are private: the clients' own, never the hub's
 
 
 @pytest.fixture(scope="module")
 def js_client() -> dict[str, object]:
-    node = shutil.which("node")
-    if node is None:
-        if IN_CI:
-            pytest.fail("node is missing: the close-code check of hub-client.js needs it (CI=true)")
-        pytest.skip("node is missing")
     low, high = EVERY_CODE.start, EVERY_CODE.stop
     script = (
         "const m = await import('./static/hub-client.js');"
@@ -35,11 +24,7 @@ def js_client() -> dict[str, object]:
         "const reconnect = codes.filter((c) => m.shouldReconnect(c));"
         "console.log(JSON.stringify({names: m.CLOSE_NAMES, reconnect}));"
     )
-    result = subprocess.run(
-        [node, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
-    assert result.returncode == 0, result.stderr
-    loaded: dict[str, object] = json.loads(result.stdout)
+    loaded: dict[str, object] = run_js(script, "the close-code check of hub-client.js")
     return loaded
 
 

@@ -10,20 +10,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from typing import Any
-
-import pytest
 
 from hub.close_codes import CloseCode
 from hub.errors import CLOSE_CODE, HTTP_STATUS, SessionFull, TooManyConnections
 from hub.events import CONTROL_TYPES, DURABLE_TYPES
-from tests.support import ROOT
+from tests.support import run_js
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # What a stream carries beside the durable events: the control messages a read-only member
 # gets (no ack, pong or refreshed: it sends nothing), the coalesced presence count, and the
 # stream's own `close` (hub/stream_member.py).
@@ -32,20 +25,11 @@ STREAM_ONLY = {"presence", "close"}
 
 
 def stream_module() -> dict[str, Any]:
-    node = shutil.which("node")
-    if node is None:
-        if IN_CI:
-            pytest.fail("node is missing: the hub-stream.js check needs it (CI=true)")
-        pytest.skip("node is missing")
     script = (
         "const m = await import('./static/hub-stream.js');"
         "console.log(JSON.stringify({types: m.STREAM_TYPES, statuses: m.STATUS_CLOSE}));"
     )
-    result = subprocess.run(
-        [node, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
-    assert result.returncode == 0, result.stderr
-    loaded: dict[str, Any] = json.loads(result.stdout)
+    loaded: dict[str, Any] = run_js(script, "the hub-stream.js check")
     return loaded
 
 
