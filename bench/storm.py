@@ -30,26 +30,16 @@ resumed in ≤ 2 s on one process and after a failover, 2000 in ≤ 5 s.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+from procs import ensure_venv
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-
-
-def _ensure_venv() -> None:
-    """Install what the benchmark needs (the repo's venv) and run inside it."""
-    if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve():
-        return
-    if not VENV_PYTHON.exists():
-        subprocess.run(["make", "install"], cwd=ROOT, check=True)
-    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-
 
 if __name__ == "__main__":
-    _ensure_venv()
+    ensure_venv(__file__)
 
 # ruff: noqa: E402  (the imports below need the venv)
 import argparse
