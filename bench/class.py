@@ -61,6 +61,7 @@ import urllib.request
 from collections import Counter
 from typing import Any
 
+import fanout
 import orjson
 from procs import cpu_seconds, free_port
 from websockets.asyncio.client import connect
@@ -229,24 +230,12 @@ async def staff_worker(args: argparse.Namespace) -> None:
 
 
 def http(method: str, url: str, body: Any = None) -> Any:
-    request = urllib.request.Request(
-        url, data=None if body is None else json.dumps(body).encode(), method=method
-    )
-    request.add_header("content-type", "application/json")
-    for _ in range(60):
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                raw = response.read()
-            break
-        except urllib.error.HTTPError as error:
-            # Reading a 30,000-event log is "expensive" for the hub's HTTP rate limit:
-            # wait as told, as any client of the API would.
-            if error.code != 429:
-                raise
-            time.sleep(float(error.headers.get("retry-after") or 1))
-    else:
-        raise RuntimeError(f"{method} {url}: still rate limited after a minute")
-    return json.loads(raw) if raw.startswith((b"{", b"[")) else raw.decode()
+    """The answer's JSON (or text); a refusal raises. fanout.http waits out the hub's HTTP
+    rate limit (reading a 30,000-event log is "expensive" for it), as an API client would."""
+    status, answer = fanout.http(method, url, body, timeout=30)
+    if status >= 400:
+        raise RuntimeError(f"{method} {url}: HTTP {status} {answer}")
+    return answer
 
 
 def scrape(port: int) -> dict[str, float]:
