@@ -153,10 +153,12 @@ async def test_a_trimmed_session_keeps_its_record_metrics_and_says_where_its_rep
     assert (await api(hub, "POST", f"/api/v2/session/{session_id}/end")).status_code == 200
     await asyncio.gather(instructor.close(), bob.close())
     path = f"/api/v2/session/{session_id}/content?include_metrics=true&include_replay=true"
-    # The end is followed by the hub's own `session_summary`: the log is whole once it is in.
+    # The end is followed by the hub's own `session_summary`: the log is whole once it is in,
+    # and in the session's head too (read before the replay, it may lag one request behind).
     for _ in range(200):
         before = (await api(hub, "GET", path)).json()
-        if any(m["type"] == "session_summary" for m in before["replay"]["messages"]):
+        summaries = [m["seq"] for m in before["replay"]["messages"] if m["type"] == "session_summary"]
+        if summaries and before["session_info"]["head_seq"] == summaries[0]:
             break
         await asyncio.sleep(0.05)
     head = before["session_info"]["head_seq"]
