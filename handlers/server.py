@@ -36,6 +36,10 @@ class DrainingServer(uvicorn.Server):
         self.hub_app = app
         self.banner = banner
         self._draining = False
+        # The first signal that stopped us: uvicorn re-raises it once the server is done,
+        # but asyncio.run's own SIGINT handler can turn that into a quiet return, so the
+        # exit status is decided from this instead.
+        self.stopped_by: int | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -46,6 +50,8 @@ class DrainingServer(uvicorn.Server):
                 print(self.banner, flush=True)  # only once the hub really serves
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = sig
         hub = getattr(self.hub_app.state, "hub", None)
         if self._draining or hub is None:
             super().handle_exit(sig, frame)
@@ -130,8 +136,11 @@ def banner(host: str, port: int, settings: Settings, interactive: bool | None = 
     )
 
 
-def serve(settings: Settings, host: str, port: int, links: bool = True) -> None:
+def serve(settings: Settings, host: str, port: int, links: bool = True) -> int | None:
+    """Serve until a signal stops the hub; the signal's number, or None."""
     sock = bind(host, port)
     app = create_app(settings)
     config = server_config(direct_lane(app), settings, host=host, port=port)
-    DrainingServer(config, app, banner(host, port, settings) if links else "").run(sockets=[sock])
+    server = DrainingServer(config, app, banner(host, port, settings) if links else "")
+    server.run(sockets=[sock])
+    return server.stopped_by

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 
@@ -73,7 +74,7 @@ def _serve(host: str, port: int, links: bool) -> int:
         configure(settings.log_format)
         from handlers.server import serve
 
-        serve(settings, host, port, links=links)
+        stopped_by = serve(settings, host, port, links=links)
     except ConfigError as exc:  # one clear line instead of a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -81,7 +82,7 @@ def _serve(host: str, port: int, links: bool) -> int:
         # Ctrl-C: the server has drained and stopped (uvicorn re-raises the signal once it
         # is done), or it came before the server started. Either way nothing is left to say.
         return 130
-    return 0
+    return 130 if stopped_by == signal.SIGINT else 0
 
 
 if __name__ == "__main__":
