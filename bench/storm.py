@@ -49,6 +49,7 @@ import json
 import secrets
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -291,11 +292,14 @@ async def run_once(args: argparse.Namespace, scenario: str, run: int, logdir: Pa
             await clients.ask("drop moving", "dropped", 60)
         await asyncio.gather(*(append_events(survivor.port, s, args.events) for s in sessions))
         await asyncio.sleep(args.settle)  # the survivor's room has delivered them live
+        profiler = start_profile(args, survivor.pid, logdir, scenario, run)
         cpu0, db0, wall0 = survivor.cpu(), fanout.db_cpu_seconds(db_name), time.monotonic()
         resumed = await clients.ask("resume moving", "resumed", args.timeout + 30)
         wall = time.monotonic() - wall0
         cpu, db = survivor.cpu() - cpu0, fanout.db_cpu_seconds(db_name) - db0
         report = await clients.ask("report", "report", 30)
+        if profiler is not None:
+            await asyncio.to_thread(profiler.wait)
         times = resumed["times"]
         ok = (
             resumed["complete"] == clients_n
@@ -335,6 +339,24 @@ async def run_once(args: argparse.Namespace, scenario: str, run: int, logdir: Pa
                 await drop_db()
         if scenario == "failover":
             await drop_redis_keys(args.redis_url, prefix)
+
+
+def start_profile(
+    args: argparse.Namespace, pid: int, logdir: Path, scenario: str, run: int
+) -> subprocess.Popen[bytes] | None:
+    """py-spy on the hub that takes the storm, from just before the reconnect, for
+    --profile seconds (a raw file per run in the log directory: flamegraph.pl input)."""
+    if not args.profile:
+        return None
+    spy = Path(sys.prefix) / "bin" / "py-spy"
+    out = logdir / f"profile-{scenario}-{run}.raw"
+    cmd = [str(spy), "record", "-p", str(pid), "-d", str(max(int(args.profile), 1)), "-r", "200"]
+    cmd += ["-f", "raw", "-o", str(out), "--nonblocking"]
+    fanout.log(f"profiling the hub into {out}")
+    with (logdir / f"profile-{scenario}-{run}.log").open("ab") as log_file:
+        return subprocess.Popen(
+            cmd, stdout=log_file, stderr=log_file, preexec_fn=fanout.pinned(args.client_cpus)
+        )
 
 
 async def drop_redis_keys(url: str, prefix: str) -> None:
@@ -431,6 +453,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument("--json", help="write every run's figures to this file")
+    parser.add_argument("--profile", type=int, default=0, help="py-spy the storm's hub for this many s")
     args = parser.parse_args()
     args.scenario = [s for s in args.scenario.split(",") if s]
     if any(s not in ("one", "failover") for s in args.scenario):
