@@ -79,30 +79,30 @@ async def claim_slot(hub: Hub, conn: Connection) -> None:
     admission: nothing after it can refuse, so a refused connection never holds a slot."""
     principal, settings = conn.principal, hub.settings
     account, user = principal.account_id, principal.user_id
-    limit = settings.max_connections_per_user
-    if not await hub.presence.claim_user_slot(account, user, conn.conn_id, limit):
-        message = f"too many connections for this user (at most {limit}, HUB_MAX_CONNECTIONS_PER_USER)"
-        raise TooManyConnections(message, {"limit": limit})
-    limit = settings.max_connections_per_account
-    try:
-        admitted = await hub.presence.claim_user_slot(account, ACCOUNT_SLOTS, conn.conn_id, limit)
-    except BaseException:
-        await release_slot(hub, conn)
-        raise
-    if not admitted:
-        await release_slot(hub, conn)
-        message = f"too many connections for this account (at most {limit}, HUB_MAX_CONNECTIONS_PER_ACCOUNT)"
-        raise TooManyConnections(message, {"limit": limit})
+    user_limit, account_limit = settings.max_connections_per_user, settings.max_connections_per_account
+    # One step for both pools (one round trip): a refusal leaves nothing held.
+    full = await hub.presence.claim_slots(
+        account, conn.conn_id, {ACCOUNT_SLOTS: account_limit, user: user_limit}
+    )
+    if full is None:
+        return
+    if full == user:
+        message = f"too many connections for this user (at most {user_limit}, HUB_MAX_CONNECTIONS_PER_USER)"
+        raise TooManyConnections(message, {"limit": user_limit})
+    message = (
+        f"too many connections for this account (at most {account_limit}, HUB_MAX_CONNECTIONS_PER_ACCOUNT)"
+    )
+    raise TooManyConnections(message, {"limit": account_limit})
 
 
 async def release_slot(hub: Hub, conn: Connection) -> None:
-    account, user = conn.principal.account_id, conn.principal.user_id
-    for pool in (user, ACCOUNT_SLOTS):
-        try:
-            await hub.presence.release_user_slot(account, pool, conn.conn_id)
-        except Exception:
-            # The presence no longer refreshes it, so it expires within HUB_PRESENCE_TTL.
-            log.warning("connection slot not released; it expires", exc_info=True)
+    try:
+        await hub.presence.release_slots(
+            conn.principal.account_id, [conn.principal.user_id, ACCOUNT_SLOTS], conn.conn_id
+        )
+    except Exception:
+        # The presence no longer refreshes them, so they expire within HUB_PRESENCE_TTL.
+        log.warning("connection slots not released; they expire", exc_info=True)
 
 
 def count_close(hub: Hub, code: CloseCode) -> None:

@@ -28,8 +28,9 @@ or die; the guarantees below are what the hub (`hub.attendance`) builds that on:
 - **User slots.** `claim_user_slot` caps a user's live connections (per account and
   user, across every process and room): it registers the connection and answers True
   unless the user already holds `limit` slots, atomically, so racing claims on any
-  processes never admit more than `limit`. Claiming a slot the connection already holds
-  answers True again. `release_user_slot` frees it (releasing twice is harmless). Slots
+  processes never admit more than `limit`. `claim_slots` does the same in several pools
+  of one account at once, all or none. Claiming a slot the connection already holds
+  answers True again. `release_user_slot` (`release_slots`) frees it (releasing twice is harmless). Slots
   live like the other entries: `refresh` keeps this process's alive, and those of a
   process that stops refreshing expire within the TTL, so a crash never locks a user
   out for longer than that. (A process that stalls past the TTL registers its slots
@@ -130,13 +131,22 @@ class Presence(Protocol):
         """Every present member's info, by member key."""
         ...
 
+    async def claim_slots(self, account: str, conn_id: str, limits: dict[str, int]) -> str | None:
+        """Take a slot for `conn_id` in each of the account's pools in `limits` (user id ->
+        limit), all or none in one atomic step: None when admitted, else a user id whose
+        pool is full (held by live connections on any process; nothing is registered)."""
+        ...
+
     async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
-        """Take one of the user's `limit` connection slots for `conn_id`; False when all
-        are held by live connections (on any process), and then nothing is registered."""
+        """`claim_slots` in one pool: True when admitted."""
+        ...
+
+    async def release_slots(self, account: str, users: list[str], conn_id: str) -> None:
+        """Free the slots `conn_id` holds in these pools, if any."""
         ...
 
     async def release_user_slot(self, account: str, user: str, conn_id: str) -> None:
-        """Free the slot `conn_id` holds, if any."""
+        """`release_slots` in one pool."""
         ...
 
     async def refresh(self) -> list[MemberChange]:

@@ -94,25 +94,30 @@ class MemoryPresence:
     async def members(self, room: str) -> dict[str, dict[str, Any]]:
         return dict(self._info.get(room, {}))
 
-    async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
+    async def claim_slots(self, account: str, conn_id: str, limits: dict[str, int]) -> str | None:
         # No await inside: atomic with respect to every other coroutine of the process.
-        held = self._slots.setdefault((account, user), set())
-        if conn_id in held:
-            return True
-        if len(held) >= limit:
+        for user, limit in limits.items():
+            held = self._slots.get((account, user), ())
+            if conn_id not in held and len(held) >= limit:
+                return user
+        for user in limits:
+            self._slots.setdefault((account, user), set()).add(conn_id)
+        return None
+
+    async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
+        return await self.claim_slots(account, conn_id, {user: limit}) is None
+
+    async def release_slots(self, account: str, users: list[str], conn_id: str) -> None:
+        for user in users:
+            held = self._slots.get((account, user))
+            if held is None:
+                continue
+            held.discard(conn_id)
             if not held:
                 del self._slots[(account, user)]
-            return False
-        held.add(conn_id)
-        return True
 
     async def release_user_slot(self, account: str, user: str, conn_id: str) -> None:
-        held = self._slots.get((account, user))
-        if held is None:
-            return
-        held.discard(conn_id)
-        if not held:
-            del self._slots[(account, user)]
+        await self.release_slots(account, [user], conn_id)
 
     async def refresh(self) -> list[MemberChange]:
         return []  # nothing expires, so nothing comes back

@@ -28,10 +28,12 @@ room's keys have expired. So the index may list an empty room for a while (`room
 filters those out) but never misses one holding an entry or a departure.
 
 User slots (the per-user connection limit): per account and user one sorted set,
-`<p>presence-user:<len(account)>:<account>:<user>` (the length keeps every pair apart
-whatever characters ids contain), of `node_id \x1f conn_id` scored by expiry like the
-room entries. The claim script drops expired entries before counting, so a dead
-process's slots need no reaper: they stop counting once expired.
+`<p>presence-user:{<len(account)>:<account>}:<user>` (the length keeps every pair apart
+whatever characters ids contain; the account's hash tag keeps a user's pool and its
+account's on one slot, so one script claims a connection's slot in both), of
+`node_id \x1f conn_id` scored by expiry like the room entries. The claim script drops
+expired entries before counting, so a dead process's slots need no reaper: they stop
+counting once expired.
 
 Every change runs as one Lua script (`hub.presence_redis_lua`), so `join` answers first
 to exactly one connection however many processes race, `remove` and `reap` likewise,
@@ -134,6 +136,7 @@ class RedisPresence:
         self._refresh = self._client.register_script(lua.REFRESH)
         self._reap = self._client.register_script(lua.REAP)
         self._claim = self._client.register_script(lua.CLAIM)
+        self._release = self._client.register_script(lua.RELEASE)
         self._refresh_slots = self._client.register_script(lua.REFRESH_SLOTS)
         # What this process registered: room -> field -> (member_key, info json, participant)
         self._mine: dict[str, dict[str, tuple[str, str, str]]] = {}
@@ -303,35 +306,48 @@ class RedisPresence:
         return {_text(key): orjson.loads(value) for key, value in raw.items()}
 
     def _slot_key(self, account: str, user: str) -> str:
-        return f"{self.prefix}presence-user:{len(account)}:{account}:{user}"
+        # The account in a hash tag: its pools share one Cluster slot, so that one script
+        # claims a connection's slots in all of them (the length keeps every pair apart
+        # whatever characters ids contain; a `}` in the account ends the tag early, but at
+        # the same place for all its pools).
+        return f"{self.prefix}presence-user:{{{len(account)}:{account}}}:{user}"
+
+    async def claim_slots(self, account: str, conn_id: str, limits: dict[str, int]) -> str | None:
+        pools = list(limits)
+        keys = [self._slot_key(account, user) for user in pools]
+        field = f"{self.node_id}{SEP}{conn_id}"
+        args = [field, self._life_ms, self._key_ttl_ms, self._lease_ms, *(limits[user] for user in pools)]
+        try:
+            expires, full = await self._retry(self._claim, keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise PresenceUnavailable(str(exc)) from exc
+        if int(full):
+            return pools[int(full) - 1]
+        self._lease_ms = max(self._lease_ms, int(expires))
+        for key in keys:
+            self._my_slots.setdefault(key, set()).add(field)
+        return None
 
     async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
-        key = self._slot_key(account, user)
+        return await self.claim_slots(account, conn_id, {user: limit}) is None
+
+    async def release_slots(self, account: str, users: list[str], conn_id: str) -> None:
+        keys = [self._slot_key(account, user) for user in dict.fromkeys(users)]
         field = f"{self.node_id}{SEP}{conn_id}"
-        args = [field, limit, self._life_ms, self._key_ttl_ms, self._lease_ms]
+        # Forget them first: even if the call below fails, they are no longer refreshed.
+        for key in keys:
+            mine = self._my_slots.get(key)
+            if mine is not None:
+                mine.discard(field)
+                if not mine:
+                    del self._my_slots[key]
         try:
-            expires = int(await self._retry(self._claim, keys=[key], args=args))
+            await self._retry(self._release, keys=keys, args=[field])
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
-        admitted = expires > 0
-        self._lease_ms = max(self._lease_ms, expires)
-        if admitted:
-            self._my_slots.setdefault(key, set()).add(field)
-        return admitted
 
     async def release_user_slot(self, account: str, user: str, conn_id: str) -> None:
-        key = self._slot_key(account, user)
-        field = f"{self.node_id}{SEP}{conn_id}"
-        # Forget it first: even if the ZREM below fails, it is no longer refreshed.
-        mine = self._my_slots.get(key)
-        if mine is not None:
-            mine.discard(field)
-            if not mine:
-                del self._my_slots[key]
-        try:
-            await self._retry(self._client.zrem, key, field)
-        except (RedisError, OSError) as exc:
-            raise PresenceUnavailable(str(exc)) from exc
+        await self.release_slots(account, [user], conn_id)
 
     async def refresh(self) -> list[MemberChange]:
         rooms = sorted(set(self._mine) | set(self._departures))

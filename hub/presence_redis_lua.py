@@ -203,23 +203,35 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - math.ceil(ARGV[1] / 1000) 
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
-# User slots need no hash tag: each script touches one user's key only.
-# KEYS: slots. ARGV: field, limit, life, key ttl, lease. Returns the slot's expiry when
-# admitted (as ADD), 0 when the user is full. A field already present is admitted again
-# (a retried claim must not count twice).
+# User slots: each user's and its account's pool are one key each, under the account's
+# hash tag (one Redis Cluster slot), so one script claims in all of them together.
+# KEYS: slots. ARGV: field, life, key ttl, lease, then one limit per key. Returns {the
+# slots' expiry, 0} when admitted in every pool, {0, i} when pool i is full (then nothing
+# is registered). A field already present is admitted again (a retried claim must not
+# count twice).
 CLAIM = (
     _CLOCK
     + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  if not redis.call('ZSCORE', KEYS[i], ARGV[1]) then
+    if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i]) then return {0, i} end
+  end
 end
-local expires = expiry(ARGV[5], ARGV[3])
-redis.call('ZADD', KEYS[1], expires, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return expires
+local expires = expiry(ARGV[4], ARGV[2])
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], expires, ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], ARGV[3])
+end
+return {expires, 0}
 """
 )
+
+# KEYS: slots. ARGV: field. Frees the field's slot in each pool.
+RELEASE = """
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 0
+"""
 
 # KEYS: slots. ARGV: life, key ttl, then fields. Like REFRESH, it registers again a slot
 # that expired meanwhile: its connection is alive (a stall, a Redis restart). Returns the

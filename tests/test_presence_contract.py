@@ -246,6 +246,30 @@ async def test_the_accounts_pool_is_apart_from_its_users(processes):
     assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c3", 2) is True
 
 
+async def test_slots_in_a_users_and_its_accounts_pools_are_claimed_all_or_none(processes):
+    a, b = processes("a"), processes("b")
+    pools = {"bob": 1, ACCOUNT_SLOTS: 2}
+    assert await a.claim_slots("acme", "c1", pools) is None
+    assert await a.claim_slots("acme", "c1", pools) is None  # held already: not counted twice
+    assert await b.claim_slots("acme", "c2", pools) == "bob"  # and the account's slot not taken:
+    assert await b.claim_slots("acme", "c3", {"amy": 1, ACCOUNT_SLOTS: 2}) is None
+    assert await b.claim_slots("acme", "c4", {"eve": 1, ACCOUNT_SLOTS: 2}) == ACCOUNT_SLOTS
+    assert await b.claim_user_slot("acme", "eve", "c5", 1) is True  # eve's slot was not taken either
+    await a.release_slots("acme", ["bob", ACCOUNT_SLOTS], "c1")
+    await a.release_slots("acme", ["bob", ACCOUNT_SLOTS], "c1")  # twice: harmless
+    assert await b.claim_slots("acme", "c2", pools) is None
+
+
+async def test_racing_claims_in_two_pools_never_exceed_either_limit(processes):
+    a, b = processes("a"), processes("b")
+    pools = [{f"u{i % 3}": 2, ACCOUNT_SLOTS: 5} for i in range(30)]
+    claims = [(a if i % 2 else b).claim_slots("acme", f"c{i}", pools[i]) for i in range(30)]
+    refused = await asyncio.gather(*claims)
+    users = [f"u{i % 3}" for i, full in enumerate(refused) if full is None]
+    assert len(users) == 5
+    assert max(users.count(u) for u in set(users)) <= 2
+
+
 async def test_releasing_a_user_slot_admits_the_next_connection(processes):
     a, b = processes("a"), processes("b")
     assert await a.claim_user_slot("acme", "bob", "c1", 1) is True
