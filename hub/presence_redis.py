@@ -133,21 +133,26 @@ class RedisPresence:
         self._roster = self._client.register_script(lua.ROSTER)
         self._remove = self._client.register_script(lua.REMOVE)
         self._settle = self._client.register_script(lua.SETTLE)
-        self._refresh = self._client.register_script(lua.REFRESH)
+        self._extend = self._client.register_script(lua.EXTEND)
+        self._restore = self._client.register_script(lua.RESTORE)
         self._reap = self._client.register_script(lua.REAP)
         self._claim = self._client.register_script(lua.CLAIM)
         self._release = self._client.register_script(lua.RELEASE)
         self._refresh_slots = self._client.register_script(lua.REFRESH_SLOTS)
         # What this process registered: room -> field -> (member_key, info json, participant)
         self._mine: dict[str, dict[str, tuple[str, str, str]]] = {}
+        # Fields of `_mine` whose join has not answered: the refresh extends them if they
+        # are in Redis but never registers them (their join does, and answers `first`: a
+        # refresh that registered one first would leave a new member's join unwritten).
+        self._joining: set[str] = set()
         # Departures this process writes (refreshed until settled): room -> member keys
         self._departures: dict[str, set[str]] = {}
         # A remove must not land between a refresh's snapshot of `_mine` and its write to
         # Redis, or the refresh writes the removed entry back (a ghost member, reaped later
         # into a second participant_left). Set while a refresh is in flight: one round trip
-        # on its own connection. Removes do not exclude each other.
+        # on its own connection (two when it registers entries again). Removes do not
+        # exclude each other.
         self._refreshing: asyncio.Future[None] | None = None
-        self._refreshes = 0  # refreshes started, so a refused join knows one overlapped it
         # User slots this process holds: slots key -> fields. Recorded only once a claim
         # answered, so a claim whose answer was lost is never refreshed and expires.
         self._my_slots: dict[str, set[str]] = {}
@@ -221,7 +226,7 @@ class RedisPresence:
         # (its refresh keeps it alive, its leave removes it).
         mine = self._mine.setdefault(room, {})
         mine[field] = (member_key, encoded, participant)
-        refreshes = self._refreshes
+        self._joining.add(field)
         args = (
             field,
             member_key,
@@ -233,24 +238,14 @@ class RedisPresence:
             limit,
         )
         admitted, first, expires, count = await self._run(self._join, room, *args)
+        self._joining.discard(field)  # answered: registered, or refused and not registered
         if not admitted:
             mine.pop(field, None)
             if not mine:
                 self._mine.pop(room, None)
-            if refreshes != self._refreshes or self._refreshing is not None:
-                await self._undo_refused(room, field, member_key)
             return Admission(False, False, int(count))
         self._lease_ms = max(self._lease_ms, int(expires))
         return Admission(True, bool(first), int(count))
-
-    async def _undo_refused(self, room: str, field: str, member_key: str) -> None:
-        """A refresh that overlapped a refused join may have registered its entry (it read
-        `_mine` before the refusal): remove it again, silently, since no participant_joined
-        was written for it."""
-        while self._refreshing is not None:
-            await asyncio.shield(self._refreshing)
-        if await self._run(self._remove, room, field, member_key, self._life_ms):
-            await self._run(self._settle, room, member_key)
 
     async def roster(self, room: str, limit: int) -> Roster:
         keys = self._keys(room)
@@ -275,6 +270,7 @@ class RedisPresence:
             mine.pop(field, None)
             if not mine:
                 del self._mine[room]
+        self._joining.discard(field)
         gone = bool(await self._run(self._remove, room, field, member_key, self._life_ms))
         if gone:
             self._departures.setdefault(room, set()).add(member_key)
@@ -350,42 +346,69 @@ class RedisPresence:
         await self.release_slots(account, [user], conn_id)
 
     async def refresh(self) -> list[MemberChange]:
+        """Extends this process's entries by their fields alone (no info: a storm's
+        thousands of entries cost a few bytes each), then registers again, with their
+        info, the few that Redis no longer held."""
         rooms = sorted(set(self._mine) | set(self._departures))
         slots = {key: sorted(fields) for key, fields in self._my_slots.items()}
+        accounts: dict[str, list[str]] = {}  # slot keys by hash tag: one script each
+        for key in slots:
+            accounts.setdefault(key[: key.index("}", len(self.prefix)) + 1], []).append(key)
         gate = self._refreshing = asyncio.get_running_loop().create_future()
-        self._refreshes += 1
         try:
             await self._ready()
             async with self._upkeep.pipeline(transaction=False) as pipe:
                 for room in rooms:
                     departing = sorted(self._departures.get(room, ()))
                     args: list[Any] = [room, self._life_ms, self._key_ttl_ms, len(departing), *departing]
-                    for field, (member_key, info, participant) in self._mine.get(room, {}).items():
-                        args.extend((field, member_key, info, participant))
-                    _queue(pipe, self._refresh, self._keys(room), args)
-                for key, fields in slots.items():
-                    _queue(pipe, self._refresh_slots, [key], [self._life_ms, self._key_ttl_ms, *fields])
+                    args.extend(self._mine.get(room, ()))
+                    _queue(pipe, self._extend, self._keys(room), args)
+                for keys in accounts.values():
+                    args = [self._life_ms, self._key_ttl_ms]
+                    for key in keys:
+                        args.append(len(slots[key]))
+                        args.extend(slots[key])
+                    _queue(pipe, self._refresh_slots, keys, args)
                 if rooms:  # last, so the results above keep their places
                     _queue(pipe, self._enter_rooms, [self._index_key], [self._key_ttl_ms, *rooms])
                 results = await pipe.execute()
+            room_results = results[: len(rooms)]
+            back = await self._restore_lost(rooms, room_results)
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
         finally:
             self._refreshing = None
             gate.set_result(None)
         await self._drop_released_slots(slots)
-        room_results, slot_results = results[: len(rooms)], results[len(rooms) : len(rooms) + len(slots)]
+        slot_results = results[len(rooms) : len(rooms) + len(accounts)]
         expiries = [int(found[0]) for found in room_results] + [int(e) for e in slot_results]
         if expiries:
             self._lease_ms = max(expiries)
-        back = [
-            MemberChange(room, _text(found[i]), orjson.loads(found[i + 1]), present=True)
-            for room, found in zip(rooms, room_results, strict=True)
-            for i in range(1, len(found), 2)
-        ]
         if back:
             log.warning("presence entries registered again after a stall", extra={"members": len(back)})
         return back
+
+    async def _restore_lost(self, rooms: list[str], extended: list[Any]) -> list[MemberChange]:
+        """Registers again the entries EXTEND found missing (not those of joins in flight:
+        they register themselves); answers the members whose departure had been written."""
+        lost: dict[str, list[Any]] = {}
+        for room, found in zip(rooms, extended, strict=True):
+            mine = self._mine.get(room, {})
+            for raw in found[1:]:
+                field = _text(raw)
+                if field in mine and field not in self._joining:
+                    lost.setdefault(room, [room, self._life_ms]).extend((field, *mine[field]))
+        if not lost:
+            return []
+        async with self._upkeep.pipeline(transaction=False) as pipe:
+            for room, args in lost.items():
+                _queue(pipe, self._restore, self._keys(room), args)
+            restored = await pipe.execute()
+        return [
+            MemberChange(room, _text(found[i]), orjson.loads(found[i + 1]), present=True)
+            for room, found in zip(lost, restored, strict=True)
+            for i in range(0, len(found), 2)
+        ]
 
     async def _drop_released_slots(self, refreshed: dict[str, list[str]]) -> None:
         """A slot released while the refresh was in flight may have been written back by
@@ -440,6 +463,7 @@ class RedisPresence:
 
     async def close(self) -> None:
         self._mine.clear()
+        self._joining.clear()
         self._departures.clear()
         self._my_slots.clear()
         await self._client.aclose()

@@ -109,18 +109,36 @@ return back
 )
 
 # ARGV: room, life, key ttl, n, then n departing member keys this process writes, then
-# (field, member_key, info json, participant 1/0)* of this process's connections. Extends them all; an
-# entry lost meanwhile is registered again, since its connection is in fact alive.
-# Returns the new expiry, then (member_key, info)* of the members that brings back whose participant_left was
-# written (the process stalled and was reaped); not those still departing (their writer
-# tells of the return) nor those never written as left (Redis lost its keys).
-REFRESH = (
+# the fields of this process's connections (whose joins answered). Extends them all;
+# returns the new expiry, then the fields Redis does not hold (reaped after a stall, or
+# lost in a restart): the process registers those again with RESTORE. A field is only
+# extended, never added: a join still in flight registers itself (and answers `first`).
+EXTEND = (
     _ROOM
     + """
-local back = {now + ARGV[2]}
+local expires = now + ARGV[2]
+local out = {expires}
 local n = tonumber(ARGV[4])
-for i = 5, 4 + n do redis.call('ZADD', KEYS[4], 'XX', now + ARGV[2], ARGV[i]) end
-for i = 5 + n, #ARGV, 4 do
+for i = 5, 4 + n do redis.call('ZADD', KEYS[4], 'XX', expires, ARGV[i]) end
+for i = 5 + n, #ARGV do
+  if redis.call('ZADD', KEYS[1], 'XX', 'CH', expires, ARGV[i]) == 0 then table.insert(out, ARGV[i]) end
+end
+keep_keys(ARGV[3])
+return out
+"""
+)
+
+# ARGV: room, life, then (field, member_key, info json, participant 1/0)* of this
+# process's connections that EXTEND found missing: registered again, since each
+# connection is in fact alive. Returns (member_key, info)* of the members that brings
+# back whose participant_left was written (the process stalled and was reaped); not those
+# still departing (their writer tells of the return) nor those never written as left
+# (Redis lost its keys).
+RESTORE = (
+    _ROOM
+    + """
+local back = {}
+for i = 3, #ARGV, 4 do
   if redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[i]) == 1
       and redis.call('HINCRBY', KEYS[2], ARGV[i + 1], 1) == 1 then
     redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i + 2])
@@ -132,7 +150,6 @@ for i = 5 + n, #ARGV, 4 do
     end
   end
 end
-keep_keys(ARGV[3])
 return back
 """
 )
@@ -233,13 +250,20 @@ for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return 0
 """
 
-# KEYS: slots. ARGV: life, key ttl, then fields. Like REFRESH, it registers again a slot
-# that expired meanwhile: its connection is alive (a stall, a Redis restart). Returns the
-# new expiry.
+# KEYS: slots (pools of one account: one hash tag). ARGV: life, key ttl, then for each key
+# the number of fields and the fields. Like RESTORE, it registers again a slot that
+# expired meanwhile: its connection is alive (a stall, a Redis restart). Returns the new
+# expiry.
 REFRESH_SLOTS = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-for i = 3, #ARGV do redis.call('ZADD', KEYS[1], now + ARGV[1], ARGV[i]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return now + ARGV[1]
+local expires = now + ARGV[1]
+local i = 3
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[i])
+  for j = i + 1, i + n do redis.call('ZADD', KEYS[k], expires, ARGV[j]) end
+  redis.call('PEXPIRE', KEYS[k], ARGV[2])
+  i = i + n + 1
+end
+return expires
 """

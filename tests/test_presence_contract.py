@@ -32,12 +32,11 @@ async def processes(request: Any) -> AsyncIterator[Callable[..., Any]]:
         else ""
     )
 
-    def make(node: str = "n", ttl: float = 15.0) -> Any:
+    def make(node: str = "n", ttl: float = 15.0, **options: Any) -> Any:
         if request.param == "memory":
             return shared
-        presence = RedisPresence(
-            url, prefix=request.getfixturevalue("redis_prefix"), node_id=node, ttl=ttl, cluster=cluster
-        )
+        prefix = request.getfixturevalue("redis_prefix")
+        presence = RedisPresence(url, prefix=prefix, node_id=node, ttl=ttl, cluster=cluster, **options)
         made.append(presence)
         return presence
 
@@ -109,6 +108,20 @@ async def test_refresh_keeps_a_quiet_process_present(processes):
         await a.refresh()
         assert await a.reap("1", 100) == []
     assert list(await a.members("1")) == ["bob"]
+
+
+async def test_a_join_waiting_for_redis_during_a_refresh_still_answers_first(processes):
+    """A refresh that ran while a join waited for a connection (its entry recorded, not
+    sent) must leave the registering to the join: had the refresh registered the member,
+    the join would answer not-first and the new member's participant_joined be lost."""
+    a = processes("a", pool_size=1)
+    for i in range(5):
+        # `members` holds the one connection; the join waits for it; the refresh goes
+        # first on its own connection.
+        joining = a.join("1", f"m{i}", f"c{i}", info(f"m{i}"), None)
+        _, admission, _ = await asyncio.gather(a.members("1"), joining, a.refresh())
+        assert admission.first, f"m{i}'s join was taken over by the refresh"
+    assert await a.refresh() == []
 
 
 async def test_an_entry_removed_during_a_refresh_stays_removed(processes):
