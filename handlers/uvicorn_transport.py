@@ -9,6 +9,10 @@
   can take them (no ASGI round trip per member). Under any other server the endpoint
   gets plain ASGI sends and the hub says so (log line, `hub_fast_path_active 0`,
   `hub_websocket_transports_total{kind="asgi"}`);
+- **the inbound fast path**: `receive_frames()` has the protocol hand each frame the
+  client sends to the hub as it is parsed, inside `data_received`: no ASGI message, no
+  queue, no task wakeup and no pause and resume of reading per frame (a burst of frames
+  in one read is handled in one go). Under any other server, Starlette's `receive()`;
 - **pongs only while the peer reads**: uvicorn writes a pong for every ping, whether or
   not the peer reads them, so a client that pings and never reads grows the hub's
   buffer without bound. Here a pong is written only while the socket is writable (only
@@ -116,6 +120,7 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         self._owed_pong: bytes | None = None
         self._closing = False
         self._read_since_close = 0
+        self._sink: FrameSink | None = None  # set while `receive_into` runs
 
     # -- the fast path: the endpoint finds this protocol in its scope
 
@@ -126,6 +131,56 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         # websockets' parser keeps the handshake request for the socket's life; the scope
         # has its own copy of the headers, so its parsed ones can go (about 1.5 KB).
         event.headers.clear()
+
+    # -- the inbound fast path: frames go to the hub from data_received
+
+    async def receive_into(self, sink: FrameSink) -> None:
+        """Call `sink` with every message the client sends, straight from `data_received`,
+        until it disconnects. A `sink` that raises stops this: the error is raised here,
+        in the connection's task, and later frames wait unread as they would behind
+        uvicorn's receive."""
+        queue = self.queue
+        while not queue.empty():  # what came before the hand-over goes first, in order
+            if _deliver(queue.get_nowait(), sink):
+                return
+        self._sink = sink
+        if self.read_paused:  # uvicorn paused reading per queued message; no need now
+            self.read_paused = False
+            self.transport.resume_reading()
+        try:
+            while not _deliver(await queue.get(), sink):
+                pass
+        finally:
+            self._sink = None
+
+    def handle_text(self, event: Any) -> None:
+        if self._sink is None or not event.fin:
+            super().handle_text(event)
+            return
+        try:
+            text = event.data.decode()
+        except UnicodeDecodeError:  # as uvicorn does: 1007, invalid frame payload data
+            self.logger.exception("Invalid UTF-8 sequence received from client.")
+            self.conn.send_close(1007)
+            self.handle_parser_exception()
+            return
+        self._to_sink(text)
+
+    def handle_bytes(self, event: Any) -> None:
+        if self._sink is None or not event.fin:
+            super().handle_bytes(event)
+            return
+        self._to_sink(event.data)
+
+    def _to_sink(self, frame: str | bytes) -> None:
+        sink = self._sink
+        if sink is None or self.close_sent:  # past our close: discarded, as uvicorn does
+            return
+        try:
+            sink(frame)
+        except Exception as exc:  # the connection's task raises it, as if it had read the frame
+            self._sink = None
+            self.queue.put_nowait(exc)  # type: ignore[arg-type]
 
     def can_write_now(self) -> bool:
         return (
@@ -247,6 +302,20 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.abort()
 
 
+FrameSink = Callable[[str | bytes], None]
+
+
+def _deliver(message: Any, sink: FrameSink) -> bool:
+    """Hand one queued ASGI message (or a sink's failure) on; True at the disconnect."""
+    if isinstance(message, BaseException):
+        raise message
+    if message["type"] == "websocket.disconnect":
+        return True
+    text = message.get("text")
+    sink(text if text is not None else message.get("bytes") or b"")
+    return False
+
+
 class FastTransport:
     """A member's socket, written directly: the room's frames in one write when the socket
     can take them now (the fan-out hot path), otherwise an ASGI send, which waits."""
@@ -298,6 +367,21 @@ def release_handshake(websocket: WebSocket) -> None:
     headers = websocket.scope.get("headers")
     if isinstance(headers, list):
         headers.clear()  # in place: Starlette's cached Headers share the list
+
+
+async def receive_frames(websocket: WebSocket, sink: FrameSink) -> None:
+    """Call `sink` with each frame the client sends (text as str, binary as bytes) until
+    it disconnects: from the protocol itself when the server is ours, else by ASGI."""
+    protocol = websocket.scope.get("extensions", {}).get(SCOPE_KEY)
+    if isinstance(protocol, HubWebSocketProtocol):
+        await protocol.receive_into(sink)
+        return
+    while True:
+        received = await websocket.receive()
+        if received["type"] == "websocket.disconnect":
+            return
+        frame = received.get("text")
+        sink(frame if frame is not None else received.get("bytes") or b"")
 
 
 def open_transport(websocket: WebSocket) -> Transport:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Annotated, Literal
 
 from annotated_types import Interval
@@ -36,7 +37,7 @@ from .admission import Name, admit, claim_slot, count_close, ensure_accepting, r
 from .api import parse_params
 from .auth import websocket_token
 from .query import QueryInt, query_model
-from .uvicorn_transport import open_transport, release_handshake
+from .uvicorn_transport import open_transport, receive_frames, release_handshake
 
 log = logging.getLogger("hub.ws")
 _UNAVAILABLE_LOG = Throttle(1.0)  # refusals for a missing database or presence
@@ -128,14 +129,7 @@ async def live_updates(websocket: WebSocket) -> None:
         if room is None:
             await conn.wait_closed(2.0)
             return
-        while True:
-            received = await websocket.receive()
-            if received["type"] == "websocket.disconnect":
-                break
-            frame = received.get("text")
-            if frame is None:
-                frame = received.get("bytes") or b""
-            hub.inbound.handle_frame(conn, room, frame)
+        await receive_frames(websocket, partial(hub.inbound.handle_frame, conn, room))
     except WebSocketDisconnect:
         pass
     except Exception as exc:
@@ -145,6 +139,8 @@ async def live_updates(websocket: WebSocket) -> None:
         else:
             log.warning("connection failed: %s", exc, extra={"session": session_id})
         conn.close_soon(error.close_code)
+        # Leaving stops the writer and returning ends the socket: the close frame first.
+        await conn.wait_closed(2.0)
     finally:
         try:
             await hub.membership.leave(conn, session)

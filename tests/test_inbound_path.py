@@ -1,0 +1,161 @@
+"""How a client's frames reach the hub (handlers/uvicorn_transport.py `receive_frames`):
+under the hub's own protocol straight from the socket's reads, under any other ASGI
+server through Starlette's `receive()`; the same answers either way, and a fault while
+handling a frame still closes the connection with 1011.
+
+The hub runs in this process (uvicorn served from the test's loop) so that the tests
+can see from where each frame is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+import pytest
+import uvicorn
+import websockets
+from starlette.applications import Starlette
+
+from handlers.app import create_app
+from handlers.uvicorn_transport import server_config
+from handlers.ws import direct_lane
+from hub.close_codes import CloseCode
+from hub.config import Settings
+from tests.support import LiveClient, api, create_session
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Served:
+    app: Starlette
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, session_id: str, role: str, **params: Any) -> str:
+        query = {"session_id": session_id, "role": role, **params}
+        return f"ws://127.0.0.1:{self.port}/ws/live-updates?{urlencode(query)}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _serve(config_for: Callable[[Starlette, Settings, int], uvicorn.Config], database: str) -> Any:
+    settings = Settings(dev_mode=True, database_url=database, db_pool_max=4)
+    app = create_app(settings)
+    port = _free_port()
+    server = uvicorn.Server(config_for(app, settings, port))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    return Served(app, port), server, task
+
+
+@pytest.fixture(params=["hub", "asgi"])
+async def served(request: pytest.FixtureRequest, database: str) -> AsyncIterator[tuple[str, Served]]:
+    """The app under the hub's protocol (`python -m hub serve`), or under plain uvicorn."""
+
+    def hub_config(app: Starlette, settings: Settings, port: int) -> uvicorn.Config:
+        return server_config(direct_lane(app), settings, host="127.0.0.1", port=port)
+
+    def plain_config(app: Starlette, settings: Settings, port: int) -> uvicorn.Config:
+        return uvicorn.Config(app, host="127.0.0.1", port=port, ws="websockets-sansio", log_config=None)
+
+    config = hub_config if request.param == "hub" else plain_config
+    hub, server, task = await _serve(config, database)
+    yield request.param, hub
+    server.should_exit = True
+    await task
+
+
+def _record_callers(hub: Served) -> list[asyncio.Task[Any] | None]:
+    """Note the task each frame is handled in (None: in a transport callback)."""
+    inbound = hub.app.state.hub.inbound
+    real = inbound.handle_frame
+    seen: list[asyncio.Task[Any] | None] = []
+
+    def handle_frame(*args: Any) -> None:
+        seen.append(asyncio.current_task())
+        real(*args)
+
+    inbound.handle_frame = handle_frame
+    return seen
+
+
+async def test_a_burst_of_frames_in_one_write_is_handled_in_order_on_either_server(served):
+    kind, hub = served
+    seen = _record_callers(hub)
+    session_id = await create_session(hub)  # type: ignore[arg-type]
+    instructor = await LiveClient.connect(hub.ws_url(session_id, "instructor", name="Sarah"))
+    ids = [f"b{i}" for i in range(50)]
+    frames = [{"type": "announcement", "id": i, "data": {"message": i}} for i in ids]
+    frames[20] = {"type": "announcement", "id": "bad", "data": {"message": 5}}  # refused alone
+    # One `send` per frame, no await between them: they leave in one or a few TCP writes.
+    sends = [instructor.ws.send(orjson.dumps(frame).decode()) for frame in frames]
+    await asyncio.gather(*sends)
+    answers: dict[str, dict[str, Any]] = {}
+    while len(answers) < len(frames):
+        message = await instructor.next_of("ack", "error")
+        answers[message["data"]["id"]] = message
+    assert answers["bad"]["type"] == "error" and answers["bad"]["data"]["code"] == "invalid"
+    seqs = [answers[i]["data"]["seq"] for i in ids if i != "b20"]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    stored = (await api(hub, "GET", f"/api/v2/session/{session_id}/events")).json()  # type: ignore[arg-type]
+    messages = [e["data"]["message"] for e in stored["events"] if e["type"] == "announcement"]
+    assert messages == [i for i in ids if i != "b20"]
+    await instructor.close()
+    if kind == "hub":  # straight from the socket's reads: no task woken per frame
+        assert seen and all(task is None for task in seen)
+    else:
+        assert seen and all(task is not None for task in seen)
+
+
+async def test_a_fault_while_handling_a_frame_closes_1011_and_is_logged(served, caplog):
+    _, hub = served
+    inbound = hub.app.state.hub.inbound
+    real = inbound.handle_frame
+
+    def faulty(conn: Any, room: Any, raw: str | bytes) -> None:
+        if "boom" in str(raw):
+            raise KeyError("a bug in the inbound path")
+        real(conn, room, raw)
+
+    inbound.handle_frame = faulty
+    session_id = await create_session(hub)  # type: ignore[arg-type]
+    instructor = await LiveClient.connect(hub.ws_url(session_id, "instructor", name="Sarah"))
+    assert (await instructor.request("announcement", {"message": "before"}))["type"] == "ack"
+    with caplog.at_level(logging.ERROR, logger="hub.ws"):
+        await instructor.send_event("announcement", {"message": "boom"})
+        assert await instructor.wait_closed(5) == CloseCode.UNEXPECTED_CONDITION
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+    await instructor.close()
+
+
+async def test_a_text_frame_that_is_not_utf8_closes_1007(served):
+    _, hub = served
+    session_id = await create_session(hub)  # type: ignore[arg-type]
+    async with websockets.connect(hub.ws_url(session_id, "observer")) as ws:
+        await ws.recv()  # welcome
+        # websockets refuses to send invalid UTF-8 as text: write the frame by hand.
+        payload = b'{"type":"heartbeat","x":"\xff"}'
+        mask = uuid.uuid4().bytes[:4]
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        ws.transport.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await ws.recv()
+        assert ws.close_code == 1007
