@@ -49,6 +49,7 @@ from hub.slim_sync import Flag, Inbox
 from hub.wire import WireMessage
 
 from .uvicorn_http import ConnectionGuard, GuardedHttpProtocol, socket_cap
+from .ws_frames import BINARY, HAND_OVER, INCOMPLETE, TEXT, apply_mask, at_frame_boundary, frame_at
 
 log = logging.getLogger("hub.transport")
 
@@ -121,6 +122,9 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         self._closing = False
         self._read_since_close = 0
         self._sink: FrameSink | None = None  # set while `receive_into` runs
+        self._owns_stream = False  # `_split` cuts the frames; websockets sees whole ones only
+        self._partial: bytearray | None = None  # the start of a frame `_split` waits for
+        self._frame_limit = 0  # the largest payload `_split` reads itself (websockets' limit)
 
     # -- the fast path: the endpoint finds this protocol in its scope
 
@@ -144,6 +148,11 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
             if _deliver(queue.get_nowait(), sink):
                 return
         self._sink = sink
+        # From a frame boundary on, this protocol cuts the frames itself (`_split`); not
+        # with permessage-deflate, whose frames websockets must inflate anyway.
+        self._owns_stream = not self.conn.extensions and at_frame_boundary(self.conn)
+        limits = [size for size in (self.conn.max_message_size, self.conn.max_fragment_size) if size]
+        self._frame_limit = min(limits, default=2**63)
         if self.read_paused:  # uvicorn paused reading per queued message; no need now
             self.read_paused = False
             self.transport.resume_reading()
@@ -153,34 +162,60 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         finally:
             self._sink = None
 
-    def handle_text(self, event: Any) -> None:
-        if self._sink is None or not event.fin:
-            super().handle_text(event)
+    def send_receive_event_to_app(self) -> None:  # a whole message, through websockets' parser
+        if self._sink is None:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        self._to_sink(data, self.curr_msg_data_type == "text")
+
+    def _to_sink(self, data: bytes | bytearray, text: bool) -> None:
+        sink = self._sink
+        if sink is None or self.close_sent:  # past our close: discarded, as uvicorn does
             return
         try:
-            text = event.data.decode()
+            frame = data.decode() if text else bytes(data)
         except UnicodeDecodeError:  # as uvicorn does: 1007, invalid frame payload data
             self.logger.exception("Invalid UTF-8 sequence received from client.")
             self.conn.send_close(1007)
             self.handle_parser_exception()
-            return
-        self._to_sink(text)
-
-    def handle_bytes(self, event: Any) -> None:
-        if self._sink is None or not event.fin:
-            super().handle_bytes(event)
-            return
-        self._to_sink(event.data)
-
-    def _to_sink(self, frame: str | bytes) -> None:
-        sink = self._sink
-        if sink is None or self.close_sent:  # past our close: discarded, as uvicorn does
             return
         try:
             sink(frame)
         except Exception as exc:  # the connection's task raises it, as if it had read the frame
             self._sink = None
             self.queue.put_nowait(exc)  # type: ignore[arg-type]
+
+    def _split(self, data: bytes) -> None:
+        """Cut the frames out of `data` (`ws_frames`): the common ones to the sink, any
+        other whole to websockets; once the sink is gone or the socket closes, the rest of
+        the stream is websockets' again."""
+        buffer: bytes | bytearray = data
+        if self._partial is not None:
+            self._partial += data
+            buffer, self._partial = self._partial, None
+        conn, pos, size, limit = self.conn, 0, len(buffer), self._frame_limit
+        while pos < size:
+            if self._sink is None or self.close_sent or self._closing or conn.state is not State.OPEN:
+                break
+            head, start, end = frame_at(buffer, pos, limit)
+            if head == INCOMPLETE:  # kept as it is when it already is the partial buffer
+                partial = buffer if pos == 0 and isinstance(buffer, bytearray) else bytearray(buffer[pos:])
+                self._partial = partial
+                return
+            if head == HAND_OVER:
+                break
+            if (head == TEXT or head == BINARY) and conn.current_size is None:
+                self._to_sink(apply_mask(buffer[start:end], buffer[start - 4 : start]), head == TEXT)
+            else:  # control frames, fragments, reserved bits: websockets', one whole frame
+                super().data_received(bytes(buffer[pos:end]))
+            pos = end
+        else:
+            return  # every whole frame taken
+        self._owns_stream = False
+        if pos < size:
+            self._slow_data_received(bytes(buffer[pos:]))
 
     def can_write_now(self) -> bool:
         return (
@@ -273,6 +308,12 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
             self._arm_abort()  # closed by uvicorn, but a peer that does not read holds it
 
     def data_received(self, data: bytes) -> None:
+        if self._owns_stream:
+            self._split(data)
+            return
+        self._slow_data_received(data)
+
+    def _slow_data_received(self, data: bytes) -> None:
         if self._closing:
             self._read_since_close += len(data)
             if self._read_since_close > CLOSING_READ_BUDGET:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -24,11 +25,13 @@ import uvicorn
 import websockets
 from starlette.applications import Starlette
 
+from handlers import uvicorn_transport, ws_frames
 from handlers.app import create_app
 from handlers.uvicorn_transport import server_config
 from handlers.ws import direct_lane
 from hub.close_codes import CloseCode
 from hub.config import Settings
+from tests.attack_tools import raw_websocket, read_until_closed, server_frames
 from tests.support import LiveClient, api, create_session
 
 pytestmark = pytest.mark.timeout(60)
@@ -159,3 +162,87 @@ async def test_a_text_frame_that_is_not_utf8_closes_1007(served):
             while True:
                 await ws.recv()
         assert ws.close_code == 1007
+
+
+def _masked(first: int, payload: bytes) -> bytes:
+    """A client frame with a random mask; `first` is the FIN/opcode byte."""
+    size = len(payload)
+    if size < 126:
+        header = bytes([first, 0x80 | size])
+    else:
+        header = bytes([first, 0x80 | 126]) + size.to_bytes(2, "big")
+    mask = os.urandom(4)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def _event(client_id: str, message: str) -> bytes:
+    return orjson.dumps({"type": "announcement", "id": client_id, "data": {"message": message}})
+
+
+async def _read_frames(reader: asyncio.StreamReader, want: Callable[[list[Any]], bool]) -> list[Any]:
+    data = b""
+    while True:
+        data += await asyncio.wait_for(reader.read(65536), 5)
+        frames = server_frames(data)
+        if want(frames):
+            return frames
+
+
+async def test_frames_cut_anywhere_pings_and_fragments_between_them_are_all_read(served, monkeypatch):
+    """The hub's protocol reads whole frames itself: a frame may arrive in pieces, and
+    a ping or a fragmented message between frames still goes through websockets."""
+    kind, hub = served
+    cut: list[int] = []
+
+    def frame_at(*args: Any) -> tuple[int, int, int]:
+        found = ws_frames.frame_at(*args)
+        cut.append(found[0])
+        return found
+
+    monkeypatch.setattr(uvicorn_transport, "frame_at", frame_at)
+    session_id = await create_session(hub)  # type: ignore[arg-type]
+    path = f"/ws/live-updates?session_id={session_id}&role=instructor&name=Sarah"
+    reader, writer = await raw_websocket(hub, path)  # type: ignore[arg-type]
+    await _read_frames(reader, lambda frames: bool(frames))  # welcome
+    stream = b"".join(
+        [
+            _masked(0x81, _event("long", "x" * 300)),  # a 16-bit length
+            _masked(0x89, b"are you there"),  # ping
+            _masked(0x81, _event("short", "hi")),
+            _masked(0x01, _event("frag", "in two")[:10]),  # text, not final
+            _masked(0x80, _event("frag", "in two")[10:]),  # continuation, final
+            _masked(0x82, _event("binary", "bytes")),
+            _masked(0x81, _event("last", "done")),
+        ]
+    )
+    at, step = 0, 1
+    while at < len(stream):  # pieces of 1 to 7 bytes, each its own read on the hub
+        writer.write(stream[at : at + step])
+        await writer.drain()
+        await asyncio.sleep(0.002)
+        at, step = at + step, step % 7 + 1
+
+    def answered(frames: list[Any]) -> bool:
+        return sum(b'"type":"ack"' in payload for _, payload in frames) >= 5
+
+    frames = await _read_frames(reader, answered)
+    writer.close()
+    acks = [orjson.loads(payload)["data"]["id"] for _, payload in frames if b'"type":"ack"' in payload]
+    assert acks == ["long", "short", "frag", "binary", "last"]
+    assert (0xA, b"are you there") in frames  # the pong
+    if kind == "hub":  # every frame was cut by the hub's protocol, most of them in pieces
+        assert cut.count(ws_frames.TEXT) == 3 and cut.count(ws_frames.BINARY) == 1
+        assert cut.count(ws_frames.INCOMPLETE) > 50
+    else:
+        assert not cut
+
+
+async def test_an_unmasked_client_frame_closes_1002(served):
+    _, hub = served
+    session_id = await create_session(hub)  # type: ignore[arg-type]
+    reader, writer = await raw_websocket(hub, f"/ws/live-updates?session_id={session_id}&role=observer")  # type: ignore[arg-type]
+    await _read_frames(reader, lambda frames: bool(frames))  # welcome
+    writer.write(bytes([0x81, 2]) + b"{}")
+    frames = server_frames(await read_until_closed(reader, 5))
+    writer.close()
+    assert frames and frames[-1][0] == 0x8 and int.from_bytes(frames[-1][1][:2], "big") == 1002
