@@ -11,7 +11,7 @@ import pytest
 
 from hub.close_codes import CloseCode, should_reconnect
 from hub.connection import Connection, Principal
-from hub.events import DURABLE_TYPES, SENDABLE_BY_ROLE, EventError, parse_client_frame
+from hub.events import DURABLE_TYPES, SENDABLE_BY_ROLE, EventError, parse_client_frame, parse_event
 from hub.room import Room
 from hub.wire import WireMessage, text_frame
 
@@ -268,3 +268,43 @@ async def test_slim_flag_and_inbox_behave_like_asyncio():
     assert await getters[1] == 1 and inbox.get_nowait() == 2 and inbox.empty()
     with pytest.raises(asyncio.QueueEmpty):
         inbox.get_nowait()
+
+
+_SAME_WAY_FRAMES = [
+    ("instructor", {"type": "announcement", "id": "a1", "data": {"message": "hi", "n": 1}}),
+    ("instructor", {"type": "announcement", "id": "a2", "data": {"message": ""}}),
+    ("instructor", {"type": "announcement", "id": "a3", "data": {"message": 5, "title": "x" * 201}}),
+    ("instructor", {"type": "announcement", "id": "a4", "data": {}}),
+    ("instructor", {"type": "announcement", "id": "", "data": {"message": "hi"}}),
+    ("instructor", {"type": "announcement", "id": "x" * 101, "data": {"message": "hi"}}),
+    ("instructor", {"type": "announcement", "id": 7, "data": {"message": "hi"}}),
+    ("instructor", {"type": "announcement", "data": {"message": "hi"}}),
+    ("instructor", {"type": "announcement", "id": "a5", "data": None}),
+    ("instructor", {"type": "announcement", "id": "a6", "data": [1]}),
+    ("instructor", {"type": "session_update", "id": "u1", "data": {"audience": "staff"}}),
+    ("instructor", {"type": "session_update", "id": "u2", "data": {"title": "t"}}),
+    ("instructor", {"type": "session_update", "id": "u3", "data": {}}),
+    ("instructor", {"type": "session_ended", "id": "e1", "data": {}}),
+    ("participant", {"type": "announcement", "id": "p1", "data": {"message": "hi"}}),
+    ("participant", {"type": "hrv_update", "id": "h1", "data": {"hrv": 61.5, "coherence": 2}}),
+    ("participant", {"type": "hrv_update", "id": "h2", "data": {"hrv": "high"}}),
+    ("observer", {"type": "note", "id": "o1", "data": {"content": "c"}}),
+    ("instructor", {"type": ["announcement"], "id": "l1", "data": {"message": "hi"}}),
+    ("instructor", {"type": "no_such_type", "id": "n1", "data": {}}),
+]
+
+
+@pytest.mark.parametrize(("role", "frame"), _SAME_WAY_FRAMES)
+def test_the_common_frame_fast_path_answers_as_the_long_way_does(role, frame):
+    """`parse_client_frame` skips `parse_event`'s checks for a well-formed frame; what it
+    accepts and every refusal (code, wording, details, id) is the same either way."""
+
+    def outcome(parse):
+        try:
+            return ("ok", tuple(parse()))
+        except EventError as exc:
+            return ("refused", exc.code, exc.message, exc.details, exc.client_id)
+
+    fast = outcome(lambda: parse_client_frame(orjson.dumps(frame), role))
+    long_way = outcome(lambda: parse_event(frame, role))
+    assert fast == long_way
