@@ -51,9 +51,9 @@ class Inbound:
         self.tokens = tokens
 
     def handle_frame(self, conn: Connection, room: Room, raw: str | bytes) -> None:
-        conn.last_seen = time.monotonic()
+        conn.last_seen = now = time.monotonic()
         principal = conn.principal
-        refused = self.limits.take(conn.bucket, principal.account_id, principal.user_id)
+        refused = self.limits.take(conn.bucket, principal.account_id, principal.user_id, now)
         if refused is not None:
             self.metrics.rate_limited.labels(refused.scope).inc()
             conn.strikes += 1

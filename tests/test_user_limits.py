@@ -167,6 +167,16 @@ def test_a_bucket_refills_at_its_rate_and_says_how_long_to_wait():
     assert bucket.take(20, now=0.6) and bucket.tokens == pytest.approx(-15)
 
 
+def test_the_per_frame_check_agrees_with_wait():
+    """`has_one` is `wait(1.0) <= 0` for the inbound hot path: same answer, same refill."""
+    for rate, burst, tokens in [(10, 5, 0.0), (10, 5, 0.95), (10, 5, -3.0), (2, 0.5, 0.2), (1e6, 1, 0.0)]:
+        for elapsed in (0.0, 0.004, 0.005, 0.1, 10.0):
+            one, other = Bucket(rate, burst, now=0.0), Bucket(rate, burst, now=0.0)
+            one.tokens = other.tokens = tokens
+            assert one.has_one(elapsed) == (other.wait(1.0, elapsed) <= 0)
+            assert (one.tokens, one.stamp) == (other.tokens, other.stamp)
+
+
 def test_a_cost_is_taken_from_user_and_account_or_from_neither():
     limits = KeyedLimits((10, 3), (10, 4), ("USER", "ACCOUNT"))
     for _ in range(3):
