@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import time
 import annotated_types
 import pytest
 
+from handlers.server import GC_YOUNG_THRESHOLD, settle_heap
 from hub.config import Settings
 from tests.support import ROOT, HubProcess, free_port
 
@@ -99,3 +101,15 @@ def test_every_setting_is_documented_in_operations_md():
     assert len(names) >= 35
     missing = [name for name in names if f"`{name}`" not in page]
     assert not missing, f"docs/operations.md does not list {missing}"
+
+
+def test_settling_the_heap_freezes_startup_objects_and_spaces_young_collections():
+    """What `python -m hub serve` does once it serves (handlers/server.py)."""
+    threshold = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 10_000  # modules, models, the app
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
