@@ -10,18 +10,23 @@ from __future__ import annotations
 import asyncio
 import errno
 import gc
+import importlib.metadata
 import logging
 import socket
 import sys
 from typing import Any
 
 import uvicorn
+from prometheus_client.registry import CollectorRegistry
 
 from hub.config import ConfigError, Settings
 
 from .app import create_app
 from .auth import Authenticator
-from .uvicorn_transport import server_config, started
+from .transport_stats import stats
+from .uvicorn_http import ConnectionGuard, GuardedHttpProtocol, socket_cap
+from .uvicorn_transport import PING_INTERVAL, PING_TIMEOUT, HubWebSocketProtocol
+from .uvicorn_transport import log as transport_log
 from .ws import direct_lane
 
 log = logging.getLogger("hub")
@@ -42,6 +47,61 @@ def settle_heap() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
+def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's configuration for the hub, with its own protocol classes
+    (handlers/uvicorn_transport.py, handlers/uvicorn_http.py)."""
+    ws_protocol = type(
+        "HubWebSocketProtocol",
+        (HubWebSocketProtocol,),
+        {
+            "close_grace": settings.close_grace,
+            "ping_rate": settings.rate_limit_per_second,
+            "ping_burst": float(settings.rate_limit_burst),
+        },
+    )
+    cap = socket_cap(settings.max_connections)
+    if cap < settings.max_connections:
+        transport_log.warning(
+            "fewer sockets than HUB_MAX_CONNECTIONS: the file limit (ulimit -n) is too low",
+            extra={"max_connections": settings.max_connections, "sockets": cap},
+        )
+    http_protocol = type(
+        "GuardedHttpProtocol",
+        (GuardedHttpProtocol,),
+        {
+            "request_timeout": settings.request_timeout,
+            "guard": ConnectionGuard(cap, stats.drop),
+        },
+    )
+    stats.fast_path_active = True
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http=http_protocol,
+        ws=ws_protocol,
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=PING_INTERVAL,
+        ws_ping_timeout=PING_TIMEOUT,
+        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  # a float works
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.drain_timeout),
+        lifespan="on",
+    )
+
+
+def started(server: uvicorn.Server, registry: CollectorRegistry) -> None:
+    """Export the transport's figures in the hub's metrics and say whether the fast path
+    is on."""
+    stats.attach(registry, lambda: len(server.server_state.connections))
+    versions = {name: importlib.metadata.version(name) for name in ("uvicorn", "websockets")}
+    if stats.fast_path_active:
+        transport_log.info("websocket fast path active", extra=versions)
+    else:
+        transport_log.warning("websocket fast path inactive", extra=versions)
 
 
 class PortBusy(ConfigError):

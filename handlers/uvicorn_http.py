@@ -74,7 +74,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a request deadline, a header cap and the socket cap.
 
     `request_timeout` and `guard` are set on a subclass made per server
-    (`handlers.uvicorn_transport.server_config`)."""
+    (`handlers.server.server_config`)."""
 
     request_timeout: float = 10.0
     guard: ConnectionGuard

@@ -1,7 +1,7 @@
 """The hub on uvicorn: the one module that knows uvicorn's WebSocket protocol objects.
 
-`python -m hub serve` runs uvicorn with the protocol classes made here
-(`server_config`). The WebSocket one is uvicorn's websockets-sansio protocol with:
+`python -m hub serve` runs uvicorn with subclasses of the protocol made here
+(`handlers.server.server_config`): uvicorn's websockets-sansio protocol with
 
 - **the fan-out fast path**: the protocol puts itself in the connection's scope
   (`scope["extensions"]["hub.transport"]`), and `open_transport()` gives the endpoint a
@@ -29,26 +29,20 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-import uvicorn
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
 from hub.close_codes import CloseCode, reason
-from hub.config import Settings
 from hub.connection import Transport
 from hub.slim_sync import Flag, Inbox
 from hub.wire import WireMessage
 
-from .uvicorn_http import ConnectionGuard, GuardedHttpProtocol, socket_cap
+from .transport_stats import stats
 from .ws_frames import BINARY, HAND_OVER, INCOMPLETE, TEXT, apply_mask, at_frame_boundary, frame_at
 
 log = logging.getLogger("hub.transport")
@@ -57,48 +51,6 @@ SCOPE_KEY = "hub.transport"
 CLOSING_READ_BUDGET = 64 * 1024  # bytes read after our close frame, looking for the peer's
 PING_INTERVAL = PING_TIMEOUT = 20.0  # uvicorn's keepalive pings: a dead peer goes in ≤ 40 s
 _PONG = b"\x8a"  # first byte of a serialized pong frame (FIN, opcode 0xA)
-
-
-class TransportStats(Collector):
-    """What the transport did, exported with the hub's metrics once the server runs."""
-
-    def __init__(self) -> None:
-        self.fast_path_active = False
-        self.transports: Counter[str] = Counter()
-        self.dropped: Counter[str] = Counter()
-        self.open_sockets: Callable[[], int] = lambda: 0
-
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] += 1
-
-    def collect(self) -> Iterable[Any]:
-        yield GaugeMetricFamily(
-            "hub_fast_path_active",
-            "1 when WebSocket frames are written straight onto uvicorn's socket",
-            value=1 if self.fast_path_active else 0,
-        )
-        yield GaugeMetricFamily(
-            "hub_open_sockets", "Open TCP connections, HTTP and WebSocket", value=self.open_sockets()
-        )
-        kinds = CounterMetricFamily(
-            "hub_websocket_transports", "WebSocket connections by transport", labels=["kind"]
-        )
-        for kind in ("fast", "asgi"):
-            kinds.add_metric([kind], self.transports[kind])
-        yield kinds
-        dropped = CounterMetricFamily(
-            "hub_sockets_dropped", "Sockets the hub aborted, by reason", labels=["reason"]
-        )
-        for why, count in sorted(self.dropped.items()):
-            dropped.add_metric([why], count)
-        yield dropped
-
-    def attach(self, registry: CollectorRegistry, open_sockets: Callable[[], int]) -> None:
-        self.open_sockets = open_sockets
-        registry.register(self)
-
-
-stats = TransportStats()  # one server per process; the endpoint counts into it too
 
 
 class HubWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -436,57 +388,3 @@ def open_transport(websocket: WebSocket) -> Transport:
         log.warning("websocket fast path inactive: not served by `python -m hub serve`; frames go by ASGI")
     stats.transports["asgi"] += 1
     return AsgiTransport(websocket)
-
-
-def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
-    """uvicorn's configuration for the hub, with the protocol classes above."""
-    ws_protocol = type(
-        "HubWebSocketProtocol",
-        (HubWebSocketProtocol,),
-        {
-            "close_grace": settings.close_grace,
-            "ping_rate": settings.rate_limit_per_second,
-            "ping_burst": float(settings.rate_limit_burst),
-        },
-    )
-    cap = socket_cap(settings.max_connections)
-    if cap < settings.max_connections:
-        log.warning(
-            "fewer sockets than HUB_MAX_CONNECTIONS: the file limit (ulimit -n) is too low",
-            extra={"max_connections": settings.max_connections, "sockets": cap},
-        )
-    http_protocol = type(
-        "GuardedHttpProtocol",
-        (GuardedHttpProtocol,),
-        {
-            "request_timeout": settings.request_timeout,
-            "guard": ConnectionGuard(cap, stats.drop),
-        },
-    )
-    stats.fast_path_active = True
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http=http_protocol,
-        ws=ws_protocol,
-        ws_max_size=settings.max_frame_bytes,
-        ws_ping_interval=PING_INTERVAL,
-        ws_ping_timeout=PING_TIMEOUT,
-        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  # a float works
-        log_config=None,
-        timeout_graceful_shutdown=int(settings.drain_timeout),
-        lifespan="on",
-    )
-
-
-def started(server: uvicorn.Server, registry: CollectorRegistry) -> None:
-    """Export the transport's figures in the hub's metrics and say whether the fast path
-    is on."""
-    stats.attach(registry, lambda: len(server.server_state.connections))
-    versions = {name: importlib.metadata.version(name) for name in ("uvicorn", "websockets")}
-    if stats.fast_path_active:
-        log.info("websocket fast path active", extra=versions)
-    else:
-        log.warning("websocket fast path inactive", extra=versions)

@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 
 from handlers import uvicorn_transport, ws_frames
 from handlers.app import create_app
-from handlers.uvicorn_transport import server_config
+from handlers.server import server_config
 from handlers.ws import direct_lane
 from hub.close_codes import CloseCode
 from hub.config import Settings
