@@ -30,7 +30,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -362,13 +362,17 @@ def release_handshake(websocket: WebSocket) -> None:
         headers.clear()  # in place: Starlette's cached Headers share the list
 
 
-async def receive_frames(websocket: WebSocket, sink: FrameSink) -> None:
+def receive_frames(websocket: WebSocket, sink: FrameSink) -> Coroutine[Any, Any, None]:
     """Call `sink` with each frame the client sends (text as str, binary as bytes) until
-    it disconnects: from the protocol itself when the server is ours, else by ASGI."""
+    it disconnects: from the protocol itself when the server is ours, else by ASGI. (The
+    coroutine itself is returned: no frame of this function waits on an idle socket.)"""
     protocol = websocket.scope.get("extensions", {}).get(SCOPE_KEY)
     if isinstance(protocol, HubWebSocketProtocol):
-        await protocol.receive_into(sink)
-        return
+        return protocol.receive_into(sink)
+    return _receive_by_asgi(websocket, sink)
+
+
+async def _receive_by_asgi(websocket: WebSocket, sink: FrameSink) -> None:
     while True:
         received = await websocket.receive()
         if received["type"] == "websocket.disconnect":
