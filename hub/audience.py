@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -156,9 +156,9 @@ def reserved_data_problem(event_type: str, data: Mapping[str, Any]) -> str | Non
     return None
 
 
-@dataclass(frozen=True)
-class Step:
-    """One event placed in both views: its audience and the previous seq of each view."""
+class Step(NamedTuple):
+    """One event placed in both views: its audience and the previous seq of each view (a
+    named tuple: one per delivered event)."""
 
     audience: str
     prev_staff: int

@@ -45,15 +45,19 @@ class MemoryBroker:
                 del self.bus.subscribers[channel]
 
     async def publish(self, channel: str, seq: int, payload: bytes) -> None:
+        self._deliver(channel, seq, payload)
+
+    async def publish_many(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
+        # Synchronously, message by message: no coroutine per message on the commit path.
+        for channel, seq, payload in messages:
+            self._deliver(channel, seq, payload)
+
+    def _deliver(self, channel: str, seq: int, payload: bytes) -> None:
         for handler in list(self.bus.subscribers.get(channel, {}).values()):
             try:
                 handler(self.node_id, seq, payload)
             except Exception:  # a handler must not raise; if one does, the others still get it
                 log.exception("broker handler failed", extra={"channel": channel})
-
-    async def publish_many(self, messages: Sequence[tuple[str, int, bytes]]) -> None:
-        for channel, seq, payload in messages:
-            await self.publish(channel, seq, payload)
 
     def on_resubscribed(self, callback: ResubscribedCallback) -> None:
         self._callbacks.append(callback)

@@ -219,6 +219,16 @@ def envelope(
     )
 
 
+_ACK = b'{"type":"ack","session_id":%b,"seq":null,"ts":%b,"actor":null,"data":{"id":%b,"seq":%d}}'
+
+
+def ack_message(session_id: str, client_id: Any, seq: int, ts: str) -> bytes:
+    """`envelope("ack", session_id, {"id": client_id, "seq": seq}, ts=ts)`, byte for byte,
+    without the two dicts: one is sent for every event a client writes."""
+    dumps = orjson.dumps
+    return _ACK % (dumps(session_id), dumps(ts), dumps(client_id), seq)
+
+
 def error_message(
     session_id: str, code: str, message: str, client_id: Any = None, details: Any = None
 ) -> bytes:

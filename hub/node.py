@@ -25,7 +25,7 @@ from .close_codes import CloseCode
 from .committer import GroupCommitter, PendingAppend
 from .config import Settings
 from .connection import Connection
-from .events import envelope, iso, now_iso
+from .events import ack_message, envelope, iso, now_iso
 from .hrv_summaries import GroupHrvWriter
 from .inbound import Inbound
 from .membership import Membership
@@ -43,6 +43,7 @@ from .session_state import SessionState
 from .store import AppendRequest, AppendResult, SessionRecord, Store
 from .supervisor import Supervisor
 from .token_refresh import TokenLifetime
+from .wire import WireMessage
 
 log = logging.getLogger("hub")
 
@@ -194,40 +195,45 @@ class Hub:
 
     def _on_committed(self, batch: Sequence[PendingAppend], results: Sequence[AppendResult]) -> None:
         """A stored batch, in order: ack each sender, deliver to this process's room and
-        queue for the broker; then tell the counters and observers once per batch."""
+        queue for the broker; then tell the counters and observers once per batch.
+
+        Each event is encoded once: the same bytes go to the room (which adds `prev_seq`
+        per view) and to the broker; the ack is formatted straight to bytes."""
         acked_at = now_iso()  # the acks of a batch go out together: one timestamp for all
         stored: dict[tuple[int, str], int] = {}  # (session pk, type) -> new events
         last_ts: Any = None
         ts_text = ""
+        rooms = self.rooms
         for pending, result in zip(batch, results, strict=True):
-            if result.error is not None or result.seq is None or result.ts is None:
+            seq, ts = result.seq, result.ts
+            if result.error is not None or seq is None or ts is None:
                 continue
             try:
                 request = pending.request
                 session_id = pending.session_id
-                if result.ts != last_ts:  # a batch's events usually share their commit time
-                    last_ts, ts_text = result.ts, iso(result.ts)
+                if ts != last_ts:  # a batch's events usually share their commit time
+                    last_ts, ts_text = ts, iso(ts)
+                data = result.data
                 payload = envelope(
                     request.type,
                     session_id,
-                    result.data if result.data is not None else request.data,
-                    seq=result.seq,
+                    data if data is not None else request.data,
+                    seq=seq,
                     ts=ts_text,
                     actor=request.actor,
                 )
                 conn = pending.origin
                 if isinstance(conn, Connection):
                     # A resent id gets exactly the first ack again (the contract's idempotency).
-                    ack = {"id": pending.client_id, "seq": result.seq}
-                    conn.offer(envelope("ack", session_id, ack, ts=acked_at).decode())
+                    conn.offer(WireMessage(ack_message(session_id, pending.client_id, seq, acked_at)))
                 if not result.duplicate:
                     key = (request.session_pk, request.type)
                     stored[key] = stored.get(key, 0) + 1
-                room = self.rooms.get(request.session_pk)
+                room = rooms.get(request.session_pk)
                 if room is not None:
-                    room.deliver(result.seq, payload.decode())
+                    room.deliver(seq, payload.decode(), request.type)
                 # Duplicates are published again: the first attempt may have died before publishing.
-                self._enqueue_publish(session_channel(request.session_pk), result.seq, payload)
+                self._enqueue_publish(session_channel(request.session_pk), seq, payload)
             except Exception:  # one bad event must not strand the rest of its batch
                 log.exception("commit delivery failed")
         for (session_pk, event_type), count in stored.items():

@@ -88,45 +88,55 @@ class Room:
         assert self.cursor is not None, "the room is not open yet"
         return self.head, self.cursor.copy()
 
-    def deliver(self, seq: int, payload: str) -> None:
-        if self.next_seq is None:
+    def deliver(self, seq: int, payload: str, event_type: str | None = None) -> None:
+        """`event_type`, when the caller knows it, spares reading it back from `payload`."""
+        next_seq = self.next_seq
+        if next_seq is None:
             self._held[seq] = payload
             return
-        if seq < self.next_seq:
+        if seq < next_seq:
             return
-        if seq > self.next_seq:
+        if seq > next_seq:
             self._held[seq] = payload
             self._schedule_repair()
             return
-        self._emit(seq, payload)
-        self._drain_held()
+        self._emit(seq, payload, event_type or event_type_of(payload))
+        if self._held:
+            self._drain_held()
 
-    def _emit(self, seq: int, payload: str) -> None:
-        assert self.cursor is not None
+    def _emit(self, seq: int, payload: str, event_type: str) -> None:
+        cursor = self.cursor
+        assert cursor is not None
         self.next_seq = seq + 1
-        event_type = event_type_of(payload)
-        step = self.cursor.step(seq, event_type, data_if_needed(event_type, payload))
+        step = cursor.step(seq, event_type, data_if_needed(event_type, payload))
         # One frame per view, framed once and written to every member of that view.
-        staff = list(self.views[STAFF].values())
-        staff_frame = WireMessage(with_prev(payload, step.prev_staff))
-        for member in staff:
-            member.push_event(seq, staff_frame)
-        deliveries = len(staff)
-        if step.audience == EVERYONE and self.views[EVERYONE]:
-            frame = staff_frame
-            if step.prev_everyone != step.prev_staff:
+        deliveries = 0
+        staff = self.views[STAFF]
+        staff_frame: WireMessage | None = None
+        if staff:
+            staff_frame = WireMessage(with_prev(payload, step.prev_staff))
+            members = list(staff.values())
+            for member in members:
+                member.push_event(seq, staff_frame)
+            deliveries = len(members)
+        everyone = self.views[EVERYONE]
+        if step.audience == EVERYONE and everyone:
+            if staff_frame is not None and step.prev_everyone == step.prev_staff:
+                frame = staff_frame
+            else:
                 frame = WireMessage(with_prev(payload, step.prev_everyone))
-            participants = list(self.views[EVERYONE].values())
-            for member in participants:
+            members = list(everyone.values())
+            for member in members:
                 member.push_event(seq, frame)
-            deliveries += len(participants)
+            deliveries += len(members)
         if self._on_event is not None:
             self._on_event(self, seq, event_type, payload, deliveries)
 
     def _drain_held(self) -> None:
         while self.next_seq is not None and self.next_seq in self._held:
             seq = self.next_seq
-            self._emit(seq, self._held.pop(seq))
+            payload = self._held.pop(seq)
+            self._emit(seq, payload, event_type_of(payload))
         if self._held:
             self._schedule_repair()
 

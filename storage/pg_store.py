@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,8 @@ from .session_rows import SESSION_COLUMNS, session_from_row
 from .statements import ensure_account, insert_returning
 
 log = logging.getLogger("hub.storage")
+
+_new_tuple = tuple.__new__  # AppendResult is a named tuple: built from a row without its __new__
 
 # Errors that say "the database is not there", as opposed to "this data is wrong".
 UNREACHABLE = (
@@ -189,17 +192,19 @@ class PgStore:
         writer = await self._take_writer()
         try:
             # One row of arrays rather than a row per item: far less to decode per event.
+            # The requests are tuples: their columns come out of one C-level transpose.
+            pks, types, datas, actors, keys = zip(*items, strict=True)
             row = await writer.fetchrow(
                 "SELECT array_agg(r.out_seq ORDER BY r.n), array_agg(r.out_ts ORDER BY r.n),"
                 " array_agg(r.out_data ORDER BY r.n), array_agg(r.out_duplicate ORDER BY r.n),"
                 " array_agg(r.out_error ORDER BY r.n), array_agg(r.out_status ORDER BY r.n)"
                 " FROM hub_append_events($1::bigint[], $2::text[], $3::jsonb, $4::jsonb, $5::text[])"
                 " WITH ORDINALITY AS r(out_seq, out_ts, out_data, out_duplicate, out_error, out_status, n)",
-                [item.session_pk for item in items],
-                [item.type for item in items],
-                [item.actor for item in items],  # one JSON array each (storage/sql/append.sql)
-                [item.data for item in items],
-                [item.dedupe_key for item in items],
+                pks,
+                types,
+                actors,  # one JSON array each (storage/sql/append.sql)
+                datas,
+                keys,
             )
         except UNREACHABLE:
             await self._drop_writer(writer)  # a fresh connection next time
@@ -211,11 +216,17 @@ class PgStore:
             await self._drop_writer(writer)  # cancelled mid-query: its state is unknown
             raise
         self._idle_writers.append(writer)
+        seqs, stamps, stored, duplicates, errors, statuses = row
         # `out_data` is NULL where the event was stored with the item's own data.
-        return [
-            AppendResult(seq, ts, (item.data or {}) if data is None else data, duplicate, error, status)
-            for item, seq, ts, data, duplicate, error, status in zip(items, *row, strict=True)
-        ]
+        stored = [(data or {}) if out is None else out for data, out in zip(datas, stored, strict=True)]
+        # Results built by C-level calls only (tuple.__new__ over the zipped columns).
+        return list(
+            map(
+                _new_tuple,
+                repeat(AppendResult),
+                zip(seqs, stamps, stored, duplicates, errors, statuses, strict=True),
+            )
+        )
 
     async def read_events(
         self, session_pk: int, after_seq: int, limit: int, upto_seq: int | None = None

@@ -11,7 +11,15 @@ import pytest
 
 from hub.close_codes import CloseCode, should_reconnect
 from hub.connection import Connection, Principal
-from hub.events import DURABLE_TYPES, SENDABLE_BY_ROLE, EventError, parse_client_frame, parse_event
+from hub.events import (
+    DURABLE_TYPES,
+    SENDABLE_BY_ROLE,
+    EventError,
+    ack_message,
+    envelope,
+    parse_client_frame,
+    parse_event,
+)
 from hub.room import Room
 from hub.wire import WireMessage, text_frame
 
@@ -183,6 +191,18 @@ def test_prebuilt_text_frames_match_the_websockets_library(size):
     payload = "é" * (size // 2) + "a" * (size % 2)
     expected = Frame(Opcode.TEXT, payload.encode()).serialize(mask=False, extensions=[])
     assert text_frame(payload.encode()) == expected == WireMessage(payload).frame
+    from_bytes = WireMessage(payload.encode())  # the commit path's: no round trip through str
+    assert from_bytes.frame == expected and from_bytes.text == payload
+
+
+@pytest.mark.parametrize(
+    ("session_id", "client_id", "seq"),
+    [("s-1", "abc", 1), ('é"\\\u2028x', '\u0000"\\', 2**40), ("s", None, 7)],
+)
+def test_an_ack_is_the_envelope_of_an_ack_byte_for_byte(session_id, client_id, seq):
+    ts = "2026-01-01T00:00:00.123456Z"
+    expected = envelope("ack", session_id, {"id": client_id, "seq": seq}, ts=ts)
+    assert ack_message(session_id, client_id, seq, ts) == expected
 
 
 def test_close_code_table_matches_the_protocol_doc():
