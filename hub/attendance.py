@@ -86,6 +86,12 @@ class Attendance:
             data = presence_event_data(info.get("participant_id"), info.get("name"), count)
             await self.committer.append(session, "participant_joined", data, _actor(info))
 
+    def joined_soon(self, session: SessionRecord, info: dict[str, Any], count: int) -> None:
+        """`joined` in the background, only when there is something to write: an observer's
+        join (a storm's bulk) costs no task."""
+        if _recorded(session, info):
+            self.spawn(self.joined(session, info, count))
+
     async def departed(
         self,
         session: SessionRecord | None,

@@ -144,7 +144,7 @@ class Membership:
             # Gone while joining: no welcome, no replay. Its join is written all the
             # same, so that the participant_left its leave writes has its pair.
             if admission is not None and admission.first:
-                self.attendance.spawn(self.attendance.joined(fresh, info, admission.participant_count))
+                self.attendance.joined_soon(fresh, info, admission.participant_count)
             await conn.stop()  # nothing more is held or written for it
             return room
         room_head, room_cursor = room.position()  # together: the replay starts from them
@@ -175,7 +175,7 @@ class Membership:
         if ended:
             conn.close_soon(CloseCode.SESSION_ENDED)
         elif admission is not None and admission.first:
-            self.attendance.spawn(self.attendance.joined(fresh, info, admission.participant_count))
+            self.attendance.joined_soon(fresh, info, admission.participant_count)
         return room
 
     @staticmethod
