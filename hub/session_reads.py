@@ -23,52 +23,57 @@ class _Key:
 
     def __init__(self, read: Callable[[], Awaitable[Any]]):
         self.read = read
-        self.running: asyncio.Future[Any] | None = None
-        self.waiting: asyncio.Future[Any] | None = None  # the next read's answer
+        self.running: list[asyncio.Future[Any]] = []  # the asks the read in flight answers
+        self.waiting: list[asyncio.Future[Any]] | None = None  # the next read's
 
 
 class Batched:
     """At most one read per key in flight, one more queued; every ask is answered by a
-    read that started after it."""
+    read that started after it.
+
+    Each ask waits on a future of its own, answered straight from the read's completion:
+    a cancelled ask cancels only its own future (no `asyncio.shield`, whose extra future
+    and callback cost every join of a storm one more turn of the loop)."""
 
     def __init__(self) -> None:
         self._keys: dict[Hashable, _Key] = {}
         self.reads = 0
 
     async def get(self, key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         slot = self._keys.get(key)
         if slot is None:
             slot = self._keys[key] = _Key(read)
-            self._start(key, slot, None)
+            slot.running.append(answer)
+            self._start(key, slot)
         elif slot.waiting is None:
-            slot.waiting = asyncio.get_running_loop().create_future()
-        answer = slot.waiting if slot.waiting is not None else slot.running
-        assert answer is not None
-        return await asyncio.shield(answer)
+            slot.waiting = [answer]
+        else:
+            slot.waiting.append(answer)
+        return await answer
 
-    def _start(self, key: Hashable, slot: _Key, answer: asyncio.Future[Any] | None) -> None:
+    def _start(self, key: Hashable, slot: _Key) -> None:
         self.reads += 1
         task = asyncio.ensure_future(slot.read())
-        slot.running = task
-        task.add_done_callback(lambda done: self._finished(key, slot, done, answer))
+        task.add_done_callback(lambda done: self._finished(key, slot, done))
 
-    def _finished(
-        self, key: Hashable, slot: _Key, done: asyncio.Future[Any], answer: asyncio.Future[Any] | None
-    ) -> None:
-        if answer is not None and not answer.done():
+    def _finished(self, key: Hashable, slot: _Key, done: asyncio.Future[Any]) -> None:
+        error = None if done.cancelled() else done.exception()  # retrieved, whoever still waits
+        for answer in slot.running:
+            if answer.done():  # its ask was cancelled
+                continue
             if done.cancelled():
                 answer.cancel()
-            elif done.exception() is not None:
-                answer.set_exception(done.exception())  # type: ignore[arg-type]
+            elif error is not None:
+                answer.set_exception(error)
             else:
                 answer.set_result(done.result())
-        elif not done.cancelled():
-            done.exception()  # retrieved: the waiters (if any are left) have it
         waiting, slot.waiting = slot.waiting, None
         if waiting is None:
             self._keys.pop(key, None)
             return
-        self._start(key, slot, waiting)
+        slot.running = waiting
+        self._start(key, slot)
 
 
 class SessionReads:
