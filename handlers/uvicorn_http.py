@@ -135,6 +135,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self._request_arrived()  # the WebSocket protocol answers for the socket from here
         super().handle_websocket_upgrade()
+        # The parser and this protocol refer to each other; with the socket handed over,
+        # nothing feeds the parser again. Without the cycle this protocol is freed now,
+        # not by a collection that must find it among every connection's objects.
+        self.parser = None  # type: ignore[assignment]
 
     def _wait_for_request(self) -> None:
         if self._deadline is None:
