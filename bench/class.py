@@ -50,7 +50,6 @@ import contextlib
 import itertools
 import json
 import math
-import resource
 import secrets
 import signal
 import statistics
@@ -78,13 +77,6 @@ def emit(**fields: Any) -> None:
     """A worker's report to the orchestrator: one JSON line on stdout."""
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
-
-
-def raise_fd_limit(want: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -371,7 +363,7 @@ async def run(args: argparse.Namespace) -> int:
     hub_cpus = load_cpus = None
     if args.pin and len(cpus) >= 2:
         hub_cpus, load_cpus = {cpus[0]}, set(cpus[1:])
-    raise_fd_limit(args.participants * 2 + 4096)
+    fanout.raise_fd_limit(args.participants * 2 + 4096)
     logdir = Path(tempfile.mkdtemp(prefix="class-bench-"))
     name = f"hub_class_{secrets.token_hex(4)}"
     prefix = f"classbench:{secrets.token_hex(4)}:"
@@ -563,7 +555,7 @@ def main() -> None:
     args = parse_args()
     use_uvloop()
     if args.worker == "participants":
-        raise_fd_limit(args.participants * 2 + 1024)
+        fanout.raise_fd_limit(args.participants * 2 + 1024)
         asyncio.run(participants_worker(args))
     elif args.worker == "staff":
         asyncio.run(staff_worker(args))

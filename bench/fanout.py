@@ -78,8 +78,16 @@ def log(msg: str) -> None:
 
 
 def raise_fd_limit(want: int) -> int:
-    """1000 sockets per side plus the server's: lift the soft limit to the hard one."""
+    """Lift the file limit (inherited by the servers and load generators this starts) to
+    `want`: the soft limit up to the hard one, and the hard one too where we may (root), so
+    that 20,000 sockets on each side fit under a 20,000 hard limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+        except (ValueError, OSError):
+            pass  # not allowed: stay under the hard limit
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
