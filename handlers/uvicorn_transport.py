@@ -32,10 +32,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.websockets import WebSocket
+from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 
 from hub.close_codes import CloseCode, reason
 from hub.connection import Transport
@@ -44,6 +46,7 @@ from hub.wire import WireMessage
 
 from .transport_stats import stats
 from .ws_frames import BINARY, HAND_OVER, INCOMPLETE, TEXT, apply_mask, at_frame_boundary, frame_at
+from .ws_handshake import PlainHandshake, plain_handshake, request_bytes, response_101
 
 log = logging.getLogger("hub.transport")
 
@@ -77,6 +80,67 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         self._owns_stream = False  # `_split` cuts the frames; websockets sees whole ones only
         self._partial: bytearray | None = None  # the start of a frame `_split` waits for
         self._frame_limit = 0  # the largest payload `_split` reads itself (websockets' limit)
+        self._plain: PlainHandshake | None = None  # answered without websockets' parse
+
+    # -- the handshake: a plain one from httptools' parse (ws_handshake)
+
+    def upgrade(self, method: str, url: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        """The upgrade request as httptools parsed it (`GuardedHttpProtocol`): a plainly
+        valid one opens here; any other is written out for websockets to judge."""
+        plain = plain_handshake(method, headers)
+        if plain is None:
+            self.data_received(request_bytes(method, url, headers))
+            return
+        conn = self.conn
+        conn.accept_called = True
+        conn.origin = plain.origin  # type: ignore[assignment]
+        # websockets' parser waits for the request it will not see: on to the frames.
+        conn.parser = Protocol.parse(conn)
+        next(conn.parser)
+        self._plain = plain
+        self.handshake_initiated = True
+        raw_path, _, query_string = url.decode("ascii").partition("?")
+        self.scope = {
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": self.root_path,
+            "path": self.root_path + unquote(raw_path),
+            "raw_path": self.root_path.encode("ascii") + raw_path.encode("ascii"),
+            "query_string": query_string.encode("ascii"),
+            "headers": headers,
+            "subprotocols": plain.subprotocols,
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}, SCOPE_KEY: self},  # type: ignore[dict-item]
+        }
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+
+    def _accept_plain(self, plain: PlainHandshake, message: Any) -> None:
+        """uvicorn's accept, for a handshake `upgrade` took: the same 101, written at once."""
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info(
+                '%s - "WebSocket %s" [accepted]',
+                get_client_addr(self.scope),
+                get_path_with_query_string(self.scope),
+            )
+        if self.transport.is_closing():
+            return
+        self._plain = None
+        response = response_101(
+            plain.accept, self.default_headers, list(message.get("headers", [])), message.get("subprotocol")
+        )
+        self.handshake_complete = True
+        self.conn.state = State.OPEN
+        if self.conn.logger.isEnabledFor(logging.INFO):
+            self.conn.logger.info("connection open")
+        self.transport.write(response)
+        self.start_keepalive()
 
     # -- the fast path: the endpoint finds this protocol in its scope
 
@@ -215,6 +279,13 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
     # -- closing: a bounded read for the peer's close, then the socket goes
 
     async def send(self, message: Any) -> None:
+        plain = self._plain
+        if plain is not None and message["type"] == "websocket.accept" and self.initial_response is None:
+            await self.writable.wait()
+            if self.disconnected:
+                raise ClientDisconnected()
+            self._accept_plain(plain, message)
+            return
         if message["type"] == "websocket.close" and self.handshake_complete and not self.close_sent:
             if self.initial_response is None:
                 # Not behind `writable`: a peer that does not read must still be let go.
