@@ -20,6 +20,7 @@ from hub.store import (
 )
 
 from .migrate import apply_migrations
+from .pool_reset import fetchrow_read_only, reset_unless_read_only
 from .session_rows import SESSION_COLUMNS, session_from_row
 from .statements import ensure_account, insert_returning
 
@@ -86,6 +87,7 @@ class PgStore:
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
+            reset=reset_unless_read_only,
             command_timeout=30,
             timeout=5,
         )
@@ -144,7 +146,8 @@ class PgStore:
         return session_from_row(row)
 
     async def get_session(self, account_id: str, session_id: str) -> SessionRecord | None:
-        row = await self.pool.fetchrow(
+        row = await fetchrow_read_only(
+            self.pool,
             f"SELECT {SESSION_COLUMNS} FROM hub_sessions WHERE account_id = $1 AND session_id = $2",
             account_id,
             session_id,
@@ -152,7 +155,9 @@ class PgStore:
         return session_from_row(row) if row else None
 
     async def get_session_by_pk(self, pk: int) -> SessionRecord | None:
-        row = await self.pool.fetchrow(f"SELECT {SESSION_COLUMNS} FROM hub_sessions WHERE id = $1", pk)
+        row = await fetchrow_read_only(
+            self.pool, f"SELECT {SESSION_COLUMNS} FROM hub_sessions WHERE id = $1", pk
+        )
         return session_from_row(row) if row else None
 
     async def list_sessions(
