@@ -9,6 +9,9 @@
   can take them (no ASGI round trip per member). Under any other server the endpoint
   gets plain ASGI sends and the hub says so (log line, `hub_fast_path_active 0`,
   `hub_websocket_transports_total{kind="asgi"}`);
+- **the handshake from httptools' parse**: a plainly valid upgrade request is answered
+  from the request httptools parsed, without websockets parsing it again
+  (`ws_handshake`); any other goes through websockets' checks as before;
 - **the inbound fast path**: `receive_frames()` has the protocol hand each frame the
   client sends to the hub as it is parsed, inside `data_received`: no ASGI message, no
   queue, no task wakeup and no pause and resume of reading per frame (a burst of frames
@@ -32,7 +35,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import unquote
 
 from starlette.websockets import WebSocket
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
@@ -46,7 +48,7 @@ from hub.wire import WireMessage
 
 from .transport_stats import stats
 from .ws_frames import BINARY, HAND_OVER, INCOMPLETE, TEXT, apply_mask, at_frame_boundary, frame_at
-from .ws_handshake import PlainHandshake, plain_handshake, request_bytes, response_101
+from .ws_handshake import PlainHandshake, plain_handshake, request_bytes, response_101, websocket_scope
 
 log = logging.getLogger("hub.transport")
 
@@ -99,23 +101,8 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         next(conn.parser)
         self._plain = plain
         self.handshake_initiated = True
-        raw_path, _, query_string = url.decode("ascii").partition("?")
-        self.scope = {
-            "type": "websocket",
-            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
-            "http_version": "1.1",
-            "scheme": self.scheme,
-            "server": self.server,
-            "client": self.client,
-            "root_path": self.root_path,
-            "path": self.root_path + unquote(raw_path),
-            "raw_path": self.root_path.encode("ascii") + raw_path.encode("ascii"),
-            "query_string": query_string.encode("ascii"),
-            "headers": headers,
-            "subprotocols": plain.subprotocols,
-            "state": self.app_state.copy(),
-            "extensions": {"websocket.http.response": {}, SCOPE_KEY: self},  # type: ignore[dict-item]
-        }
+        self.scope = websocket_scope(self, url, headers, plain.subprotocols)  # type: ignore[assignment]
+        self.scope["extensions"][SCOPE_KEY] = self  # type: ignore[index,assignment]
         self.queue.put_nowait({"type": "websocket.connect"})
         task = self.loop.create_task(self.run_asgi())
         task.add_done_callback(self.on_task_complete)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
+from urllib.parse import unquote
 
 from websockets.headers import parse_subprotocol
 from websockets.utils import accept_key
@@ -112,3 +114,28 @@ def response_101(
         output += [b"Sec-WebSocket-Protocol: ", subprotocol.encode("latin-1"), b"\r\n"]
     output.append(b"\r\n")
     return b"".join(output)
+
+
+def websocket_scope(
+    protocol: Any, url: bytes, headers: list[tuple[bytes, bytes]], subprotocols: list[str]
+) -> dict[str, Any]:
+    """The ASGI scope uvicorn's websockets-sansio protocol builds, from httptools' parse:
+    the same headers (httptools' own list: lower-case names, raw values)."""
+    raw_path, _, query_string = url.decode("ascii").partition("?")
+    root_path = protocol.root_path
+    return {
+        "type": "websocket",
+        "asgi": {"version": protocol.asgi_version, "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": protocol.scheme,
+        "server": protocol.server,
+        "client": protocol.client,
+        "root_path": root_path,
+        "path": root_path + unquote(raw_path),
+        "raw_path": root_path.encode("ascii") + raw_path.encode("ascii"),
+        "query_string": query_string.encode("ascii"),
+        "headers": headers,
+        "subprotocols": subprotocols,
+        "state": protocol.app_state.copy(),
+        "extensions": {"websocket.http.response": {}},
+    }
