@@ -4,18 +4,19 @@
 (`handlers.server.server_config`): uvicorn's websockets-sansio protocol with
 
 - **the fan-out fast path**: the protocol puts itself in the connection's scope
-  (`scope["extensions"]["hub.transport"]`), and `open_transport()` gives the endpoint a
-  transport that writes a room's ready-made frames straight onto the socket when it
-  can take them (no ASGI round trip per member). Under any other server the endpoint
-  gets plain ASGI sends and the hub says so (log line, `hub_fast_path_active 0`,
-  `hub_websocket_transports_total{kind="asgi"}`);
+  (`scope["extensions"]["hub.transport"]`), and `open_transport()`
+  (handlers/ws_transports.py) gives the endpoint a transport that writes a room's
+  ready-made frames straight onto the socket when it can take them (no ASGI round trip
+  per member). Under any other server the endpoint gets plain ASGI sends and the hub
+  says so (log line, `hub_fast_path_active 0`, `hub_websocket_transports_total{kind="asgi"}`);
 - **the handshake from httptools' parse**: a plainly valid upgrade request is answered
   from the request httptools parsed, without websockets parsing it again
   (`ws_handshake`); any other goes through websockets' checks as before;
-- **the inbound fast path**: `receive_frames()` has the protocol hand each frame the
-  client sends to the hub as it is parsed, inside `data_received`: no ASGI message, no
-  queue, no task wakeup and no pause and resume of reading per frame (a burst of frames
-  in one read is handled in one go). Under any other server, Starlette's `receive()`;
+- **the inbound fast path**: `receive_frames()` (handlers/ws_transports.py) has the
+  protocol hand each frame the client sends to the hub as it is parsed, inside
+  `data_received`: no ASGI message, no queue, no task wakeup and no pause and resume of
+  reading per frame (a burst of frames in one read is handled in one go). Under any other
+  server, Starlette's `receive()`;
 - **pongs only while the peer reads**: uvicorn writes a pong for every ping, whether or
   not the peer reads them, so a client that pings and never reads grows the hub's
   buffer without bound. Here a pong is written only while the socket is writable (only
@@ -33,18 +34,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
-from starlette.websockets import WebSocket
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import Protocol, State
 
 from hub.close_codes import CloseCode, reason
-from hub.connection import Transport
 from hub.slim_sync import Flag, Inbox
-from hub.wire import WireMessage
 
 from .transport_stats import stats
 from .ws_frames import BINARY, HAND_OVER, INCOMPLETE, TEXT, apply_mask, at_frame_boundary, frame_at
@@ -365,88 +363,3 @@ def _deliver(message: Any, sink: FrameSink) -> bool:
     text = message.get("text")
     sink(text if text is not None else message.get("bytes") or b"")
     return False
-
-
-class FastTransport:
-    """A member's socket, written directly: the room's frames in one write when the socket
-    can take them now (the fan-out hot path), otherwise an ASGI send, which waits."""
-
-    def __init__(self, protocol: HubWebSocketProtocol):
-        self._protocol = protocol
-        self.can_write_now = protocol.can_write_now
-
-    def write_frames(self, frames: list[bytes]) -> None:
-        self._protocol.transport.write(b"".join(frames))
-
-    def gone(self) -> bool:
-        """The peer closed or the socket is lost (or is being closed)."""
-        protocol = self._protocol
-        return protocol.disconnected or protocol.close_sent or protocol.transport.is_closing()
-
-    async def send(self, message: WireMessage) -> None:
-        await self._protocol.send({"type": "websocket.send", "text": message.text})
-
-    async def close(self, code: int, reason: str) -> None:
-        self._protocol.close_now(code, reason)
-
-
-class AsgiTransport:
-    """Any other ASGI server: every frame through Starlette's WebSocket."""
-
-    def __init__(self, websocket: WebSocket):
-        self._websocket = websocket
-
-    def can_write_now(self) -> bool:
-        return False
-
-    def write_frames(self, frames: list[bytes]) -> None:  # never called: can_write_now is False
-        raise RuntimeError("no direct writes without the uvicorn transport")
-
-    async def send(self, message: WireMessage) -> None:
-        await self._websocket.send_text(message.text)
-
-    async def close(self, code: int, reason: str) -> None:
-        try:
-            await self._websocket.close(code, reason)
-        except Exception:
-            pass  # already closed by the peer
-
-
-def release_handshake(websocket: WebSocket) -> None:
-    """Admission has read the handshake's headers (token, origin, subprotocol); an open
-    socket keeps none of them (about 1 KB each, held for the connection's life)."""
-    headers = websocket.scope.get("headers")
-    if isinstance(headers, list):
-        headers.clear()  # in place: Starlette's cached Headers share the list
-
-
-def receive_frames(websocket: WebSocket, sink: FrameSink) -> Coroutine[Any, Any, None]:
-    """Call `sink` with each frame the client sends (text as str, binary as bytes) until
-    it disconnects: from the protocol itself when the server is ours, else by ASGI. (The
-    coroutine itself is returned: no frame of this function waits on an idle socket.)"""
-    protocol = websocket.scope.get("extensions", {}).get(SCOPE_KEY)
-    if isinstance(protocol, HubWebSocketProtocol):
-        return protocol.receive_into(sink)
-    return _receive_by_asgi(websocket, sink)
-
-
-async def _receive_by_asgi(websocket: WebSocket, sink: FrameSink) -> None:
-    while True:
-        received = await websocket.receive()
-        if received["type"] == "websocket.disconnect":
-            return
-        frame = received.get("text")
-        sink(frame if frame is not None else received.get("bytes") or b"")
-
-
-def open_transport(websocket: WebSocket) -> Transport:
-    """The transport for an accepted WebSocket: the fast one when the server is ours."""
-    protocol = websocket.scope.get("extensions", {}).get(SCOPE_KEY)
-    if isinstance(protocol, HubWebSocketProtocol):
-        stats.transports["fast"] += 1
-        return FastTransport(protocol)
-    if not stats.transports["asgi"]:
-        stats.fast_path_active = False
-        log.warning("websocket fast path inactive: not served by `python -m hub serve`; frames go by ASGI")
-    stats.transports["asgi"] += 1
-    return AsgiTransport(websocket)

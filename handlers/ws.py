@@ -37,7 +37,7 @@ from .admission import Name, admit, claim_slot, count_close, ensure_accepting, r
 from .api import parse_params
 from .auth import websocket_token
 from .query import QueryInt, query_model
-from .uvicorn_transport import open_transport, receive_frames, release_handshake
+from .ws_transports import open_transport, receive_frames, release_handshake
 
 log = logging.getLogger("hub.ws")
 _UNAVAILABLE_LOG = Throttle(1.0)  # refusals for a missing database or presence

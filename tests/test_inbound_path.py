@@ -1,4 +1,4 @@
-"""How a client's frames reach the hub (handlers/uvicorn_transport.py `receive_frames`):
+"""How a client's frames reach the hub (`receive_frames` in handlers/ws_transports.py):
 under the hub's own protocol straight from the socket's reads, under any other ASGI
 server through Starlette's `receive()`; the same answers either way, and a fault while
 handling a frame still closes the connection with 1011.
