@@ -17,7 +17,7 @@ import httpx
 import jwt
 import orjson
 
-from tests.support import HubProcess, admin_dsn, database_dsn, start_hub
+from tests.support import HubProcess, admin_execute, database_dsn, start_hub
 
 SECRET = "test-secret-for-the-auth-suite-0123456789abcdef"
 OTHER_SECRET = "a-different-secret-nobody-configured-0123456789"
@@ -110,15 +110,7 @@ def auth(token_text: str | None) -> dict[str, str]:
 def token_hub(pg_base: str, **env: str) -> Iterator[tuple[HubProcess, str]]:
     """A hub in token mode on a database of its own; (hub, dsn). For module fixtures."""
     name = f"hubtest_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_dsn(pg_base))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_execute(pg_base, f'CREATE DATABASE "{name}"'))
     dsn = database_dsn(pg_base, name)
     hub: HubProcess | None = None
     try:
@@ -127,7 +119,7 @@ def token_hub(pg_base: str, **env: str) -> Iterator[tuple[HubProcess, str]]:
     finally:
         if hub is not None:
             hub.stop()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_execute(pg_base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def make_session(hub: HubProcess, account: str, session_id: str, start: bool = True, **fields: Any) -> None:

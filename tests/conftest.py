@@ -22,7 +22,7 @@ import redis
 from storage.migrate import apply_migrations
 from tests.cluster_tools import SharedRedis
 from tests.redis_cluster_tools import RedisClusterServers
-from tests.support import ROOT, HubProcess, admin_dsn, database_dsn, start_hub
+from tests.support import ROOT, HubProcess, admin_dsn, admin_execute, database_dsn, start_hub
 
 BASE_DSN = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -138,13 +138,6 @@ def migrated_template(pg_base: str) -> Iterator[str]:
 
     name = f"hubtest_tmpl_{uuid.uuid4().hex[:12]}"
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_dsn(pg_base))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     async def migrate() -> None:
         conn = await asyncpg.connect(database_dsn(pg_base, name))
         try:
@@ -152,29 +145,21 @@ def migrated_template(pg_base: str) -> Iterator[str]:
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_execute(pg_base, f'CREATE DATABASE "{name}"'))
     try:
         asyncio.run(migrate())
         yield name
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_execute(pg_base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
 async def database(pg_base: str, migrated_template: str) -> AsyncIterator[str]:
     """A fresh database for this test, with the schema but no rows; dropped afterwards."""
     name = f"hubtest_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_dsn(pg_base))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
-    finally:
-        await admin.close()
+    await admin_execute(pg_base, f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
     yield database_dsn(pg_base, name)
-    admin = await asyncpg.connect(admin_dsn(pg_base))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await admin_execute(pg_base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -59,6 +60,15 @@ def admin_dsn(dsn: str) -> str:
 def database_dsn(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def admin_execute(dsn: str, sql: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE) on the server's maintenance database."""
+    conn = await asyncpg.connect(admin_dsn(dsn))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 def free_port() -> int:
