@@ -209,27 +209,50 @@ CLIENT_CPUS: set[int] | None = None
 
 
 async def spawn(
-    name: str, cmd: list[str], logdir: Path, env: dict[str, str] | None = None
+    name: str,
+    cmd: list[str],
+    logdir: Path,
+    env: dict[str, str] | None = None,
+    *,
+    cpus: set[int] | None = None,
+    port_on_stdout: bool = False,
 ) -> tuple[asyncio.subprocess.Process, Path]:
-    """Start a server. Peers print their port on stdout; the hub's output all goes to its log."""
+    """Start a server pinned to `cpus` (default SERVER_CPUS). Peers print their port on
+    stdout (`port_on_stdout`); otherwise all output goes to the log, which collects every
+    run's output under one name."""
     log_path = logdir / f"{name}.log"
-    with log_path.open("wb") as log_file:
+    with log_path.open("ab") as log_file:
         proc = await asyncio.create_subprocess_exec(
             *cmd,
             # A pipe we never write to: the peers exit when it closes (that is, when we die).
             stdin=asyncio.subprocess.PIPE,
-            stdout=log_file if name == "hub" else asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE if port_on_stdout else log_file,
             stderr=log_file,
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             start_new_session=True,  # our Ctrl-C must not reach it before we stop it cleanly
-            preexec_fn=pinned(SERVER_CPUS),
+            preexec_fn=pinned(SERVER_CPUS if cpus is None else cpus),
         )
     return proc, log_path
 
 
+async def wait_healthy(proc: asyncio.subprocess.Process, port: int, log_path: Path, timeout: float) -> None:
+    """Until the hub on `port` answers /healthz 200; RuntimeError if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.returncode is not None:
+            raise RuntimeError(f"hub exited with {proc.returncode} before /healthz; see {log_path}")
+        with contextlib.suppress(OSError):
+            status, _ = await asyncio.to_thread(http, "GET", f"http://{HOST}:{port}/healthz", None, 2)
+            if status == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"hub not healthy after {timeout}s; see {log_path}")
+        await asyncio.sleep(0.2)
+
+
 async def start_peer(name: str, cmd: list[str], logdir: Path) -> Server:
-    proc, log_path = await spawn(name, cmd, logdir)
+    proc, log_path = await spawn(name, cmd, logdir, port_on_stdout=True)
     server = Server(name, proc, 0, log_path)
     try:
         assert proc.stdout is not None
@@ -350,19 +373,11 @@ async def start_hub(args: argparse.Namespace, logdir: Path) -> Server:
     info = {"database": "postgresql" if db_url else "embedded", "db_name": db_name if db_url else None}
     server = Server("hub", proc, port, log_path, info)
     server.cleanup = cleanup
-    deadline = time.monotonic() + args.hub_start_timeout
-    while True:
-        if proc.returncode is not None:
-            await server.stop()
-            raise RuntimeError(f"hub exited with {proc.returncode} before /healthz; see {log_path}")
-        with contextlib.suppress(OSError):
-            status, _ = await asyncio.to_thread(http, "GET", f"http://{HOST}:{port}/healthz", None, 2)
-            if status == 200:
-                break
-        if time.monotonic() > deadline:
-            await server.stop()
-            raise RuntimeError(f"hub not healthy after {args.hub_start_timeout}s; see {log_path}")
-        await asyncio.sleep(0.25)
+    try:
+        await wait_healthy(proc, port, log_path, args.hub_start_timeout)
+    except RuntimeError:
+        await server.stop()
+        raise
     return server
 
 

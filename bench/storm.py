@@ -93,39 +93,15 @@ class Hub:
 
 async def start_hub(n: int, env: dict[str, str], logdir: Path, cpus: set[int] | None) -> Hub:
     port = free_port()
-    log_path = logdir / f"hub{n}.log"
-    with log_path.open("ab") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hub",
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--no-links",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            start_new_session=True,
-            preexec_fn=fanout.pinned(cpus),
-        )
+    cmd = [sys.executable, "-m", "hub", "serve", "--host", HOST, "--port", str(port), "--no-links"]
+    proc, log_path = await fanout.spawn(f"hub{n}", cmd, logdir, env, cpus=cpus)
     hub = Hub(proc, port, log_path)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.returncode is not None:
-            raise RuntimeError(f"hub {n} exited with {proc.returncode}; see {log_path}")
-        with contextlib.suppress(OSError):
-            status, _ = await asyncio.to_thread(fanout.http, "GET", f"http://{HOST}:{port}/healthz", None, 2)
-            if status == 200:
-                return hub
-        if time.monotonic() > deadline:
-            await hub.stop()
-            raise RuntimeError(f"hub {n} not healthy after 60 s; see {log_path}")
-        await asyncio.sleep(0.2)
+    try:
+        await fanout.wait_healthy(proc, port, log_path, 60)
+    except RuntimeError:
+        await hub.stop()
+        raise
+    return hub
 
 
 async def new_session(port: int, capacity: int) -> str:

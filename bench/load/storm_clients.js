@@ -184,35 +184,31 @@ function group(name) {
   return clients.filter((c) => name === 'all' || c.group === name);
 }
 
-async function drop(name) {
-  const mine = group(name);
+// Until every client of `mine` has seen its socket close (closing it first if `close`).
+async function closed(mine, close) {
   await Promise.all(
     mine.map(
       (c) =>
         new Promise((resolve) => {
           if (!c.ws) return resolve();
           c.onClose = () => resolve();
-          c.ws.close(1000);
+          if (close) c.ws.close(1000);
         }),
     ),
   );
   for (const c of mine) c.onClose = null;
+}
+
+async function drop(name) {
+  const mine = group(name);
+  await closed(mine, true);
   emit({ event: 'dropped', clients: mine.length });
 }
 
 async function lost(name) {
   const mine = group(name);
   const t0 = now();
-  await Promise.all(
-    mine.map(
-      (c) =>
-        new Promise((resolve) => {
-          if (!c.ws) return resolve();
-          c.onClose = () => resolve();
-        }),
-    ),
-  );
-  for (const c of mine) c.onClose = null;
+  await closed(mine, false);
   emit({ event: 'lost', clients: mine.length, after_s: (now() - t0) / 1000 });
 }
 
