@@ -40,9 +40,12 @@ class Bucket:
         self.stamp = time.monotonic() if now is None else now
 
     def refill(self, now: float) -> float:
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        tokens = self.tokens + (now - self.stamp) * self.rate
+        if tokens > self.capacity:  # not min(): this runs for every frame, three times
+            tokens = self.capacity
+        self.tokens = tokens
         self.stamp = now
-        return self.tokens
+        return tokens
 
     def wait(self, cost: float, now: float) -> float:
         """Seconds until `cost` fits (0: it fits now); a cost above the capacity is
@@ -51,15 +54,10 @@ class Bucket:
         return 0.0 if missing <= 0 else missing / self.rate
 
     def has_one(self, now: float) -> bool:
-        """`wait(1.0, now) <= 0` (refilled, one token is there), for the per-frame check:
-        the same figures without the three calls."""
-        tokens = self.tokens + (now - self.stamp) * self.rate
-        capacity = self.capacity
-        if tokens > capacity:
-            tokens = capacity
-        self.tokens = tokens
-        self.stamp = now
-        return tokens >= 1.0 or tokens >= capacity
+        """`wait(1.0, now) <= 0` (refilled, one token is there), for the per-frame check
+        without the division and the extra calls of `wait`."""
+        tokens = self.refill(now)
+        return tokens >= 1.0 or tokens >= self.capacity
 
     def take(self, cost: float = 1.0, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
