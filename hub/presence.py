@@ -25,12 +25,12 @@ or die; the guarantees below are what the hub (`hub.attendance`) builds that on:
   `refresh`, which answers the members whose departure was written (the hub writes their
   `participant_joined`); entries the backend merely lost (a restart) come back silently,
   since no departure was written for them.
-- **User slots.** `claim_user_slot` caps a user's live connections (per account and
-  user, across every process and room): it registers the connection and answers True
-  unless the user already holds `limit` slots, atomically, so racing claims on any
-  processes never admit more than `limit`. `claim_slots` does the same in several pools
-  of one account at once, all or none. Claiming a slot the connection already holds
-  answers True again. `release_user_slot` (`release_slots`) frees it (releasing twice is harmless). Slots
+- **User slots.** `claim_slots` caps a user's live connections (per account and user,
+  across every process and room): it registers the connection unless the user already
+  holds its `limit` of slots, atomically, so racing claims on any processes never admit
+  more than `limit`; in several pools of one account at once, all or none. Claiming a
+  slot the connection already holds admits it again. `release_slots` frees them
+  (releasing twice is harmless). Slots
   live like the other entries: `refresh` keeps this process's alive, and those of a
   process that stops refreshing expire within the TTL, so a crash never locks a user
   out for longer than that. (A process that stalls past the TTL registers its slots
@@ -137,16 +137,8 @@ class Presence(Protocol):
         pool is full (held by live connections on any process; nothing is registered)."""
         ...
 
-    async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
-        """`claim_slots` in one pool: True when admitted."""
-        ...
-
     async def release_slots(self, account: str, users: list[str], conn_id: str) -> None:
         """Free the slots `conn_id` holds in these pools, if any."""
-        ...
-
-    async def release_user_slot(self, account: str, user: str, conn_id: str) -> None:
-        """`release_slots` in one pool."""
         ...
 
     async def refresh(self) -> list[MemberChange]:

@@ -104,9 +104,6 @@ class MemoryPresence:
             self._slots.setdefault((account, user), set()).add(conn_id)
         return None
 
-    async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
-        return await self.claim_slots(account, conn_id, {user: limit}) is None
-
     async def release_slots(self, account: str, users: list[str], conn_id: str) -> None:
         for user in users:
             held = self._slots.get((account, user))
@@ -115,9 +112,6 @@ class MemoryPresence:
             held.discard(conn_id)
             if not held:
                 del self._slots[(account, user)]
-
-    async def release_user_slot(self, account: str, user: str, conn_id: str) -> None:
-        await self.release_slots(account, [user], conn_id)
 
     async def refresh(self) -> list[MemberChange]:
         return []  # nothing expires, so nothing comes back

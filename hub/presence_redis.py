@@ -324,9 +324,6 @@ class RedisPresence:
             self._my_slots.setdefault(key, set()).add(field)
         return None
 
-    async def claim_user_slot(self, account: str, user: str, conn_id: str, limit: int) -> bool:
-        return await self.claim_slots(account, conn_id, {user: limit}) is None
-
     async def release_slots(self, account: str, users: list[str], conn_id: str) -> None:
         keys = [self._slot_key(account, user) for user in dict.fromkeys(users)]
         field = f"{self.node_id}{SEP}{conn_id}"
@@ -341,9 +338,6 @@ class RedisPresence:
             await self._retry(self._release, keys=keys, args=[field])
         except (RedisError, OSError) as exc:
             raise PresenceUnavailable(str(exc)) from exc
-
-    async def release_user_slot(self, account: str, user: str, conn_id: str) -> None:
-        await self.release_slots(account, [user], conn_id)
 
     async def refresh(self) -> list[MemberChange]:
         """Extends this process's entries by their fields alone (no info: a storm's

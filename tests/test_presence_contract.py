@@ -46,6 +46,15 @@ async def processes(request: Any) -> AsyncIterator[Callable[..., Any]]:
         await presence.close()
 
 
+async def claim(presence: Any, account: str, user: str, conn_id: str, limit: int) -> bool:
+    """A slot in one pool: True when admitted."""
+    return await presence.claim_slots(account, conn_id, {user: limit}) is None
+
+
+async def release(presence: Any, account: str, user: str, conn_id: str) -> None:
+    await presence.release_slots(account, [user], conn_id)
+
+
 def info(user: str, role: str = "participant") -> dict[str, Any]:
     return {"participant_id": user, "name": user.title(), "role": role, "joined_at": "t"}
 
@@ -235,28 +244,28 @@ async def test_rooms_lists_rooms_with_entries_on_any_process(processes):
 
 async def test_user_slots_cap_a_users_connections_on_every_process(processes):
     a, b = processes("a"), processes("b")
-    assert await a.claim_user_slot("acme", "bob", "c1", 2) is True
-    assert await b.claim_user_slot("acme", "bob", "c2", 2) is True
-    assert await a.claim_user_slot("acme", "bob", "c3", 2) is False
-    assert await b.claim_user_slot("acme", "bob", "c4", 2) is False
-    assert await a.claim_user_slot("acme", "bob", "c1", 2) is True  # held already: not counted twice
-    assert await b.claim_user_slot("acme", "bob", "c4", 2) is False
+    assert await claim(a, "acme", "bob", "c1", 2) is True
+    assert await claim(b, "acme", "bob", "c2", 2) is True
+    assert await claim(a, "acme", "bob", "c3", 2) is False
+    assert await claim(b, "acme", "bob", "c4", 2) is False
+    assert await claim(a, "acme", "bob", "c1", 2) is True  # held already: not counted twice
+    assert await claim(b, "acme", "bob", "c4", 2) is False
     # other users, and the same user id in another account, have slots of their own
-    assert await b.claim_user_slot("acme", "amy", "c5", 2) is True
-    assert await b.claim_user_slot("other", "bob", "c6", 2) is True
-    assert await a.claim_user_slot("ac", "me:bob", "c7", 1) is True  # no key collision
+    assert await claim(b, "acme", "amy", "c5", 2) is True
+    assert await claim(b, "other", "bob", "c6", 2) is True
+    assert await claim(a, "ac", "me:bob", "c7", 1) is True  # no key collision
 
 
 async def test_the_accounts_pool_is_apart_from_its_users(processes):
     a, b = processes("a"), processes("b")
-    assert await a.claim_user_slot("acme", "bob", "c1", 1) is True
-    assert await a.claim_user_slot("acme", ACCOUNT_SLOTS, "c1", 2) is True  # the same connection
-    assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c2", 2) is True
-    assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c3", 2) is False
-    assert await b.claim_user_slot("acme", "amy", "c3", 1) is True  # the user pools are not full
-    assert await a.claim_user_slot("acm", ACCOUNT_SLOTS, "c4", 1) is True  # no key collision
-    await a.release_user_slot("acme", ACCOUNT_SLOTS, "c1")
-    assert await b.claim_user_slot("acme", ACCOUNT_SLOTS, "c3", 2) is True
+    assert await claim(a, "acme", "bob", "c1", 1) is True
+    assert await claim(a, "acme", ACCOUNT_SLOTS, "c1", 2) is True  # the same connection
+    assert await claim(b, "acme", ACCOUNT_SLOTS, "c2", 2) is True
+    assert await claim(b, "acme", ACCOUNT_SLOTS, "c3", 2) is False
+    assert await claim(b, "acme", "amy", "c3", 1) is True  # the user pools are not full
+    assert await claim(a, "acm", ACCOUNT_SLOTS, "c4", 1) is True  # no key collision
+    await release(a, "acme", ACCOUNT_SLOTS, "c1")
+    assert await claim(b, "acme", ACCOUNT_SLOTS, "c3", 2) is True
 
 
 async def test_slots_in_a_users_and_its_accounts_pools_are_claimed_all_or_none(processes):
@@ -267,7 +276,7 @@ async def test_slots_in_a_users_and_its_accounts_pools_are_claimed_all_or_none(p
     assert await b.claim_slots("acme", "c2", pools) == "bob"  # and the account's slot not taken:
     assert await b.claim_slots("acme", "c3", {"amy": 1, ACCOUNT_SLOTS: 2}) is None
     assert await b.claim_slots("acme", "c4", {"eve": 1, ACCOUNT_SLOTS: 2}) == ACCOUNT_SLOTS
-    assert await b.claim_user_slot("acme", "eve", "c5", 1) is True  # eve's slot was not taken either
+    assert await claim(b, "acme", "eve", "c5", 1) is True  # eve's slot was not taken either
     await a.release_slots("acme", ["bob", ACCOUNT_SLOTS], "c1")
     await a.release_slots("acme", ["bob", ACCOUNT_SLOTS], "c1")  # twice: harmless
     assert await b.claim_slots("acme", "c2", pools) is None
@@ -285,82 +294,82 @@ async def test_racing_claims_in_two_pools_never_exceed_either_limit(processes):
 
 async def test_releasing_a_user_slot_admits_the_next_connection(processes):
     a, b = processes("a"), processes("b")
-    assert await a.claim_user_slot("acme", "bob", "c1", 1) is True
-    assert await b.claim_user_slot("acme", "bob", "c2", 1) is False
-    await a.release_user_slot("acme", "bob", "c1")
-    await a.release_user_slot("acme", "bob", "c1")  # twice: harmless
-    await b.release_user_slot("acme", "bob", "c9")  # never claimed: harmless
-    assert await b.claim_user_slot("acme", "bob", "c2", 1) is True
-    assert await a.claim_user_slot("acme", "bob", "c3", 1) is False
+    assert await claim(a, "acme", "bob", "c1", 1) is True
+    assert await claim(b, "acme", "bob", "c2", 1) is False
+    await release(a, "acme", "bob", "c1")
+    await release(a, "acme", "bob", "c1")  # twice: harmless
+    await release(b, "acme", "bob", "c9")  # never claimed: harmless
+    assert await claim(b, "acme", "bob", "c2", 1) is True
+    assert await claim(a, "acme", "bob", "c3", 1) is False
 
 
 async def test_racing_claims_never_exceed_the_limit(processes):
     a, b = processes("a"), processes("b")
     for round_ in range(2):
-        claims = [(a if i % 2 else b).claim_user_slot("acme", "bob", f"r{round_}c{i}", 5) for i in range(30)]
+        claims = [claim(a if i % 2 else b, "acme", "bob", f"r{round_}c{i}", 5) for i in range(30)]
         admitted = await asyncio.gather(*claims)
         assert sum(admitted) == 5
         owners = [(a if i % 2 else b, f"r{round_}c{i}") for i, ok in enumerate(admitted) if ok]
-        await asyncio.gather(*(p.release_user_slot("acme", "bob", conn) for p, conn in owners))
+        await asyncio.gather(*(release(p, "acme", "bob", conn) for p, conn in owners))
 
 
 async def test_a_slot_released_during_a_refresh_stays_released(processes):
     a, b = processes("a"), processes("b")
     for i in range(10):
-        assert await a.claim_user_slot("acme", "bob", f"a{i}", 1) is True
-        await asyncio.gather(a.refresh(), a.release_user_slot("acme", "bob", f"a{i}"))
-        assert await b.claim_user_slot("acme", "bob", f"b{i}", 1) is True
-        await b.release_user_slot("acme", "bob", f"b{i}")
+        assert await claim(a, "acme", "bob", f"a{i}", 1) is True
+        await asyncio.gather(a.refresh(), release(a, "acme", "bob", f"a{i}"))
+        assert await claim(b, "acme", "bob", f"b{i}", 1) is True
+        await release(b, "acme", "bob", f"b{i}")
 
 
 @pytest.mark.parametrize("processes", ["redis"], indirect=True)
 async def test_user_slots_of_a_process_that_stops_refreshing_expire(processes):
     dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
-    assert await dead.claim_user_slot("acme", "bob", "c1", 3) is True
-    assert await dead.claim_user_slot("acme", "bob", "c2", 3) is True
-    assert await live.claim_user_slot("acme", "bob", "c3", 3) is True
-    assert await live.claim_user_slot("acme", "bob", "c4", 3) is False
+    assert await claim(dead, "acme", "bob", "c1", 3) is True
+    assert await claim(dead, "acme", "bob", "c2", 3) is True
+    assert await claim(live, "acme", "bob", "c3", 3) is True
+    assert await claim(live, "acme", "bob", "c4", 3) is False
     for _ in range(6):  # `live` refreshes, `dead` does not
         await asyncio.sleep(0.15)
         await live.refresh()
-    assert await live.claim_user_slot("acme", "bob", "c4", 3) is True
-    assert await live.claim_user_slot("acme", "bob", "c5", 3) is True
-    assert await live.claim_user_slot("acme", "bob", "c6", 3) is False  # c3 was kept alive
+    assert await claim(live, "acme", "bob", "c4", 3) is True
+    assert await claim(live, "acme", "bob", "c5", 3) is True
+    assert await claim(live, "acme", "bob", "c6", 3) is False  # c3 was kept alive
 
 
 @pytest.mark.parametrize("processes", ["redis"], indirect=True)
 async def test_a_dead_processs_slots_all_expire_at_once(processes):
     dead, live = processes("dead", ttl=0.6), processes("live", ttl=0.6)
-    assert await dead.claim_user_slot("acme", "bob", "c1", 2) is True
+    assert await claim(dead, "acme", "bob", "c1", 2) is True
     await asyncio.sleep(0.1)
-    assert await dead.claim_user_slot("acme", "bob", "c2", 2) is True  # then `dead` dies
-    while not await live.claim_user_slot("acme", "bob", "l1", 2):
+    assert await claim(dead, "acme", "bob", "c2", 2) is True  # then `dead` dies
+    while not await claim(live, "acme", "bob", "l1", 2):
         await asyncio.sleep(0.01)
-    assert await live.claim_user_slot("acme", "bob", "l2", 2) is True, "its slots expired one by one"
+    assert await claim(live, "acme", "bob", "l2", 2) is True, "its slots expired one by one"
 
 
 @pytest.mark.parametrize("processes", ["redis"], indirect=True)
 async def test_user_slots_are_per_process_connection(processes):
     a, b = processes("a"), processes("b")
-    assert await a.claim_user_slot("acme", "bob", "c1", 2) is True
-    assert await b.claim_user_slot("acme", "bob", "c1", 2) is True  # same id, other process
-    assert await a.claim_user_slot("acme", "bob", "c2", 2) is False
-    await a.release_user_slot("acme", "bob", "c1")
-    assert await a.claim_user_slot("acme", "bob", "c2", 2) is True
-    assert await b.claim_user_slot("acme", "bob", "c3", 2) is False
+    assert await claim(a, "acme", "bob", "c1", 2) is True
+    assert await claim(b, "acme", "bob", "c1", 2) is True  # same id, other process
+    assert await claim(a, "acme", "bob", "c2", 2) is False
+    await release(a, "acme", "bob", "c1")
+    assert await claim(a, "acme", "bob", "c2", 2) is True
+    assert await claim(b, "acme", "bob", "c3", 2) is False
 
 
 @pytest.mark.parametrize("processes", ["redis"], indirect=True)
 async def test_refresh_registers_slots_again_after_redis_lost_them(processes, redis_base, redis_prefix):
     a, b = processes("a"), processes("b")
-    assert await a.claim_user_slot("acme", "bob", "c1", 1) is True
+    assert await claim(a, "acme", "bob", "c1", 1) is True
     client = redis.Redis.from_url(redis_base)
     try:  # as after a Redis restart without persistence
         assert await client.delete(*await client.keys(redis_prefix + "presence-user:*")) == 1
     finally:
         await client.aclose()
     await a.refresh()
-    assert await b.claim_user_slot("acme", "bob", "c2", 1) is False
+    assert await claim(b, "acme", "bob", "c2", 1) is False
 
 
 async def test_join_caps_new_participants_atomically_on_every_process(processes):
