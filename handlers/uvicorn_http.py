@@ -136,16 +136,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self._request_arrived()  # the WebSocket protocol answers for the socket from here
-        if not issubclass(self.ws_protocol_class, HubWebSocketProtocol):  # type: ignore[arg-type]
-            super().handle_websocket_upgrade()
-        else:  # uvicorn's, without writing the parsed request out to be parsed again
-            self.connections.discard(self)
-            protocol: HubWebSocketProtocol = self.ws_protocol_class(  # type: ignore[call-arg, misc, assignment]
-                config=self.config, server_state=self.server_state, app_state=self.app_state
-            )
-            protocol.connection_made(self.transport)
-            protocol.upgrade(self.scope["method"], self.url, self.scope["headers"])  # type: ignore[arg-type]
-            self.transport.set_protocol(protocol)
+        # uvicorn's hand-over, without writing the parsed request out to be parsed again:
+        # `server_config` always pairs this protocol with a HubWebSocketProtocol.
+        self.connections.discard(self)
+        protocol: HubWebSocketProtocol = self.ws_protocol_class(  # type: ignore[call-arg, misc, assignment]
+            config=self.config, server_state=self.server_state, app_state=self.app_state
+        )
+        protocol.connection_made(self.transport)
+        protocol.upgrade(self.scope["method"], self.url, self.scope["headers"])  # type: ignore[arg-type]
+        self.transport.set_protocol(protocol)
         # The parser and this protocol refer to each other; with the socket handed over,
         # nothing feeds the parser again. Without the cycle this protocol is freed now,
         # not by a collection that must find it among every connection's objects.
